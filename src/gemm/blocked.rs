@@ -1,0 +1,69 @@
+//! Our own blocked GEMM, for builds without `alloc` and for small products.
+//!
+//! The loop order follows BLIS as bluss's `matrixmultiply` lays it out, cut
+//! down to what fits on the stack: B is packed one `KC × 2·LANES` panel at a
+//! time into a fixed stack buffer (at most 8 KiB), and every row block of A
+//! runs the [`tile`] microkernel over that panel. A is read in place, so no
+//! heap is needed. Knows nothing of the ISA: the vector type comes from
+//! dispatch.
+
+use crate::kernels::matmul_tile::{Strided, StridedMut, TILE_ROWS, TILE_VECTORS, tile};
+use crate::simd::vector::MAX_LANES;
+use crate::simd::{F32Vector, WithSimd};
+
+/// Depth of one packed panel.
+const KC: usize = 64;
+
+/// `C ← α·A·B + β·C` for views already checked by [`super::gemm`].
+pub(crate) struct BlockedGemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub alpha: f32,
+    pub a: Strided,
+    pub b: Strided,
+    pub beta: f32,
+    pub c: StridedMut,
+}
+
+impl WithSimd for BlockedGemm {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: F32Vector>(self) {
+        let BlockedGemm { m, n, k, alpha, a, b, beta, c } = self;
+        let width = TILE_VECTORS * V::LANES;
+        let mut panel = [0.0f32; KC * TILE_VECTORS * MAX_LANES];
+        for j0 in (0..n).step_by(width) {
+            let cols = width.min(n - j0);
+            for p0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - p0);
+                for p in 0..kc {
+                    let dst = &mut panel[p * width..(p + 1) * width];
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        // SAFETY: (p0 + p, j0 + j) is inside B for j < cols; the view was checked.
+                        *d = if j < cols { unsafe { *b.ptr.add((p0 + p) * b.rs + (j0 + j) * b.cs) } } else { 0.0 };
+                    }
+                }
+                // Later depth blocks accumulate onto what the first one wrote.
+                let beta = if p0 == 0 { beta } else { 1.0 };
+                let mut i = 0;
+                while i < m {
+                    let a_block = Strided { ptr: a.ptr.wrapping_add(i * a.rs + p0 * a.cs), ..a };
+                    let c_block = StridedMut { ptr: c.ptr.wrapping_add(i * c.rs + j0 * c.cs), ..c };
+                    // SAFETY: rows i..i+MR (MR = TILE_ROWS or 1, never past m), depth p0..p0+kc and
+                    // columns j0..j0+cols lie inside the checked views; the panel holds kc rows.
+                    unsafe {
+                        if i + TILE_ROWS <= m {
+                            tile::<V, TILE_ROWS>(kc, a_block, panel.as_ptr(), c_block, cols, alpha, beta);
+                            i += TILE_ROWS;
+                        } else {
+                            tile::<V, 1>(kc, a_block, panel.as_ptr(), c_block, cols, alpha, beta);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Kernels built on the vector math: the masked softmax and the
+//! register-blocked matmul tile.
+
+pub(crate) mod matmul_tile;
+mod softmax;
+
+pub use softmax::{Mask, ScoreShape, masked_softmax};

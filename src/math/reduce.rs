@@ -1,0 +1,66 @@
+//! Row reductions used by the softmax: max, and the fused
+//! `x ← exp(x − shift)` pass that also returns the sum.
+//!
+//! Each keeps one accumulator vector and reduces its lanes with the
+//! backend's fixed pairwise tree, so a backend always gives the same bits.
+
+use super::exp::exp;
+use crate::simd::F32Vector;
+use crate::simd::vector::{load_partial, store_partial};
+
+/// The maximum of `x` (`-inf` for an empty slice). NaN lanes may be skipped.
+#[inline(always)]
+pub(crate) fn max<V: F32Vector>(x: &[f32]) -> f32 {
+    let mut acc = V::splat(f32::NEG_INFINITY);
+    let mut chunks = x.chunks_exact(V::LANES);
+    for chunk in &mut chunks {
+        // SAFETY: chunk holds exactly LANES values.
+        acc = acc.max(unsafe { V::load(chunk.as_ptr()) });
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        // SAFETY: rest.len() < LANES readable values.
+        acc = acc.max(unsafe { load_partial::<V>(rest.as_ptr(), rest.len(), f32::NEG_INFINITY) });
+    }
+    acc.reduce_max()
+}
+
+/// Replaces each `x[i]` by `exp(x[i] − shift)` and returns their sum.
+#[inline(always)]
+pub(crate) fn exp_shifted_sum<V: F32Vector>(x: &mut [f32], shift: f32) -> f32 {
+    let shift = V::splat(shift);
+    let mut acc = V::splat(0.0);
+    let mut chunks = x.chunks_exact_mut(V::LANES);
+    for chunk in &mut chunks {
+        // SAFETY: chunk holds exactly LANES values.
+        unsafe {
+            let e = exp(V::load(chunk.as_ptr()).sub(shift));
+            e.store(chunk.as_mut_ptr());
+            acc = acc.add(e);
+        }
+    }
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
+        // SAFETY: rest.len() < LANES values; the padding lanes are -inf, so their exp is 0.
+        unsafe {
+            let e = exp(load_partial::<V>(rest.as_ptr(), rest.len(), f32::NEG_INFINITY).sub(shift));
+            store_partial(e, rest.as_mut_ptr(), rest.len());
+            acc = acc.add(e);
+        }
+    }
+    acc.reduce_add()
+}
+
+/// `x[i] *= factor`.
+#[inline(always)]
+pub(crate) fn scale<V: F32Vector>(x: &mut [f32], factor: f32) {
+    let lanes = V::splat(factor);
+    let mut chunks = x.chunks_exact_mut(V::LANES);
+    for chunk in &mut chunks {
+        // SAFETY: chunk holds exactly LANES values.
+        unsafe { V::load(chunk.as_ptr()).mul(lanes).store(chunk.as_mut_ptr()) };
+    }
+    for v in chunks.into_remainder() {
+        *v *= factor;
+    }
+}

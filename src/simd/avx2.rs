@@ -1,0 +1,114 @@
+//! The x86_64 AVX2+FMA backend over `__m256`.
+//!
+//! Only reached through [`super::dispatch`], which enters a
+//! `#[target_feature(enable = "avx2,fma")]` function after checking the CPU.
+
+use super::vector::F32Vector;
+use core::arch::x86_64::*;
+
+impl F32Vector for __m256 {
+    const LANES: usize = 8;
+    type Mask = __m256;
+
+    #[inline(always)]
+    unsafe fn load(ptr: *const f32) -> Self {
+        // SAFETY: the caller guarantees 8 readable values; loadu has no alignment need.
+        unsafe { _mm256_loadu_ps(ptr) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut f32) {
+        // SAFETY: the caller guarantees 8 writable values; storeu has no alignment need.
+        unsafe { _mm256_storeu_ps(ptr, self) }
+    }
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe { _mm256_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn add(self, rhs: Self) -> Self {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe { _mm256_add_ps(self, rhs) }
+    }
+    #[inline(always)]
+    fn sub(self, rhs: Self) -> Self {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe { _mm256_sub_ps(self, rhs) }
+    }
+    #[inline(always)]
+    fn mul(self, rhs: Self) -> Self {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe { _mm256_mul_ps(self, rhs) }
+    }
+    #[inline(always)]
+    fn div(self, rhs: Self) -> Self {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe { _mm256_div_ps(self, rhs) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe { _mm256_fmadd_ps(self, b, c) }
+    }
+    #[inline(always)]
+    fn min(self, rhs: Self) -> Self {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe { _mm256_min_ps(self, rhs) }
+    }
+    #[inline(always)]
+    fn max(self, rhs: Self) -> Self {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe { _mm256_max_ps(self, rhs) }
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), self) }
+    }
+    #[inline(always)]
+    fn copysign(self, sign: Self) -> Self {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe {
+            let sign_bit = _mm256_set1_ps(-0.0);
+            _mm256_or_ps(_mm256_andnot_ps(sign_bit, self), _mm256_and_ps(sign_bit, sign))
+        }
+    }
+    #[inline(always)]
+    fn lt(self, rhs: Self) -> __m256 {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(self, rhs) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> __m256 {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe { _mm256_cmp_ps::<_CMP_UNORD_Q>(self, self) }
+    }
+    #[inline(always)]
+    fn select(mask: __m256, if_true: Self, if_false: Self) -> Self {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe { _mm256_blendv_ps(if_false, if_true, mask) }
+    }
+    #[inline(always)]
+    fn shl_23(self) -> Self {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe { _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_castps_si256(self))) }
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f32 {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe {
+            let x = _mm_add_ps(_mm256_castps256_ps128(self), _mm256_extractf128_ps::<1>(self));
+            let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+            _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
+        }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe {
+            let x = _mm_max_ps(_mm256_castps256_ps128(self), _mm256_extractf128_ps::<1>(self));
+            let x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+            _mm_cvtss_f32(_mm_max_ss(x, _mm_movehdup_ps(x)))
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The x86_64 AVX-512F backend over `__m512`.
+//!
+//! Only reached through [`super::dispatch`], which enters a
+//! `#[target_feature(enable = "avx512f,avx2,fma")]` function after checking
+//! the CPU. Only AVX-512F instructions are used, so every AVX-512 part
+//! qualifies.
+
+use super::vector::F32Vector;
+use core::arch::x86_64::*;
+
+impl F32Vector for __m512 {
+    const LANES: usize = 16;
+    type Mask = __mmask16;
+
+    #[inline(always)]
+    unsafe fn load(ptr: *const f32) -> Self {
+        // SAFETY: the caller guarantees 16 readable values; loadu has no alignment need.
+        unsafe { _mm512_loadu_ps(ptr) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut f32) {
+        // SAFETY: the caller guarantees 16 writable values; storeu has no alignment need.
+        unsafe { _mm512_storeu_ps(ptr, self) }
+    }
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn add(self, rhs: Self) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_add_ps(self, rhs) }
+    }
+    #[inline(always)]
+    fn sub(self, rhs: Self) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_sub_ps(self, rhs) }
+    }
+    #[inline(always)]
+    fn mul(self, rhs: Self) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_mul_ps(self, rhs) }
+    }
+    #[inline(always)]
+    fn div(self, rhs: Self) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_div_ps(self, rhs) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_fmadd_ps(self, b, c) }
+    }
+    #[inline(always)]
+    fn min(self, rhs: Self) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_min_ps(self, rhs) }
+    }
+    #[inline(always)]
+    fn max(self, rhs: Self) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_max_ps(self, rhs) }
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_abs_ps(self) }
+    }
+    #[inline(always)]
+    fn copysign(self, sign: Self) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe {
+            let sign_bit = _mm512_set1_epi32(i32::MIN);
+            let magnitude = _mm512_andnot_si512(sign_bit, _mm512_castps_si512(self));
+            let sign = _mm512_and_si512(sign_bit, _mm512_castps_si512(sign));
+            _mm512_castsi512_ps(_mm512_or_si512(magnitude, sign))
+        }
+    }
+    #[inline(always)]
+    fn lt(self, rhs: Self) -> __mmask16 {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self, rhs) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> __mmask16 {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self, self) }
+    }
+    #[inline(always)]
+    fn select(mask: __mmask16, if_true: Self, if_false: Self) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_mask_blend_ps(mask, if_false, if_true) }
+    }
+    #[inline(always)]
+    fn shl_23(self) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_castps_si512(self))) }
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f32 {
+        // Halve the width each step (16 → 8 → 4 → 2 → 1): the same pairwise tree
+        // the narrower backends use on their lanes.
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe {
+            let lo = _mm512_castps512_ps256(self);
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self)));
+            let x = _mm256_add_ps(lo, hi);
+            let x = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps::<1>(x));
+            let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+            _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
+        }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe {
+            let lo = _mm512_castps512_ps256(self);
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self)));
+            let x = _mm256_max_ps(lo, hi);
+            let x = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps::<1>(x));
+            let x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+            _mm_cvtss_f32(_mm_max_ss(x, _mm_movehdup_ps(x)))
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The one-lane backend: plain `f32` arithmetic through the vector trait.
+//!
+//! It is never chosen by detection. It exists so that every generic
+//! algorithm can be run lane by lane (`SIMD_ATTENTION_BACKEND=scalar`), which
+//! makes it a second opinion in the backend-against-backend tests.
+
+use super::vector::F32Vector;
+
+/// One `f32` lane.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scalar(f32);
+
+impl F32Vector for Scalar {
+    const LANES: usize = 1;
+    type Mask = bool;
+
+    #[inline(always)]
+    unsafe fn load(ptr: *const f32) -> Self {
+        // SAFETY: the caller guarantees one readable value at ptr.
+        Scalar(unsafe { ptr.read_unaligned() })
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut f32) {
+        // SAFETY: the caller guarantees one writable value at ptr.
+        unsafe { ptr.write_unaligned(self.0) }
+    }
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        Scalar(x)
+    }
+    #[inline(always)]
+    fn add(self, rhs: Self) -> Self {
+        Scalar(self.0 + rhs.0)
+    }
+    #[inline(always)]
+    fn sub(self, rhs: Self) -> Self {
+        Scalar(self.0 - rhs.0)
+    }
+    #[inline(always)]
+    fn mul(self, rhs: Self) -> Self {
+        Scalar(self.0 * rhs.0)
+    }
+    #[inline(always)]
+    fn div(self, rhs: Self) -> Self {
+        Scalar(self.0 / rhs.0)
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        Scalar(libm::fmaf(self.0, b.0, c.0))
+    }
+    #[inline(always)]
+    fn min(self, rhs: Self) -> Self {
+        Scalar(if self.0 < rhs.0 { self.0 } else { rhs.0 })
+    }
+    #[inline(always)]
+    fn max(self, rhs: Self) -> Self {
+        Scalar(if self.0 > rhs.0 { self.0 } else { rhs.0 })
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        Scalar(f32::from_bits(self.0.to_bits() & 0x7fff_ffff))
+    }
+    #[inline(always)]
+    fn copysign(self, sign: Self) -> Self {
+        Scalar(f32::from_bits((self.0.to_bits() & 0x7fff_ffff) | (sign.0.to_bits() & 0x8000_0000)))
+    }
+    #[inline(always)]
+    fn lt(self, rhs: Self) -> bool {
+        self.0 < rhs.0
+    }
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        self.0.is_nan()
+    }
+    #[inline(always)]
+    fn select(mask: bool, if_true: Self, if_false: Self) -> Self {
+        if mask { if_true } else { if_false }
+    }
+    #[inline(always)]
+    fn shl_23(self) -> Self {
+        Scalar(f32::from_bits(self.0.to_bits() << 23))
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f32 {
+        self.0
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        self.0
+    }
+}

@@ -1,0 +1,97 @@
+//! The `f32` vector trait that every SIMD algorithm in this crate is written
+//! against, once.
+//!
+//! Each backend implements it for one register type (`__m512`, `__m256`,
+//! `wide::f32x8`, or a one-lane scalar). The methods are `#[inline(always)]`
+//! and carry no `#[target_feature]`: they are inlined into an entry point
+//! that does (see [`super::dispatch`]), which is what lets a plain
+//! `cargo build` emit AVX2 or AVX-512 code for the generic algorithms.
+
+/// A vector of `LANES` `f32` values.
+///
+/// NaN rules: [`min`](Self::min) and [`max`](Self::max) may return either
+/// operand when one is NaN (x86 returns the second, `wide`'s portable code
+/// the non-NaN one). Algorithms that must propagate NaN test
+/// [`is_nan`](Self::is_nan) and [`select`](Self::select) explicitly.
+pub(crate) trait F32Vector: Copy {
+    /// Number of `f32` lanes; at most [`MAX_LANES`].
+    const LANES: usize;
+    /// The lane mask produced by comparisons.
+    type Mask: Copy;
+
+    /// Loads `LANES` values from `ptr`, which need not be aligned.
+    ///
+    /// # Safety
+    /// `ptr..ptr + LANES` must be valid for reads.
+    unsafe fn load(ptr: *const f32) -> Self;
+    /// Stores `LANES` values to `ptr`, which need not be aligned.
+    ///
+    /// # Safety
+    /// `ptr..ptr + LANES` must be valid for writes.
+    unsafe fn store(self, ptr: *mut f32);
+    fn splat(x: f32) -> Self;
+
+    fn add(self, rhs: Self) -> Self;
+    fn sub(self, rhs: Self) -> Self;
+    fn mul(self, rhs: Self) -> Self;
+    fn div(self, rhs: Self) -> Self;
+    /// `self * b + c`, fused (one rounding) where the ISA has FMA.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    fn min(self, rhs: Self) -> Self;
+    fn max(self, rhs: Self) -> Self;
+    fn abs(self) -> Self;
+    /// The magnitude of `self` with the sign bit of `sign`.
+    fn copysign(self, sign: Self) -> Self;
+
+    /// Lanes where `self < rhs` (false for NaN).
+    fn lt(self, rhs: Self) -> Self::Mask;
+    fn is_nan(self) -> Self::Mask;
+    /// `if_true` where `mask` is set, `if_false` elsewhere.
+    fn select(mask: Self::Mask, if_true: Self, if_false: Self) -> Self;
+
+    /// Shifts each lane's bit pattern left by 23, as integers.
+    ///
+    /// Feed it a float whose low mantissa bits hold a biased exponent
+    /// `e` in `1..=254` and it returns `2^(e-127)`: the cheap way to build
+    /// a power of two in [`crate::math::exp`].
+    fn shl_23(self) -> Self;
+
+    /// Sum of the lanes, in a fixed pairwise order.
+    fn reduce_add(self) -> f32;
+    /// Maximum of the lanes (NaN lanes may be skipped).
+    fn reduce_max(self) -> f32;
+}
+
+/// The widest vector any backend has (AVX-512: 16 lanes). Tail buffers are
+/// this long.
+pub(crate) const MAX_LANES: usize = 16;
+
+/// Loads the first `n < V::LANES` values at `ptr`, filling the other lanes
+/// with `fill`. Tails go through a small stack copy so nothing is read past
+/// the end of a slice.
+///
+/// # Safety
+/// `ptr..ptr + n` must be valid for reads and `n <= V::LANES`.
+#[inline(always)]
+pub(crate) unsafe fn load_partial<V: F32Vector>(ptr: *const f32, n: usize, fill: f32) -> V {
+    let mut buf = [fill; MAX_LANES];
+    // SAFETY: the caller guarantees n readable values; buf holds MAX_LANES >= n.
+    unsafe {
+        core::ptr::copy_nonoverlapping(ptr, buf.as_mut_ptr(), n);
+        V::load(buf.as_ptr())
+    }
+}
+
+/// Stores the first `n <= V::LANES` lanes of `v` to `ptr`.
+///
+/// # Safety
+/// `ptr..ptr + n` must be valid for writes and `n <= V::LANES`.
+#[inline(always)]
+pub(crate) unsafe fn store_partial<V: F32Vector>(v: V, ptr: *mut f32, n: usize) {
+    let mut buf = [0.0f32; MAX_LANES];
+    // SAFETY: buf holds MAX_LANES >= V::LANES values; the caller guarantees n writable values.
+    unsafe {
+        v.store(buf.as_mut_ptr());
+        core::ptr::copy_nonoverlapping(buf.as_ptr(), ptr, n);
+    }
+}
