@@ -42,6 +42,7 @@ mod error;
 pub mod gemm;
 pub mod kernels;
 mod math;
+pub mod ops;
 pub mod simd;
 
 pub use error::Error;

@@ -3,7 +3,7 @@
 //! and on bad input.
 
 mod common;
-use common::backends;
+use common::{Golden, assert_allclose, backends};
 use proptest::prelude::*;
 use simd_attention::kernels::{Mask, ScoreShape, masked_softmax};
 use simd_attention::{Error, simd::with_backend};
@@ -193,43 +193,37 @@ fn bad_input_is_refused_and_nothing_written() {
     assert_eq!(s, [7.0; 12]);
 }
 
-/// Reads an f32 or i64 tensor from a golden file.
-fn tensor<T: Copy>(
-    st: &safetensors::SafeTensors<'_>,
-    name: &str,
-    from: fn([u8; 8]) -> T,
-    width: usize,
-) -> (Vec<T>, Vec<usize>) {
-    let t = st.tensor(name).unwrap();
-    let data = t
-        .data()
-        .chunks_exact(width)
-        .map(|c| {
-            let mut b = [0u8; 8];
-            b[..width].copy_from_slice(c);
-            from(b)
-        })
-        .collect();
-    (data, t.shape().to_vec())
-}
-
 #[test]
 fn golden_pytorch_cases() {
     for file in ["masked-softmax-1d", "masked-softmax-2d"] {
-        let bytes = std::fs::read(format!("{}/tests/data/{file}.safetensors", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let f32_of = |b: [u8; 8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let (scores, shape) = tensor(&st, "scores", f32_of, 4);
-        let (expected, _) = tensor(&st, "expected.attention_weights", f32_of, 4);
-        let (lens, lens_shape) = tensor(&st, "valid_lens", |b| i64::from_le_bytes(b) as usize, 8);
-        let shape = ScoreShape { batch: shape[0], queries: shape[1], keys: shape[2] };
-        let mask = if lens_shape.len() == 1 { Mask::ValidLens(&lens) } else { Mask::ValidLensPerQuery(&lens) };
+        let case = Golden::load(file);
+        let scores = case.f32s("scores");
+        let dims = case.shape("scores");
+        let expected = case.f32s("expected.attention_weights");
+        let lens = case.lens("valid_lens");
+        let shape = ScoreShape { batch: dims[0], queries: dims[1], keys: dims[2] };
+        let mask = if case.shape("valid_lens").len() == 1 { Mask::ValidLens(&lens) } else { Mask::ValidLensPerQuery(&lens) };
         for backend in backends() {
             let mut got = scores.clone();
             with_backend(backend, || masked_softmax(&mut got, shape, mask)).unwrap().unwrap();
-            for (i, (&g, &e)) in got.iter().zip(&expected).enumerate() {
-                assert!((g - e).abs() <= 5e-5 + 1e-4 * e.abs(), "{file} on {backend}: [{i}] got {g}, want {e}");
-            }
+            assert_allclose(&got, &expected, 5e-5, 1e-4, &format!("{file} on {backend}"));
+        }
+    }
+}
+
+#[test]
+fn all_nan_row_stays_nan() {
+    // 19 keys: two full vectors plus a tail padded with -inf, which a
+    // NaN-skipping max could otherwise mistake for a fully masked row.
+    for keys in [1usize, 7, 8, 19, 33] {
+        let shape = ScoreShape { batch: 1, queries: 2, keys };
+        let mut s = vec![f32::NAN; 2 * keys];
+        s[keys..].fill(0.5);
+        for backend in backends() {
+            let mut got = s.clone();
+            with_backend(backend, || masked_softmax(&mut got, shape, Mask::None)).unwrap().unwrap();
+            assert!(got[..keys].iter().all(|w| w.is_nan()), "{backend}, K={keys}");
+            assert!(got[keys..].iter().all(|&w| (w - 1.0 / keys as f32).abs() < 1e-6));
         }
     }
 }

@@ -2,6 +2,7 @@
 //! register-blocked matmul tile.
 
 pub(crate) mod matmul_tile;
-mod softmax;
+pub(crate) mod additive_score;
+pub(crate) mod softmax;
 
 pub use softmax::{Mask, ScoreShape, masked_softmax};

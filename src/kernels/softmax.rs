@@ -150,7 +150,10 @@ fn valid_prefix_row<V: F32Vector>(row: &mut [f32], valid: usize) {
 pub(crate) fn softmax_row<V: F32Vector>(row: &mut [f32]) {
     let max = reduce::max::<V>(row);
     if max == f32::NEG_INFINITY {
-        row.fill(0.0);
+        // The vector max may skip NaN lanes, so look again before calling the
+        // row fully masked: a NaN row must stay NaN.
+        let fill = if row.iter().any(|v| v.is_nan()) { f32::NAN } else { 0.0 };
+        row.fill(fill);
         return;
     }
     let sum = reduce::exp_shifted_sum::<V>(row, max);

@@ -2,6 +2,8 @@
 //! backends this machine can run.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use simd_attention::Backend;
 
 /// Distance from `got` to the exact `want`, in units of the f32 ulp at `want`.
@@ -44,5 +46,58 @@ impl Rng {
     /// Uniform in [-1, 1).
     pub fn unit(&mut self) -> f32 {
         (self.next_u32() as f64 / 2f64.powi(31) - 1.0) as f32
+    }
+}
+
+/// A golden case from `tests/data` (see `../shared/golden/README.md`).
+pub struct Golden {
+    bytes: Vec<u8>,
+}
+
+impl Golden {
+    pub fn load(name: &str) -> Golden {
+        let path = format!("{}/tests/data/{name}.safetensors", env!("CARGO_MANIFEST_DIR"));
+        Golden { bytes: std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")) }
+    }
+
+    fn tensors(&self) -> safetensors::SafeTensors<'_> {
+        safetensors::SafeTensors::deserialize(&self.bytes).unwrap()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors().tensor(name).is_ok()
+    }
+
+    pub fn shape(&self, name: &str) -> Vec<usize> {
+        self.tensors().tensor(name).unwrap().shape().to_vec()
+    }
+
+    /// An F32 tensor's values.
+    pub fn f32s(&self, name: &str) -> Vec<f32> {
+        let st = self.tensors();
+        let t = st.tensor(name).unwrap_or_else(|_| panic!("no tensor {name}"));
+        assert_eq!(t.dtype(), safetensors::Dtype::F32, "{name}");
+        t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+
+    /// An I64 tensor's values, as lengths.
+    pub fn lens(&self, name: &str) -> Vec<usize> {
+        let st = self.tensors();
+        let t = st.tensor(name).unwrap_or_else(|_| panic!("no tensor {name}"));
+        assert_eq!(t.dtype(), safetensors::Dtype::I64, "{name}");
+        t.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as usize).collect()
+    }
+
+    pub fn meta(&self, key: &str) -> Option<String> {
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&self.bytes).unwrap();
+        meta.metadata().as_ref().and_then(|m| m.get(key).cloned())
+    }
+}
+
+/// `|got − want| ≤ atol + rtol·|want|` everywhere (the golden tolerance).
+pub fn assert_allclose(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= atol + rtol * w.abs(), "{what}[{i}]: got {g}, want {w}");
     }
 }

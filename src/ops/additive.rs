@@ -1,0 +1,317 @@
+//! Bahdanau's additive attention, as d2l's `AdditiveAttention`:
+//!
+//! `score(q, k) = w_v · tanh(W_q q + W_k k)`, weights = masked softmax of
+//! the scores over keys, output = weights · values.
+//!
+//! Queries and keys are projected once each with a GEMM; the score kernel
+//! ([`crate::kernels`]' `additive_score`) then works on the projections
+//! without forming the `(B, Q, K, H)` features. Keys past a row's valid
+//! length are never scored. A [`KeyCache`] holds everything that depends on
+//! the keys alone, so a decoder that attends to the same keys at every step
+//! pays for their projection once; [`AdditiveAttention::forward`] builds one
+//! in its workspace, so cached and uncached calls give identical bits.
+
+use super::{AttentionShape, ValidLens};
+use crate::error::{Error, checked_mul, expect_len};
+use crate::gemm::{MatMut, MatRef, gemm};
+use crate::kernels::additive_score::{EXP_PRODUCT_LIMIT, ProjectedQuery, ScoreWeights, score_keys};
+use crate::kernels::softmax::softmax_row;
+use crate::simd::{self, F32Vector, WithSimd};
+use crate::vmath;
+
+/// The parameters of d2l's `AdditiveAttention`, borrowed: `W_q.weight`
+/// `(H, query_dim)`, `W_k.weight` `(H, key_dim)`, `w_v.weight` `(1, H)`, no
+/// biases (as in d2l).
+#[derive(Clone, Copy, Debug)]
+pub struct AdditiveAttention<'p> {
+    w_q: &'p [f32],
+    w_k: &'p [f32],
+    w_v: &'p [f32],
+    w_v_sum: f32,
+    hidden: usize,
+    query_dim: usize,
+    key_dim: usize,
+}
+
+/// Everything about the keys that the scores need: their projections
+/// `b = W_k k`, `e^{2b}`, each key's `max_h |b_h|`, and the values.
+#[derive(Debug)]
+pub struct KeyCache<'a> {
+    batch: usize,
+    keys: usize,
+    hidden: usize,
+    key_dim: usize,
+    value_dim: usize,
+    b: &'a [f32],
+    exp_2b: &'a [f32],
+    magnitude: &'a [f32],
+    values: &'a [f32],
+}
+
+impl<'p> AdditiveAttention<'p> {
+    /// Wraps the three weight matrices, checking their lengths.
+    pub fn new(w_q: &'p [f32], w_k: &'p [f32], w_v: &'p [f32], hidden: usize, query_dim: usize, key_dim: usize) -> Result<Self, Error> {
+        expect_len("W_q", checked_mul("W_q", hidden, query_dim)?, w_q.len())?;
+        expect_len("W_k", checked_mul("W_k", hidden, key_dim)?, w_k.len())?;
+        expect_len("w_v", hidden, w_v.len())?;
+        let w_v_sum = w_v.iter().sum();
+        Ok(AdditiveAttention { w_q, w_k, w_v, w_v_sum, hidden, query_dim, key_dim })
+    }
+
+    /// `H`, the width of the projections.
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// Scratch needed by [`forward`](Self::forward) for `shape`: a key
+    /// cache, the projected queries, and the scores unless the caller takes
+    /// the weights.
+    pub fn workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
+        let cache = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden)?;
+        let rest = self.cached_workspace_len(shape, with_weights)?;
+        cache.checked_add(rest).ok_or(Error::Overflow { arg: "workspace" })
+    }
+
+    /// Scratch needed by [`forward_cached`](Self::forward_cached).
+    pub fn cached_workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
+        let sizes = shape.sizes()?;
+        let projections = checked_mul("workspace", 2, checked_mul("workspace", sizes.query_rows, self.hidden)?)?;
+        let scores = if with_weights { 0 } else { sizes.weights };
+        projections.checked_add(scores).ok_or(Error::Overflow { arg: "workspace" })
+    }
+
+    /// Projects `keys` `(B, K, key_dim)` and keeps `values` `(B, K,
+    /// value_dim)` in a cache laid out in `buffer` (at least
+    /// [`KeyCache::buffer_len`] values).
+    pub fn key_cache<'a>(
+        &self,
+        shape: &AttentionShape,
+        keys: &[f32],
+        values: &'a [f32],
+        buffer: &'a mut [f32],
+    ) -> Result<KeyCache<'a>, Error> {
+        self.check_dims(shape)?;
+        let sizes = shape.sizes()?;
+        expect_len("keys", sizes.keys, keys.len())?;
+        expect_len("values", sizes.values, values.len())?;
+        let needed = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden)?;
+        let buffer = take("workspace", buffer, needed)?;
+        let projected = sizes.key_rows * self.hidden;
+        let (b, rest) = buffer.split_at_mut(projected);
+        let (exp_2b, magnitude) = rest.split_at_mut(projected);
+        project(keys, sizes.key_rows, self.key_dim, self.w_k, self.hidden, b)?;
+        exp_of_double(b, exp_2b);
+        for (m, row) in magnitude.iter_mut().zip(b.chunks_exact(self.hidden.max(1))) {
+            *m = max_abs(row);
+        }
+        Ok(KeyCache {
+            batch: shape.batch,
+            keys: shape.keys,
+            hidden: self.hidden,
+            key_dim: self.key_dim,
+            value_dim: shape.value_dim,
+            b,
+            exp_2b,
+            magnitude,
+            values,
+        })
+    }
+
+    /// Additive attention over `queries` `(B, Q, query_dim)`, `keys` and
+    /// `values`, writing `out` `(B, Q, value_dim)` and, if given, the
+    /// attention weights `(B, Q, K)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        shape: &AttentionShape,
+        queries: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        valid_lens: ValidLens<'_>,
+        out: &mut [f32],
+        weights: Option<&mut [f32]>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        self.check_call(shape, queries, valid_lens, out, weights.as_deref())?;
+        let needed = self.workspace_len(shape, weights.is_some())?;
+        let workspace = take("workspace", workspace, needed)?;
+        let cache_len = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden)?;
+        let (cache_buffer, rest) = workspace.split_at_mut(cache_len);
+        let cache = self.key_cache(shape, keys, values, cache_buffer)?;
+        self.forward_cached(&cache, shape.queries, queries, valid_lens, out, weights, rest)
+    }
+
+    /// Additive attention of `queries` `(B, Q, query_dim)` over the keys and
+    /// values of `cache`. Gives the same bits as [`forward`](Self::forward).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_cached(
+        &self,
+        cache: &KeyCache<'_>,
+        num_queries: usize,
+        queries: &[f32],
+        valid_lens: ValidLens<'_>,
+        out: &mut [f32],
+        mut weights: Option<&mut [f32]>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        if cache.hidden != self.hidden || cache.key_dim != self.key_dim {
+            return Err(Error::Dimension { arg: "cache.hidden", expected: self.hidden, actual: cache.hidden });
+        }
+        let shape = cache.shape(num_queries, self.query_dim);
+        self.check_call(&shape, queries, valid_lens, out, weights.as_deref())?;
+        let needed = self.cached_workspace_len(&shape, weights.is_some())?;
+        let workspace = take("workspace", workspace, needed)?;
+        let sizes = shape.sizes()?;
+        let projected = sizes.query_rows * self.hidden;
+        let (a, rest) = workspace.split_at_mut(projected);
+        let (exp_2a, rest) = rest.split_at_mut(projected);
+        let weights: &mut [f32] = match weights.as_deref_mut() {
+            Some(w) => w,
+            None => &mut rest[..sizes.weights],
+        };
+        project(queries, sizes.query_rows, self.query_dim, self.w_q, self.hidden, a)?;
+        exp_of_double(a, exp_2a);
+        simd::dispatch(AdditiveRows {
+            a,
+            exp_2a,
+            cache,
+            w: ScoreWeights { w: self.w_v, sum: self.w_v_sum },
+            queries: num_queries,
+            valid_lens,
+            weights: &mut *weights,
+        });
+        weighted_sum(&shape, weights, cache.values, out)
+    }
+
+    fn check_dims(&self, shape: &AttentionShape) -> Result<(), Error> {
+        if shape.query_dim != self.query_dim {
+            return Err(Error::Dimension { arg: "shape.query_dim", expected: self.query_dim, actual: shape.query_dim });
+        }
+        if shape.key_dim != self.key_dim {
+            return Err(Error::Dimension { arg: "shape.key_dim", expected: self.key_dim, actual: shape.key_dim });
+        }
+        Ok(())
+    }
+
+    fn check_call(
+        &self,
+        shape: &AttentionShape,
+        queries: &[f32],
+        valid_lens: ValidLens<'_>,
+        out: &[f32],
+        weights: Option<&[f32]>,
+    ) -> Result<(), Error> {
+        self.check_dims(shape)?;
+        let sizes = shape.sizes()?;
+        expect_len("queries", sizes.queries, queries.len())?;
+        valid_lens.check(shape.batch, sizes.query_rows)?;
+        shape.check_outputs(&sizes, out, weights)
+    }
+}
+
+impl KeyCache<'_> {
+    /// Values a cache of `batch × keys` keys with `hidden` features needs.
+    pub fn buffer_len(batch: usize, keys: usize, hidden: usize) -> Result<usize, Error> {
+        let rows = checked_mul("workspace", batch, keys)?;
+        let projected = checked_mul("workspace", rows, hidden)?;
+        checked_mul("workspace", projected, 2)?.checked_add(rows).ok_or(Error::Overflow { arg: "workspace" })
+    }
+
+    fn shape(&self, queries: usize, query_dim: usize) -> AttentionShape {
+        AttentionShape {
+            batch: self.batch,
+            queries,
+            keys: self.keys,
+            query_dim,
+            key_dim: self.key_dim,
+            value_dim: self.value_dim,
+        }
+    }
+}
+
+/// The first `needed` values of a caller's scratch, or an error.
+pub(crate) fn take<'a>(arg: &'static str, buffer: &'a mut [f32], needed: usize) -> Result<&'a mut [f32], Error> {
+    let actual = buffer.len();
+    buffer.get_mut(..needed).ok_or(Error::Length { arg, expected: needed, actual })
+}
+
+/// `out (rows × hidden) = x (rows × in_dim) · Wᵀ`, `W` being `(hidden, in_dim)`.
+fn project(x: &[f32], rows: usize, in_dim: usize, w: &[f32], hidden: usize, out: &mut [f32]) -> Result<(), Error> {
+    gemm(1.0, MatRef::new(x, rows, in_dim), MatRef::new(w, hidden, in_dim).t(), 0.0, MatMut::new(out, rows, hidden))
+}
+
+/// `out = e^{2x}`.
+fn exp_of_double(x: &[f32], out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = v + v;
+    }
+    vmath::exp_in_place(out);
+}
+
+fn max_abs(x: &[f32]) -> f32 {
+    // NaN must stay visible so the row takes the direct (NaN-propagating) path.
+    x.iter().fold(0.0f32, |m, &v| if v.abs() > m || v.is_nan() { v.abs() } else { m })
+}
+
+/// `out_b = weights_b · values_b` for every batch entry.
+fn weighted_sum(shape: &AttentionShape, weights: &[f32], values: &[f32], out: &mut [f32]) -> Result<(), Error> {
+    let (q, k, d) = (shape.queries, shape.keys, shape.value_dim);
+    for b in 0..shape.batch {
+        gemm(
+            1.0,
+            MatRef::new(&weights[b * q * k..(b + 1) * q * k], q, k),
+            MatRef::new(&values[b * k * d..(b + 1) * k * d], k, d),
+            0.0,
+            MatMut::new(&mut out[b * q * d..(b + 1) * q * d], q, d),
+        )?;
+    }
+    Ok(())
+}
+
+/// Scores and softmax for every query row, on one backend.
+struct AdditiveRows<'a> {
+    a: &'a [f32],
+    exp_2a: &'a [f32],
+    cache: &'a KeyCache<'a>,
+    w: ScoreWeights<'a>,
+    queries: usize,
+    valid_lens: ValidLens<'a>,
+    weights: &'a mut [f32],
+}
+
+impl WithSimd for AdditiveRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: F32Vector>(self) {
+        let (h, k) = (self.cache.hidden, self.cache.keys);
+        if k == 0 {
+            return;
+        }
+        for (r, row) in self.weights.chunks_exact_mut(k).enumerate() {
+            let Some(kept) = self.valid_lens.kept(r, self.queries, k) else {
+                row.fill(1.0 / k as f32);
+                continue;
+            };
+            let a = &self.a[r * h..(r + 1) * h];
+            let query = ProjectedQuery {
+                a,
+                exp_2a: &self.exp_2a[r * h..(r + 1) * h],
+                in_range: max_abs(a) <= EXP_PRODUCT_LIMIT,
+            };
+            let first = (r / self.queries) * k;
+            let keys = first * h..(first + kept) * h;
+            let (scored, masked) = row.split_at_mut(kept);
+            score_keys::<V>(
+                query,
+                &self.cache.b[keys.clone()],
+                &self.cache.exp_2b[keys],
+                &self.cache.magnitude[first..first + kept],
+                self.w,
+                scored,
+            );
+            softmax_row::<V>(scored);
+            masked.fill(0.0);
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! `AdditiveAttention` against d2l/PyTorch (golden cases), an f64
+//! reference (proptest, saturated inputs included), itself through a
+//! `KeyCache`, and bad input.
+
+mod common;
+use common::reference::{self, Dims, Lens};
+use common::{Golden, assert_allclose, backends};
+use proptest::prelude::*;
+use simd_attention::ops::{AdditiveAttention, AttentionShape, KeyCache, ValidLens};
+use simd_attention::{Error, simd::with_backend};
+
+fn lens_of(lens: &Lens) -> ValidLens<'_> {
+    match lens {
+        Lens::All => ValidLens::All,
+        Lens::PerBatch(l) => ValidLens::PerBatch(l),
+        Lens::PerQuery(l) => ValidLens::PerQuery(l),
+    }
+}
+
+#[derive(Debug)]
+struct Case {
+    shape: AttentionShape,
+    hidden: usize,
+    queries: Vec<f32>,
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    lens: Lens,
+    w_q: Vec<f32>,
+    w_k: Vec<f32>,
+    w_v: Vec<f32>,
+}
+
+impl Case {
+    fn attention(&self) -> AdditiveAttention<'_> {
+        let s = &self.shape;
+        AdditiveAttention::new(&self.w_q, &self.w_k, &self.w_v, self.hidden, s.query_dim, s.key_dim).unwrap()
+    }
+
+    /// Output and weights through `forward`.
+    fn run(&self) -> (Vec<f32>, Vec<f32>) {
+        let attn = self.attention();
+        let s = &self.shape;
+        let mut out = vec![f32::NAN; s.batch * s.queries * s.value_dim];
+        let mut weights = vec![f32::NAN; s.batch * s.queries * s.keys];
+        let mut ws = vec![f32::NAN; attn.workspace_len(s, true).unwrap()];
+        attn.forward(s, &self.queries, &self.keys, &self.values, lens_of(&self.lens), &mut out, Some(&mut weights), &mut ws)
+            .unwrap();
+        (out, weights)
+    }
+
+    fn reference(&self) -> (Vec<f64>, Vec<f64>) {
+        let s = &self.shape;
+        let dims = Dims { batch: s.batch, queries: s.queries, keys: s.keys, value_dim: s.value_dim };
+        reference::additive(dims, &self.queries, &self.keys, &self.values, &self.lens, &self.w_q, &self.w_k, &self.w_v)
+    }
+
+    fn golden(name: &str) -> (Case, Vec<f32>, Vec<f32>) {
+        let g = Golden::load(name);
+        let (q, k, v) = (g.shape("queries"), g.shape("keys"), g.shape("values"));
+        let lens = if !g.has("valid_lens") {
+            Lens::All
+        } else if g.shape("valid_lens").len() == 1 {
+            Lens::PerBatch(g.lens("valid_lens"))
+        } else {
+            Lens::PerQuery(g.lens("valid_lens"))
+        };
+        let case = Case {
+            shape: AttentionShape { batch: q[0], queries: q[1], keys: k[1], query_dim: q[2], key_dim: k[2], value_dim: v[2] },
+            hidden: g.shape("w_v.weight")[1],
+            queries: g.f32s("queries"),
+            keys: g.f32s("keys"),
+            values: g.f32s("values"),
+            lens,
+            w_q: g.f32s("W_q.weight"),
+            w_k: g.f32s("W_k.weight"),
+            w_v: g.f32s("w_v.weight"),
+        };
+        (case, g.f32s("expected.output"), g.f32s("expected.attention_weights"))
+    }
+}
+
+#[test]
+fn golden_d2l_cases_on_every_backend() {
+    for name in ["additive-d2l-toy", "additive-lens1d-edges", "additive-lens2d", "additive-nomask", "additive-saturated"] {
+        let (case, out, weights) = Case::golden(name);
+        for backend in backends() {
+            let (got_out, got_w) = with_backend(backend, || case.run()).unwrap();
+            assert_allclose(&got_out, &out, 5e-5, 1e-4, &format!("{name} output on {backend}"));
+            assert_allclose(&got_w, &weights, 5e-5, 1e-4, &format!("{name} weights on {backend}"));
+        }
+    }
+}
+
+fn arb_case(scale: f32) -> impl Strategy<Value = Case> {
+    (1usize..4, 1usize..5, 1usize..20, 1usize..9, 1usize..9, 1usize..6, 1usize..40).prop_flat_map(
+        move |(batch, queries, keys, qd, kd, vd, hidden)| {
+            let v = move |n: usize| prop::collection::vec(-scale..scale, n);
+            let w = |n: usize, fan_in: usize| {
+                let s = 1.0 / (fan_in as f32).sqrt();
+                prop::collection::vec(-s..s, n)
+            };
+            let lens = prop_oneof![
+                Just(Lens::All),
+                prop::collection::vec(0usize..keys + 2, batch).prop_map(Lens::PerBatch),
+                prop::collection::vec(0usize..keys + 2, batch * queries).prop_map(Lens::PerQuery),
+            ];
+            (
+                Just(AttentionShape { batch, queries, keys, query_dim: qd, key_dim: kd, value_dim: vd }),
+                Just(hidden),
+                (v(batch * queries * qd), v(batch * keys * kd), prop::collection::vec(-1.0f32..1.0, batch * keys * vd)),
+                lens,
+                (w(hidden * qd, qd), w(hidden * kd, kd), w(hidden, hidden)),
+            )
+                .prop_map(|(shape, hidden, (queries, keys, values), lens, (w_q, w_k, w_v))| Case {
+                    shape,
+                    hidden,
+                    queries,
+                    keys,
+                    values,
+                    lens,
+                    w_q,
+                    w_k,
+                    w_v,
+                })
+        },
+    )
+}
+
+/// Scores of magnitude up to ~Σ|w_v| must agree closely in the weights.
+fn check_against_reference(case: &Case) {
+    let (want_out, want_w) = case.reference();
+    for backend in backends() {
+        let (out, w) = with_backend(backend, || case.run()).unwrap();
+        for (i, (&g, &e)) in w.iter().zip(&want_w).enumerate() {
+            assert!(g.is_finite() && (g as f64 - e).abs() <= 2e-5 + 1e-4 * e, "{backend}: weights[{i}] {g} vs {e}");
+            if e == 0.0 {
+                assert_eq!(g, 0.0, "{backend}: masked weight [{i}]");
+            }
+        }
+        for (i, (&g, &e)) in out.iter().zip(&want_out).enumerate() {
+            assert!(g.is_finite() && (g as f64 - e).abs() <= 5e-5 + 1e-4 * e.abs(), "{backend}: out[{i}] {g} vs {e}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    #[test]
+    fn matches_f64_reference(case in arb_case(3.0)) {
+        check_against_reference(&case);
+    }
+
+    /// Inputs up to ±1e4: tanh saturates, the exp-product guard must route
+    /// these to the direct form, and nothing may become NaN or inf.
+    #[test]
+    fn saturated_inputs_stay_exact(case in arb_case(1e4)) {
+        check_against_reference(&case);
+    }
+
+    #[test]
+    fn key_cache_gives_identical_bits(case in arb_case(5.0)) {
+        let attn = case.attention();
+        let s = &case.shape;
+        let (out, weights) = case.run();
+        let mut buffer = vec![0.0; KeyCache::buffer_len(s.batch, s.keys, case.hidden).unwrap()];
+        let cache = attn.key_cache(s, &case.keys, &case.values, &mut buffer).unwrap();
+        // Twice through the same cache, as a decoder would.
+        for _ in 0..2 {
+            let mut out2 = vec![0.0; out.len()];
+            let mut w2 = vec![0.0; weights.len()];
+            let mut ws = vec![0.0; attn.cached_workspace_len(s, true).unwrap()];
+            attn.forward_cached(&cache, s.queries, &case.queries, lens_of(&case.lens), &mut out2, Some(&mut w2), &mut ws).unwrap();
+            prop_assert_eq!(bits(&out2), bits(&out));
+            prop_assert_eq!(bits(&w2), bits(&weights));
+        }
+        // Without asking for weights, the output is the same too.
+        let mut out3 = vec![0.0; out.len()];
+        let mut ws = vec![0.0; attn.workspace_len(s, false).unwrap()];
+        attn.forward(s, &case.queries, &case.keys, &case.values, lens_of(&case.lens), &mut out3, None, &mut ws).unwrap();
+        prop_assert_eq!(bits(&out3), bits(&out));
+    }
+}
+
+fn bits(x: &[f32]) -> Vec<u32> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn hostile_magnitudes_stay_finite_and_nan_stays_in_its_row() {
+    let (mut case, _, _) = Case::golden("additive-nomask");
+    for (i, q) in case.queries.iter_mut().enumerate() {
+        *q = if i % 2 == 0 { 1e30 } else { -1e30 };
+    }
+    let (out, w) = case.run();
+    assert!(out.iter().chain(&w).all(|v| v.is_finite()));
+    let (mut case, _, _) = Case::golden("additive-nomask");
+    let qd = case.shape.query_dim;
+    case.queries[3 * qd + 1] = f32::NAN;
+    let (out, _) = case.run();
+    let vd = case.shape.value_dim;
+    for (row, chunk) in out.chunks(vd).enumerate() {
+        assert_eq!(chunk.iter().all(|v| v.is_nan()), row == 3, "row {row}");
+        assert!(row == 3 || chunk.iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_written() {
+    let (case, _, _) = Case::golden("additive-lens2d");
+    let attn = case.attention();
+    let s = case.shape;
+    let mut out = vec![7.0f32; s.batch * s.queries * s.value_dim];
+    let mut ws = vec![0.0; attn.workspace_len(&s, false).unwrap()];
+    let run = |shape: &AttentionShape, queries: &[f32], lens: ValidLens<'_>, out: &mut [f32], ws: &mut [f32]| {
+        attn.forward(shape, queries, &case.keys, &case.values, lens, out, None, ws)
+    };
+    let lens = ValidLens::PerBatch(&[1, 2]);
+    assert_eq!(
+        run(&s, &case.queries[1..], lens, &mut out, &mut ws),
+        Err(Error::Length { arg: "queries", expected: case.queries.len(), actual: case.queries.len() - 1 })
+    );
+    assert_eq!(
+        run(&s, &case.queries, ValidLens::PerBatch(&[1]), &mut out, &mut ws),
+        Err(Error::Length { arg: "valid_lens", expected: 2, actual: 1 })
+    );
+    let wrong = AttentionShape { query_dim: s.query_dim + 1, ..s };
+    assert_eq!(
+        run(&wrong, &case.queries, lens, &mut out, &mut ws),
+        Err(Error::Dimension { arg: "shape.query_dim", expected: s.query_dim, actual: s.query_dim + 1 })
+    );
+    let short = ws.len() - 1;
+    assert_eq!(
+        run(&s, &case.queries, lens, &mut out, &mut ws[..short]),
+        Err(Error::Length { arg: "workspace", expected: short + 1, actual: short })
+    );
+    assert!(out.iter().all(|&v| v == 7.0));
+    assert_eq!(
+        AdditiveAttention::new(&case.w_q, &case.w_k, &case.w_v[1..], case.hidden, s.query_dim, s.key_dim).unwrap_err(),
+        Error::Length { arg: "w_v", expected: case.hidden, actual: case.hidden - 1 }
+    );
+}

@@ -1,0 +1,92 @@
+//! Plain f64 references of the operators, written for clarity, not speed.
+//! Each follows d2l's PyTorch code line by line.
+
+/// d2l `valid_lens` for a reference call.
+#[derive(Clone, Debug)]
+pub enum Lens {
+    All,
+    PerBatch(Vec<usize>),
+    PerQuery(Vec<usize>),
+}
+
+impl Lens {
+    pub fn get(&self, b: usize, q: usize, queries: usize) -> Option<usize> {
+        match self {
+            Lens::All => None,
+            Lens::PerBatch(l) => Some(l[b]),
+            Lens::PerQuery(l) => Some(l[b * queries + q]),
+        }
+    }
+}
+
+/// `y = W x`, `W` row-major `(out, in)`.
+pub fn linear(w: &[f32], x: &[f64], out: usize) -> Vec<f64> {
+    let inp = x.len();
+    (0..out).map(|o| (0..inp).map(|i| w[o * inp + i] as f64 * x[i]).sum()).collect()
+}
+
+/// d2l `masked_softmax` of one row: keys past `len` get 0; `len = 0` is uniform.
+pub fn masked_softmax_row(scores: &[f64], len: Option<usize>) -> Vec<f64> {
+    let k = scores.len();
+    let kept = len.map_or(k, |l| l.min(k));
+    if kept == 0 {
+        return vec![1.0 / k as f64; k];
+    }
+    let max = scores[..kept].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = scores[..kept].iter().map(|s| (s - max).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    (0..k).map(|j| if j < kept { e[j] / sum } else { 0.0 }).collect()
+}
+
+/// Shapes for the batched references: B, Q, K, and value_dim.
+#[derive(Clone, Copy, Debug)]
+pub struct Dims {
+    pub batch: usize,
+    pub queries: usize,
+    pub keys: usize,
+    pub value_dim: usize,
+}
+
+/// Output `(B, Q, vd)` and weights `(B, Q, K)` from a per-pair score.
+pub fn attend(dims: Dims, lens: &Lens, values: &[f32], score: impl Fn(usize, usize, usize) -> f64) -> (Vec<f64>, Vec<f64>) {
+    let Dims { batch, queries, keys, value_dim } = dims;
+    let mut out = vec![0.0; batch * queries * value_dim];
+    let mut weights = vec![0.0; batch * queries * keys];
+    for b in 0..batch {
+        for q in 0..queries {
+            let scores: Vec<f64> = (0..keys).map(|k| score(b, q, k)).collect();
+            let w = masked_softmax_row(&scores, lens.get(b, q, queries));
+            for (k, &wk) in w.iter().enumerate() {
+                weights[(b * queries + q) * keys + k] = wk;
+                for d in 0..value_dim {
+                    out[(b * queries + q) * value_dim + d] += wk * values[(b * keys + k) * value_dim + d] as f64;
+                }
+            }
+        }
+    }
+    (out, weights)
+}
+
+/// d2l `AdditiveAttention`: `w_v · tanh(W_q q + W_k k)`.
+#[allow(clippy::too_many_arguments)]
+pub fn additive(
+    dims: Dims,
+    queries: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    lens: &Lens,
+    w_q: &[f32],
+    w_k: &[f32],
+    w_v: &[f32],
+) -> (Vec<f64>, Vec<f64>) {
+    let hidden = w_v.len();
+    let qd = queries.len() / (dims.batch * dims.queries).max(1);
+    let kd = keys.len() / (dims.batch * dims.keys).max(1);
+    let as64 = |x: &[f32]| x.iter().map(|&v| v as f64).collect::<Vec<_>>();
+    let a: Vec<Vec<f64>> = queries.chunks(qd.max(1)).map(|q| linear(w_q, &as64(q), hidden)).collect();
+    let bk: Vec<Vec<f64>> = keys.chunks(kd.max(1)).map(|k| linear(w_k, &as64(k), hidden)).collect();
+    attend(dims, lens, values, |b, q, k| {
+        let (a, bk) = (&a[b * dims.queries + q], &bk[b * dims.keys + k]);
+        (0..hidden).map(|h| w_v[h] as f64 * (a[h] + bk[h]).tanh()).sum()
+    })
+}
