@@ -43,8 +43,17 @@ impl Case {
         let mut out = vec![f32::NAN; s.batch * s.queries * s.value_dim];
         let mut weights = vec![f32::NAN; s.batch * s.queries * s.keys];
         let mut ws = vec![f32::NAN; attn.workspace_len(s, true).unwrap()];
-        attn.forward(s, &self.queries, &self.keys, &self.values, lens_of(&self.lens), &mut out, Some(&mut weights), &mut ws)
-            .unwrap();
+        attn.forward(
+            s,
+            &self.queries,
+            &self.keys,
+            &self.values,
+            lens_of(&self.lens),
+            &mut out,
+            Some(&mut weights),
+            &mut ws,
+        )
+        .unwrap();
         (out, weights)
     }
 
@@ -65,7 +74,14 @@ impl Case {
             Lens::PerQuery(g.lens("valid_lens"))
         };
         let case = Case {
-            shape: AttentionShape { batch: q[0], queries: q[1], keys: k[1], query_dim: q[2], key_dim: k[2], value_dim: v[2] },
+            shape: AttentionShape {
+                batch: q[0],
+                queries: q[1],
+                keys: k[1],
+                query_dim: q[2],
+                key_dim: k[2],
+                value_dim: v[2],
+            },
             hidden: g.shape("w_v.weight")[1],
             queries: g.f32s("queries"),
             keys: g.f32s("keys"),
@@ -81,7 +97,9 @@ impl Case {
 
 #[test]
 fn golden_d2l_cases_on_every_backend() {
-    for name in ["additive-d2l-toy", "additive-lens1d-edges", "additive-lens2d", "additive-nomask", "additive-saturated"] {
+    for name in
+        ["additive-d2l-toy", "additive-lens1d-edges", "additive-lens2d", "additive-nomask", "additive-saturated"]
+    {
         let (case, out, weights) = Case::golden(name);
         for backend in backends() {
             let (got_out, got_w) = with_backend(backend, || case.run()).unwrap();

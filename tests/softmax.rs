@@ -202,7 +202,8 @@ fn golden_pytorch_cases() {
         let expected = case.f32s("expected.attention_weights");
         let lens = case.lens("valid_lens");
         let shape = ScoreShape { batch: dims[0], queries: dims[1], keys: dims[2] };
-        let mask = if case.shape("valid_lens").len() == 1 { Mask::ValidLens(&lens) } else { Mask::ValidLensPerQuery(&lens) };
+        let mask =
+            if case.shape("valid_lens").len() == 1 { Mask::ValidLens(&lens) } else { Mask::ValidLensPerQuery(&lens) };
         for backend in backends() {
             let mut got = scores.clone();
             with_backend(backend, || masked_softmax(&mut got, shape, mask)).unwrap().unwrap();

@@ -55,9 +55,11 @@ pub(crate) fn score_keys<V: F32Vector>(
     for (j, s) in out.iter_mut().enumerate() {
         let key = j * h..(j + 1) * h;
         *s = if query.in_range && key_magnitude[j] <= EXP_PRODUCT_LIMIT {
-            w.sum - 2.0 * sum_over_hidden::<V, _>(w.w, query.exp_2a, &exp_2b[key], |w, a, b| {
-                w.div(a.mul_add(b, V::splat(1.0)))
-            })
+            w.sum
+                - 2.0
+                    * sum_over_hidden::<V, _>(w.w, query.exp_2a, &exp_2b[key], |w, a, b| {
+                        w.div(a.mul_add(b, V::splat(1.0)))
+                    })
         } else {
             sum_over_hidden::<V, _>(w.w, query.a, &b[key], |w, a, b| w.mul(tanh(a.add(b))))
         };

@@ -1,8 +1,8 @@
 //! Kernels built on the vector math: the masked softmax and the
 //! register-blocked matmul tile.
 
-pub(crate) mod matmul_tile;
 pub(crate) mod additive_score;
+pub(crate) mod matmul_tile;
 pub(crate) mod softmax;
 
 pub use softmax::{Mask, ScoreShape, masked_softmax};

@@ -50,7 +50,14 @@ pub struct KeyCache<'a> {
 
 impl<'p> AdditiveAttention<'p> {
     /// Wraps the three weight matrices, checking their lengths.
-    pub fn new(w_q: &'p [f32], w_k: &'p [f32], w_v: &'p [f32], hidden: usize, query_dim: usize, key_dim: usize) -> Result<Self, Error> {
+    pub fn new(
+        w_q: &'p [f32],
+        w_k: &'p [f32],
+        w_v: &'p [f32],
+        hidden: usize,
+        query_dim: usize,
+        key_dim: usize,
+    ) -> Result<Self, Error> {
         expect_len("W_q", checked_mul("W_q", hidden, query_dim)?, w_q.len())?;
         expect_len("W_k", checked_mul("W_k", hidden, key_dim)?, w_k.len())?;
         expect_len("w_v", hidden, w_v.len())?;
@@ -151,7 +158,7 @@ impl<'p> AdditiveAttention<'p> {
         queries: &[f32],
         valid_lens: ValidLens<'_>,
         out: &mut [f32],
-        mut weights: Option<&mut [f32]>,
+        weights: Option<&mut [f32]>,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
         if cache.hidden != self.hidden || cache.key_dim != self.key_dim {
@@ -165,7 +172,7 @@ impl<'p> AdditiveAttention<'p> {
         let projected = sizes.query_rows * self.hidden;
         let (a, rest) = workspace.split_at_mut(projected);
         let (exp_2a, rest) = rest.split_at_mut(projected);
-        let weights: &mut [f32] = match weights.as_deref_mut() {
+        let weights: &mut [f32] = match weights {
             Some(w) => w,
             None => &mut rest[..sizes.weights],
         };

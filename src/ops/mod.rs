@@ -1,10 +1,19 @@
 //! The attention operators users call: parameters, shapes and masks in,
 //! output and (optionally) weights out, with scratch given by the caller.
+//! Each has a `workspace_len` that says how much scratch it needs.
 
 mod additive;
+mod bilinear;
+mod dot;
+mod mha;
+mod nadaraya_watson;
 mod shape;
 mod valid_lens;
 
 pub use additive::{AdditiveAttention, KeyCache};
+pub use bilinear::BilinearAttention;
+pub use dot::DotProductAttention;
+pub use mha::{Linear, MhaDims, MultiHeadAttention};
+pub use nadaraya_watson::NadarayaWatson;
 pub use shape::AttentionShape;
 pub use valid_lens::ValidLens;

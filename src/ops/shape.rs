@@ -49,7 +49,12 @@ impl AttentionShape {
     }
 
     /// Checks the lengths of the output and the optional weights buffer.
-    pub(crate) fn check_outputs(&self, sizes: &AttentionSizes, out: &[f32], weights: Option<&[f32]>) -> Result<(), Error> {
+    pub(crate) fn check_outputs(
+        &self,
+        sizes: &AttentionSizes,
+        out: &[f32],
+        weights: Option<&[f32]>,
+    ) -> Result<(), Error> {
         expect_len("out", sizes.output, out.len())?;
         if let Some(w) = weights {
             expect_len("weights", sizes.weights, w.len())?;

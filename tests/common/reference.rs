@@ -48,7 +48,12 @@ pub struct Dims {
 }
 
 /// Output `(B, Q, vd)` and weights `(B, Q, K)` from a per-pair score.
-pub fn attend(dims: Dims, lens: &Lens, values: &[f32], score: impl Fn(usize, usize, usize) -> f64) -> (Vec<f64>, Vec<f64>) {
+pub fn attend(
+    dims: Dims,
+    lens: &Lens,
+    values: &[f32],
+    score: impl Fn(usize, usize, usize) -> f64,
+) -> (Vec<f64>, Vec<f64>) {
     let Dims { batch, queries, keys, value_dim } = dims;
     let mut out = vec![0.0; batch * queries * value_dim];
     let mut weights = vec![0.0; batch * queries * keys];
@@ -89,4 +94,79 @@ pub fn additive(
         let (a, bk) = (&a[b * dims.queries + q], &bk[b * dims.keys + k]);
         (0..hidden).map(|h| w_v[h] as f64 * (a[h] + bk[h]).tanh()).sum()
     })
+}
+
+/// Rows of `x` (`rows × dim`) as f64 vectors.
+pub fn rows(x: &[f32], dim: usize) -> Vec<Vec<f64>> {
+    x.chunks(dim.max(1)).map(|r| r.iter().map(|&v| v as f64).collect()).collect()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// d2l `DotProductAttention`: `q·k / √d`.
+pub fn dot_product(dims: Dims, queries: &[f32], keys: &[f32], values: &[f32], lens: &Lens) -> (Vec<f64>, Vec<f64>) {
+    let d = queries.len() / (dims.batch * dims.queries).max(1);
+    let (q, k) = (rows(queries, d), rows(keys, d));
+    attend(dims, lens, values, |b, i, j| dot(&q[b * dims.queries + i], &k[b * dims.keys + j]) / (d as f64).sqrt())
+}
+
+/// Bilinear: `qᵀ W_a k`.
+pub fn bilinear(
+    dims: Dims,
+    queries: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    lens: &Lens,
+    w_a: &[f32],
+) -> (Vec<f64>, Vec<f64>) {
+    let qd = queries.len() / (dims.batch * dims.queries).max(1);
+    let kd = keys.len() / (dims.batch * dims.keys).max(1);
+    let (q, k) = (rows(queries, qd), rows(keys, kd));
+    attend(dims, lens, values, |b, i, j| dot(&q[b * dims.queries + i], &linear(w_a, &k[b * dims.keys + j], qd)))
+}
+
+/// d2l `MultiHeadAttention` without biases: returns output `(B, Q, H)` and
+/// weights `(B·heads, Q, K)`.
+#[allow(clippy::too_many_arguments)]
+pub fn multi_head(
+    dims: Dims,
+    heads: usize,
+    hidden: usize,
+    queries: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    lens: &Lens,
+    w: [&[f32]; 4],
+) -> (Vec<f64>, Vec<f64>) {
+    let Dims { batch, queries: nq, keys: nk, .. } = dims;
+    let project = |x: &[f32], rows_n: usize, w: &[f32]| -> Vec<Vec<f64>> {
+        let inp = x.len() / rows_n.max(1);
+        rows(x, inp).iter().map(|r| linear(w, r, hidden)).collect()
+    };
+    let (q, k, v) =
+        (project(queries, batch * nq, w[0]), project(keys, batch * nk, w[1]), project(values, batch * nk, w[2]));
+    let width = hidden / heads;
+    let mut concat = vec![vec![0.0f64; hidden]; batch * nq];
+    let mut weights = vec![0.0; batch * heads * nq * nk];
+    for b in 0..batch {
+        for h in 0..heads {
+            let cols = h * width..(h + 1) * width;
+            for i in 0..nq {
+                let scores: Vec<f64> = (0..nk)
+                    .map(|j| dot(&q[b * nq + i][cols.clone()], &k[b * nk + j][cols.clone()]) / (width as f64).sqrt())
+                    .collect();
+                let wrow = masked_softmax_row(&scores, lens.get(b, i, nq));
+                for j in 0..nk {
+                    weights[((b * heads + h) * nq + i) * nk + j] = wrow[j];
+                    for c in cols.clone() {
+                        concat[b * nq + i][c] += wrow[j] * v[b * nk + j][c];
+                    }
+                }
+            }
+        }
+    }
+    let out = concat.iter().flat_map(|r| linear(w[3], r, hidden)).collect();
+    (out, weights)
 }

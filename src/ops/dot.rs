@@ -1,0 +1,160 @@
+//! Dot-product attention, as d2l's `DotProductAttention`:
+//! `weights = masked_softmax(Q Kᵀ / √d)`, `output = weights · V`.
+//!
+//! Also the core that [`super::BilinearAttention`] and
+//! [`super::MultiHeadAttention`] reuse: scores by GEMM over strided views,
+//! the masked softmax, and the weighted sum by GEMM.
+
+use super::additive::take;
+use super::{AttentionShape, ValidLens};
+use crate::error::{Error, expect_len};
+use crate::gemm::{MatMut, MatRef, gemm};
+use crate::kernels::{ScoreShape, masked_softmax};
+
+/// d2l's `DotProductAttention` (no parameters). Queries and keys must have
+/// the same width; the scores are scaled by `1/√d`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DotProductAttention;
+
+impl DotProductAttention {
+    /// Scratch [`forward`](Self::forward) needs: the scores, unless the
+    /// caller takes the weights.
+    pub fn workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
+        Ok(if with_weights { 0 } else { shape.sizes()?.weights })
+    }
+
+    /// Attention of `queries` `(B, Q, d)` over `keys` `(B, K, d)` and
+    /// `values` `(B, K, value_dim)`; writes `out` `(B, Q, value_dim)` and, if
+    /// given, `weights` `(B, Q, K)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        shape: &AttentionShape,
+        queries: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        valid_lens: ValidLens<'_>,
+        out: &mut [f32],
+        weights: Option<&mut [f32]>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        if shape.key_dim != shape.query_dim {
+            return Err(Error::Dimension { arg: "shape.key_dim", expected: shape.query_dim, actual: shape.key_dim });
+        }
+        let sizes = shape.sizes()?;
+        expect_len("queries", sizes.queries, queries.len())?;
+        expect_len("keys", sizes.keys, keys.len())?;
+        expect_len("values", sizes.values, values.len())?;
+        valid_lens.check(shape.batch, sizes.query_rows)?;
+        shape.check_outputs(&sizes, out, weights.as_deref())?;
+        let needed = self.workspace_len(shape, weights.is_some())?;
+        let workspace = take("workspace", workspace, needed)?;
+        let weights = match weights {
+            Some(w) => w,
+            None => workspace,
+        };
+        let scale = 1.0 / (shape.query_dim as f32).sqrt();
+        let heads = Heads::single(shape);
+        attend(&heads, scale, queries, keys, values, valid_lens, out, weights)
+    }
+}
+
+/// How heads are laid out inside `(B, S, heads·d)` buffers, so that each
+/// head is a strided view and nothing is copied. A plain attention call is
+/// one head.
+pub(crate) struct Heads {
+    pub batch: usize,
+    pub heads: usize,
+    pub queries: usize,
+    pub keys: usize,
+    /// Width of one head's queries and keys.
+    pub qk_dim: usize,
+    /// Width of one head's values and output.
+    pub v_dim: usize,
+}
+
+impl Heads {
+    pub(crate) fn single(shape: &AttentionShape) -> Heads {
+        Heads {
+            batch: shape.batch,
+            heads: 1,
+            queries: shape.queries,
+            keys: shape.keys,
+            qk_dim: shape.query_dim,
+            v_dim: shape.value_dim,
+        }
+    }
+}
+
+/// Scores, masked softmax and weighted sum for every (batch, head):
+/// `weights[(b·heads + h)] = softmax(scale · Q_bh K_bhᵀ)`, `out_bh = weights · V_bh`.
+/// `queries`, `keys`, `values` and `out` are `(B, S, heads·width)`;
+/// `weights` is `(B·heads, Q, K)`. Lengths are checked by the caller.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend(
+    l: &Heads,
+    scale: f32,
+    queries: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    valid_lens: ValidLens<'_>,
+    out: &mut [f32],
+    weights: &mut [f32],
+) -> Result<(), Error> {
+    let (qk_row, v_row) = (l.heads * l.qk_dim, l.heads * l.v_dim);
+    let per_head = l.queries * l.keys;
+    for b in 0..l.batch {
+        for h in 0..l.heads {
+            let w = &mut weights[(b * l.heads + h) * per_head..][..per_head];
+            let q = from(queries, b * l.queries * qk_row + h * l.qk_dim);
+            let k = from(keys, b * l.keys * qk_row + h * l.qk_dim);
+            gemm(
+                scale,
+                MatRef::strided(q, l.queries, l.qk_dim, qk_row, 1),
+                MatRef::strided(k, l.keys, l.qk_dim, qk_row, 1).t(),
+                0.0,
+                MatMut::new(w, l.queries, l.keys),
+            )?;
+        }
+    }
+    // Heads repeat the batch's valid lengths, as d2l's repeat_interleave does.
+    let shape = ScoreShape { batch: l.batch, queries: l.queries, keys: l.keys };
+    for b in 0..l.batch {
+        let batch_lens = match valid_lens {
+            ValidLens::All => ValidLens::All,
+            ValidLens::PerBatch(lens) => ValidLens::PerBatch(&lens[b..b + 1]),
+            ValidLens::PerQuery(lens) => ValidLens::PerQuery(&lens[b * l.queries..(b + 1) * l.queries]),
+        };
+        let one = ScoreShape { batch: 1, ..shape };
+        for h in 0..l.heads {
+            let w = &mut weights[(b * l.heads + h) * l.queries * l.keys..][..l.queries * l.keys];
+            masked_softmax(w, one, batch_lens.as_mask())?;
+        }
+    }
+    for b in 0..l.batch {
+        for h in 0..l.heads {
+            let w = &weights[(b * l.heads + h) * per_head..][..per_head];
+            let v = from(values, b * l.keys * v_row + h * l.v_dim);
+            let o = from_mut(out, b * l.queries * v_row + h * l.v_dim);
+            gemm(
+                1.0,
+                MatRef::new(w, l.queries, l.keys),
+                MatRef::strided(v, l.keys, l.v_dim, v_row, 1),
+                0.0,
+                MatMut::strided(o, l.queries, l.v_dim, v_row, 1),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `x[offset..]`, or empty past the end (only reached by views with no
+/// elements, which the view checks then accept).
+pub(crate) fn from(x: &[f32], offset: usize) -> &[f32] {
+    x.get(offset..).unwrap_or(&[])
+}
+
+/// `x[offset..]`, or empty past the end.
+pub(crate) fn from_mut(x: &mut [f32], offset: usize) -> &mut [f32] {
+    x.get_mut(offset..).unwrap_or(&mut [])
+}

@@ -1,0 +1,240 @@
+//! Dot-product, bilinear, multi-head and Nadaraya–Watson attention against
+//! d2l/PyTorch (golden cases, every backend) and against the f64
+//! references (proptest).
+
+mod common;
+use common::reference::{self, Dims, Lens};
+use common::{Golden, assert_allclose, backends};
+use proptest::prelude::*;
+use simd_attention::ops::{
+    AttentionShape, BilinearAttention, DotProductAttention, Linear, MhaDims, MultiHeadAttention, NadarayaWatson,
+    ValidLens,
+};
+use simd_attention::simd::with_backend;
+
+fn lens_of(lens: &Lens) -> ValidLens<'_> {
+    match lens {
+        Lens::All => ValidLens::All,
+        Lens::PerBatch(l) => ValidLens::PerBatch(l),
+        Lens::PerQuery(l) => ValidLens::PerQuery(l),
+    }
+}
+
+fn golden_lens(g: &Golden) -> Lens {
+    if !g.has("valid_lens") {
+        Lens::All
+    } else if g.shape("valid_lens").len() == 1 {
+        Lens::PerBatch(g.lens("valid_lens"))
+    } else {
+        Lens::PerQuery(g.lens("valid_lens"))
+    }
+}
+
+fn golden_shape(g: &Golden) -> AttentionShape {
+    let (q, k, v) = (g.shape("queries"), g.shape("keys"), g.shape("values"));
+    AttentionShape { batch: q[0], queries: q[1], keys: k[1], query_dim: q[2], key_dim: k[2], value_dim: v[2] }
+}
+
+/// Which operator a test runs, with its parameters.
+#[derive(Debug, Clone)]
+enum Op {
+    Dot,
+    Bilinear(Vec<f32>),
+    Mha { heads: usize, hidden: usize, w: [Vec<f32>; 4] },
+}
+
+#[derive(Clone)]
+struct Inputs {
+    shape: AttentionShape,
+    queries: Vec<f32>,
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    lens: Lens,
+}
+
+impl std::fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} {:?} q={:?} k={:?} v={:?}", self.shape, self.lens, self.queries, self.keys, self.values)
+    }
+}
+
+fn run(op: &Op, x: &Inputs) -> (Vec<f32>, Vec<f32>) {
+    let s = &x.shape;
+    let (out_w, heads) = match op {
+        Op::Mha { heads, hidden, .. } => (*hidden, *heads),
+        _ => (s.value_dim, 1),
+    };
+    let mut out = vec![f32::NAN; s.batch * s.queries * out_w];
+    let mut weights = vec![f32::NAN; heads * s.batch * s.queries * s.keys];
+    let lens = lens_of(&x.lens);
+    match op {
+        Op::Dot => {
+            let mut ws = vec![0.0; DotProductAttention.workspace_len(s, true).unwrap()];
+            DotProductAttention.forward(s, &x.queries, &x.keys, &x.values, lens, &mut out, Some(&mut weights), &mut ws)
+        }
+        Op::Bilinear(w_a) => {
+            let attn = BilinearAttention::new(w_a, s.query_dim, s.key_dim).unwrap();
+            let mut ws = vec![0.0; attn.workspace_len(s, true).unwrap()];
+            attn.forward(s, &x.queries, &x.keys, &x.values, lens, &mut out, Some(&mut weights), &mut ws)
+        }
+        Op::Mha { heads, hidden, w } => {
+            let dims = MhaDims {
+                heads: *heads,
+                hidden: *hidden,
+                query_dim: s.query_dim,
+                key_dim: s.key_dim,
+                value_dim: s.value_dim,
+            };
+            let attn =
+                MultiHeadAttention::new(linear(&w[0]), linear(&w[1]), linear(&w[2]), linear(&w[3]), dims).unwrap();
+            let mut ws = vec![0.0; attn.workspace_len(s, true).unwrap()];
+            attn.forward(s, &x.queries, &x.keys, &x.values, lens, &mut out, Some(&mut weights), &mut ws)
+        }
+    }
+    .unwrap();
+    (out, weights)
+}
+
+fn linear(weight: &[f32]) -> Linear<'_> {
+    Linear { weight, bias: None }
+}
+
+fn reference_of(op: &Op, x: &Inputs) -> (Vec<f64>, Vec<f64>) {
+    let s = &x.shape;
+    let dims = Dims { batch: s.batch, queries: s.queries, keys: s.keys, value_dim: s.value_dim };
+    match op {
+        Op::Dot => reference::dot_product(dims, &x.queries, &x.keys, &x.values, &x.lens),
+        Op::Bilinear(w_a) => reference::bilinear(dims, &x.queries, &x.keys, &x.values, &x.lens, w_a),
+        Op::Mha { heads, hidden, w } => reference::multi_head(
+            dims,
+            *heads,
+            *hidden,
+            &x.queries,
+            &x.keys,
+            &x.values,
+            &x.lens,
+            [&w[0], &w[1], &w[2], &w[3]],
+        ),
+    }
+}
+
+#[test]
+fn golden_cases_on_every_backend() {
+    let cases = ["dot-lens1d", "dot-nomask", "bilinear-lens1d", "mha-2heads", "mha-4heads-2d"];
+    for name in cases {
+        let g = Golden::load(name);
+        let op = match g.meta("kind").as_deref() {
+            Some("dot") => Op::Dot,
+            Some("bilinear") => Op::Bilinear(g.f32s("W_a.weight")),
+            Some("mha") => {
+                assert_eq!(g.meta("bias").as_deref(), Some("false"));
+                Op::Mha {
+                    heads: g.meta("num_heads").unwrap().parse().unwrap(),
+                    hidden: g.meta("num_hiddens").unwrap().parse().unwrap(),
+                    w: ["W_q", "W_k", "W_v", "W_o"].map(|n| g.f32s(&format!("{n}.weight"))),
+                }
+            }
+            other => panic!("{name}: kind {other:?}"),
+        };
+        let x = Inputs {
+            shape: golden_shape(&g),
+            queries: g.f32s("queries"),
+            keys: g.f32s("keys"),
+            values: g.f32s("values"),
+            lens: golden_lens(&g),
+        };
+        for backend in backends() {
+            let (out, w) = with_backend(backend, || run(&op, &x)).unwrap();
+            assert_allclose(&out, &g.f32s("expected.output"), 5e-5, 1e-4, &format!("{name} output on {backend}"));
+            assert_allclose(
+                &w,
+                &g.f32s("expected.attention_weights"),
+                5e-5,
+                1e-4,
+                &format!("{name} weights on {backend}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn golden_nadaraya_watson() {
+    let g = Golden::load("nadaraya-watson");
+    let (q, k, v) = (g.f32s("queries"), g.f32s("keys"), g.f32s("values"));
+    let nw = NadarayaWatson { w: g.f32s("w")[0] };
+    for backend in backends() {
+        let mut out = vec![0.0; q.len()];
+        let mut w = vec![0.0; k.len()];
+        with_backend(backend, || nw.forward(&q, &k, &v, &mut out, &mut w)).unwrap().unwrap();
+        assert_allclose(&out, &g.f32s("expected.output"), 5e-5, 1e-4, &format!("output on {backend}"));
+        assert_allclose(&w, &g.f32s("expected.attention_weights"), 5e-5, 1e-4, &format!("weights on {backend}"));
+    }
+}
+
+fn arb_inputs(same_qk: bool) -> impl Strategy<Value = Inputs> {
+    (1usize..3, 1usize..5, 1usize..12, 1usize..9, 1usize..9, 1usize..6).prop_flat_map(
+        move |(batch, queries, keys, qd, kd, vd)| {
+            let kd = if same_qk { qd } else { kd };
+            let v = |n: usize| prop::collection::vec(-2.0f32..2.0, n);
+            let lens = prop_oneof![
+                Just(Lens::All),
+                prop::collection::vec(0usize..keys + 2, batch).prop_map(Lens::PerBatch),
+                prop::collection::vec(0usize..keys + 2, batch * queries).prop_map(Lens::PerQuery),
+            ];
+            (v(batch * queries * qd), v(batch * keys * kd), v(batch * keys * vd), lens).prop_map(
+                move |(queries_v, keys_v, values, lens)| Inputs {
+                    shape: AttentionShape { batch, queries, keys, query_dim: qd, key_dim: kd, value_dim: vd },
+                    queries: queries_v,
+                    keys: keys_v,
+                    values,
+                    lens,
+                },
+            )
+        },
+    )
+}
+
+fn check(op: &Op, x: &Inputs) {
+    let (want_out, want_w) = reference_of(op, x);
+    for backend in backends() {
+        let (out, w) = with_backend(backend, || run(op, x)).unwrap();
+        for (i, (&g, &e)) in w.iter().zip(&want_w).enumerate() {
+            assert!((g as f64 - e).abs() <= 1e-5 + 1e-4 * e, "{op:?} on {backend}: weights[{i}] {g} vs {e}");
+            if e == 0.0 {
+                assert_eq!(g, 0.0);
+            }
+        }
+        for (i, (&g, &e)) in out.iter().zip(&want_out).enumerate() {
+            assert!((g as f64 - e).abs() <= 5e-5 + 1e-4 * e.abs(), "{op:?} on {backend}: out[{i}] {g} vs {e}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    #[test]
+    fn dot_matches_reference(x in arb_inputs(true)) {
+        check(&Op::Dot, &x);
+    }
+
+    #[test]
+    fn bilinear_matches_reference((x, w_a) in arb_inputs(false).prop_flat_map(|x| {
+        let n = x.shape.query_dim * x.shape.key_dim;
+        (Just(x), prop::collection::vec(-0.5f32..0.5, n))
+    })) {
+        check(&Op::Bilinear(w_a), &x);
+    }
+
+    #[test]
+    fn mha_matches_reference((x, heads, width, w) in arb_inputs(false).prop_flat_map(|x| {
+        (Just(x), 1usize..4, 1usize..5).prop_flat_map(|(x, heads, width)| {
+            let hidden = heads * width;
+            let s = x.shape;
+            let m = |inp: usize| prop::collection::vec(-0.5f32..0.5, hidden * inp);
+            (Just(x), Just(heads), Just(width), [m(s.query_dim), m(s.key_dim), m(s.value_dim), m(hidden)])
+        })
+    })) {
+        check(&Op::Mha { heads, hidden: heads * width, w }, &x);
+    }
+}
