@@ -3,6 +3,7 @@
 
 pub(crate) mod additive_score;
 pub(crate) mod matmul_tile;
+pub(crate) mod online_softmax;
 pub(crate) mod softmax;
 
 pub use softmax::{Mask, ScoreShape, masked_softmax};

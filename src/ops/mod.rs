@@ -7,6 +7,7 @@ mod bilinear;
 mod dot;
 mod mha;
 mod nadaraya_watson;
+mod sdpa;
 mod shape;
 mod valid_lens;
 
@@ -15,5 +16,6 @@ pub use bilinear::BilinearAttention;
 pub use dot::DotProductAttention;
 pub use mha::{Linear, MhaDims, MultiHeadAttention};
 pub use nadaraya_watson::NadarayaWatson;
+pub use sdpa::{ScaledDotProductAttention, SdpaMask, SdpaShape, TILE_KEYS, TILE_QUERIES};
 pub use shape::AttentionShape;
 pub use valid_lens::ValidLens;

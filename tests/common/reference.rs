@@ -170,3 +170,51 @@ pub fn multi_head(
     let out = concat.iter().flat_map(|r| linear(w[3], r, hidden)).collect();
     (out, weights)
 }
+
+/// PyTorch `scaled_dot_product_attention` in f64 for one call.
+/// `allowed(b, h, i, j)` says whether a key takes part, `bias(b, h, i, j)`
+/// is added to the scaled score; rows with no key give zeros.
+#[allow(clippy::too_many_arguments)]
+pub fn sdpa(
+    dims: [usize; 7],
+    query: &[f32],
+    key: &[f32],
+    value: &[f32],
+    scale: f64,
+    allowed: impl Fn(usize, usize, usize, usize) -> bool,
+    bias: impl Fn(usize, usize, usize, usize) -> f64,
+) -> Vec<f64> {
+    let [batch, hq, hkv, l, s, e, ev] = dims;
+    let group = hq / hkv.max(1);
+    let mut out = vec![0.0; batch * hq * l * ev];
+    for b in 0..batch {
+        for h in 0..hq {
+            let kv = b * hkv + h / group.max(1);
+            for i in 0..l {
+                let q = &query[((b * hq + h) * l + i) * e..][..e];
+                let scores: Vec<Option<f64>> = (0..s)
+                    .map(|j| {
+                        let k = &key[(kv * s + j) * e..][..e];
+                        let dot: f64 = q.iter().zip(k).map(|(&x, &y)| x as f64 * y as f64).sum();
+                        let v = dot * scale + bias(b, h, i, j);
+                        (allowed(b, h, i, j) && v != f64::NEG_INFINITY).then_some(v)
+                    })
+                    .collect();
+                let max = scores.iter().flatten().cloned().fold(f64::NEG_INFINITY, f64::max);
+                if max == f64::NEG_INFINITY {
+                    continue;
+                }
+                let sum: f64 = scores.iter().flatten().map(|v| (v - max).exp()).sum();
+                for (j, sc) in scores.iter().enumerate() {
+                    if let Some(v) = sc {
+                        let w = (v - max).exp() / sum;
+                        for d in 0..ev {
+                            out[((b * hq + h) * l + i) * ev + d] += w * value[(kv * s + j) * ev + d] as f64;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}

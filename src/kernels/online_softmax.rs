@@ -1,0 +1,54 @@
+//! One step of the online (streaming) softmax behind FlashAttention.
+//!
+//! A query row sees its keys one tile at a time. It keeps the running
+//! maximum `m`, the running sum `l = Σ e^{s − m}` and the unnormalised
+//! output `o = Σ e^{s − m} v`. When a tile raises the maximum to `m'`, the
+//! old sum and output are rescaled by `e^{m − m'}`; the tile's scores are
+//! replaced in place by `p = e^{s − m'}`, ready for `o += p · V_tile`. At
+//! the end `o / l` is the softmax-weighted output, and `l = 0` marks a row
+//! that saw no key at all (fully masked: PyTorch gives zeros).
+
+use crate::math::reduce;
+use crate::simd::{F32Vector, WithSimd};
+
+/// Updates `rows` query rows with one tile of scores.
+pub(crate) struct OnlineSoftmaxTile<'a> {
+    /// `rows × cols` scores (row stride `stride`), replaced by `p`.
+    pub scores: &'a mut [f32],
+    pub stride: usize,
+    pub cols: usize,
+    /// Running maximum and sum per row.
+    pub max: &'a mut [f32],
+    pub sum: &'a mut [f32],
+    /// Unnormalised outputs, `rows × out_cols` with row stride `out_stride`.
+    pub out: &'a mut [f32],
+    pub out_stride: usize,
+    pub out_cols: usize,
+}
+
+impl WithSimd for OnlineSoftmaxTile<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: F32Vector>(self) {
+        let rows = self.max.len();
+        for i in 0..rows {
+            let s = &mut self.scores[i * self.stride..i * self.stride + self.cols];
+            let tile_max = reduce::max::<V>(s);
+            let new_max = if tile_max > self.max[i] || tile_max.is_nan() { tile_max } else { self.max[i] };
+            if new_max == f32::NEG_INFINITY {
+                // Every key so far is masked: nothing to add.
+                s.fill(0.0);
+                continue;
+            }
+            let correction = libm::expf(self.max[i] - new_max);
+            let tile_sum = reduce::exp_shifted_sum::<V>(s, new_max);
+            self.sum[i] = self.sum[i] * correction + tile_sum;
+            self.max[i] = new_max;
+            if correction != 1.0 {
+                let o = &mut self.out[i * self.out_stride..i * self.out_stride + self.out_cols];
+                reduce::scale::<V>(o, correction);
+            }
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Scaled dot-product attention with PyTorch's semantics
+//! (`torch.nn.functional.scaled_dot_product_attention`):
+//!
+//! `out = softmax(scale · Q Kᵀ + mask) · V` per (batch, head), with query
+//! `(B, Hq, L, E)`, key `(B, Hkv, S, E)`, value `(B, Hkv, S, Ev)`, output
+//! `(B, Hq, L, Ev)`.
+//!
+//! - `scale` defaults to `1/√E`.
+//! - Masks: bool (`true` = the key takes part) or additive float, of shape
+//!   `(mask_batch, mask_heads, L, S)` with `mask_batch ∈ {1, B}` and
+//!   `mask_heads ∈ {1, Hq}` (broadcast as PyTorch does); or `is_causal`,
+//!   aligned top-left (query `i` sees keys `0..=i`).
+//! - GQA: `Hq` a multiple of `Hkv`; query head `h` reads kv head
+//!   `h / (Hq/Hkv)`.
+//! - A row with no key left gives an output of zeros.
+//!
+//! Without weights it runs FlashAttention-style: key tiles of [`TILE_KEYS`],
+//! an online softmax per query row, and no `(L, S)` matrix, so scratch is a
+//! fixed [`TILE_QUERIES`]` × `[`TILE_KEYS`] tile. With weights requested it
+//! forms each head's `(L, S)` weights in the caller's buffer instead.
+
+use super::additive::take;
+use super::dot::{from, from_mut};
+use crate::error::{Error, checked_mul, expect_len};
+use crate::gemm::{MatMut, MatRef, gemm};
+use crate::kernels::online_softmax::OnlineSoftmaxTile;
+use crate::kernels::softmax::softmax_row;
+use crate::simd::{self, F32Vector, WithSimd};
+
+/// Query rows per tile.
+pub const TILE_QUERIES: usize = 64;
+/// Keys per tile.
+pub const TILE_KEYS: usize = 64;
+
+/// Sizes of one SDPA call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SdpaShape {
+    /// `B`.
+    pub batch: usize,
+    /// `Hq`.
+    pub q_heads: usize,
+    /// `Hkv`; must divide `Hq`.
+    pub kv_heads: usize,
+    /// `L`, queries per head.
+    pub q_len: usize,
+    /// `S`, keys per head.
+    pub kv_len: usize,
+    /// `E`, width of queries and keys.
+    pub qk_dim: usize,
+    /// `Ev`, width of values and output.
+    pub v_dim: usize,
+}
+
+/// Which keys each query may see.
+#[derive(Clone, Copy, Debug)]
+pub enum SdpaMask<'a> {
+    /// Every key.
+    None,
+    /// `is_causal`: query `i` sees keys `0..=i`.
+    Causal,
+    /// Bool mask, `true` where the key takes part, shape `(batch, heads, L, S)`.
+    Keep {
+        /// The mask values.
+        mask: &'a [bool],
+        /// 1 (broadcast) or `B`.
+        batch: usize,
+        /// 1 (broadcast) or `Hq`.
+        heads: usize,
+    },
+    /// Float mask added to the scaled scores, shape `(batch, heads, L, S)`.
+    Additive {
+        /// The mask values.
+        mask: &'a [f32],
+        /// 1 (broadcast) or `B`.
+        batch: usize,
+        /// 1 (broadcast) or `Hq`.
+        heads: usize,
+    },
+}
+
+/// `scaled_dot_product_attention`; `scale: None` means `1/√E`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScaledDotProductAttention {
+    /// The factor on `Q Kᵀ`.
+    pub scale: Option<f32>,
+}
+
+struct Sizes {
+    query: usize,
+    key: usize,
+    value: usize,
+    out: usize,
+    weights: usize,
+}
+
+impl SdpaShape {
+    fn sizes(&self) -> Result<Sizes, Error> {
+        let m = |a, b| checked_mul("shape", a, b);
+        let q_rows = m(m(self.batch, self.q_heads)?, self.q_len)?;
+        let kv_rows = m(m(self.batch, self.kv_heads)?, self.kv_len)?;
+        Ok(Sizes {
+            query: m(q_rows, self.qk_dim)?,
+            key: m(kv_rows, self.qk_dim)?,
+            value: m(kv_rows, self.v_dim)?,
+            out: m(q_rows, self.v_dim)?,
+            weights: m(q_rows, self.kv_len)?,
+        })
+    }
+}
+
+impl ScaledDotProductAttention {
+    /// Scratch for [`forward`](Self::forward): one score tile and two rows
+    /// of running statistics, or nothing when the caller takes the weights.
+    pub fn workspace_len(&self, with_weights: bool) -> usize {
+        if with_weights { 0 } else { TILE_QUERIES * TILE_KEYS + 2 * TILE_QUERIES }
+    }
+
+    /// Writes `out` `(B, Hq, L, Ev)` and, if given, `weights` `(B, Hq, L, S)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        shape: &SdpaShape,
+        query: &[f32],
+        key: &[f32],
+        value: &[f32],
+        mask: SdpaMask<'_>,
+        out: &mut [f32],
+        weights: Option<&mut [f32]>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        let sizes = shape.sizes()?;
+        expect_len("query", sizes.query, query.len())?;
+        expect_len("key", sizes.key, key.len())?;
+        expect_len("value", sizes.value, value.len())?;
+        expect_len("out", sizes.out, out.len())?;
+        if let Some(w) = weights.as_deref() {
+            expect_len("weights", sizes.weights, w.len())?;
+        }
+        if shape.q_heads > 0 && (shape.kv_heads == 0 || shape.q_heads % shape.kv_heads != 0) {
+            return Err(Error::Dimension { arg: "kv_heads", expected: shape.q_heads, actual: shape.kv_heads });
+        }
+        check_mask(shape, &mask)?;
+        let workspace = take("workspace", workspace, self.workspace_len(weights.is_some()))?;
+        let scale = self.scale.unwrap_or(1.0 / (shape.qk_dim as f32).sqrt());
+        let group = if shape.kv_heads == 0 { 1 } else { shape.q_heads / shape.kv_heads };
+        let (l, s) = (shape.q_len, shape.kv_len);
+        let mut weights = weights;
+        for b in 0..shape.batch {
+            for h in 0..shape.q_heads {
+                let kv = b * shape.kv_heads + h / group;
+                let head = Head {
+                    q: from(query, (b * shape.q_heads + h) * l * shape.qk_dim),
+                    k: from(key, kv * s * shape.qk_dim),
+                    v: from(value, kv * s * shape.v_dim),
+                    mask: HeadMask::of(&mask, b, h, l * s),
+                    shape,
+                    scale,
+                };
+                let o = from_mut(out, (b * shape.q_heads + h) * l * shape.v_dim);
+                match weights.as_deref_mut() {
+                    Some(w) => head.with_weights(from_mut(w, (b * shape.q_heads + h) * l * s), o)?,
+                    None => head.flash(o, workspace)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_mask(shape: &SdpaShape, mask: &SdpaMask<'_>) -> Result<(), Error> {
+    let (len, batch, heads) = match *mask {
+        SdpaMask::None | SdpaMask::Causal => return Ok(()),
+        SdpaMask::Keep { mask, batch, heads } => (mask.len(), batch, heads),
+        SdpaMask::Additive { mask, batch, heads } => (mask.len(), batch, heads),
+    };
+    if batch != 1 && batch != shape.batch {
+        return Err(Error::Dimension { arg: "attn_mask.batch", expected: shape.batch, actual: batch });
+    }
+    if heads != 1 && heads != shape.q_heads {
+        return Err(Error::Dimension { arg: "attn_mask.heads", expected: shape.q_heads, actual: heads });
+    }
+    let expected = [batch, heads, shape.q_len, shape.kv_len].into_iter().try_fold(1usize, |a, b| a.checked_mul(b));
+    let expected = expected.ok_or(Error::Overflow { arg: "attn_mask" })?;
+    expect_len("attn_mask", expected, len)
+}
+
+/// One head's `(L, S)` slice of the mask.
+#[derive(Clone, Copy)]
+enum HeadMask<'a> {
+    None,
+    Causal,
+    Keep(&'a [bool]),
+    Additive(&'a [f32]),
+}
+
+impl<'a> HeadMask<'a> {
+    fn of(mask: &SdpaMask<'a>, b: usize, h: usize, per_head: usize) -> HeadMask<'a> {
+        let offset = |batch: usize, heads: usize| {
+            let (b, h) = (if batch == 1 { 0 } else { b }, if heads == 1 { 0 } else { h });
+            (b * heads + h) * per_head
+        };
+        match *mask {
+            SdpaMask::None => HeadMask::None,
+            SdpaMask::Causal => HeadMask::Causal,
+            SdpaMask::Keep { mask, batch, heads } => HeadMask::Keep(&mask[offset(batch, heads)..][..per_head]),
+            SdpaMask::Additive { mask, batch, heads } => HeadMask::Additive(&mask[offset(batch, heads)..][..per_head]),
+        }
+    }
+
+    /// Applies the mask to scores of query row `i`, keys `j0..j0 + row.len()`.
+    fn apply(&self, row: &mut [f32], i: usize, j0: usize, s: usize) {
+        match *self {
+            HeadMask::None => {}
+            HeadMask::Causal => {
+                for (j, v) in row.iter_mut().enumerate() {
+                    if j0 + j > i {
+                        *v = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            HeadMask::Keep(m) => {
+                for (v, &keep) in row.iter_mut().zip(&m[i * s + j0..]) {
+                    if !keep {
+                        *v = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            HeadMask::Additive(m) => {
+                for (v, &add) in row.iter_mut().zip(&m[i * s + j0..]) {
+                    *v += add;
+                }
+            }
+        }
+    }
+}
+
+/// One (batch, query head) and its kv head.
+struct Head<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    mask: HeadMask<'a>,
+    shape: &'a SdpaShape,
+    scale: f32,
+}
+
+impl Head<'_> {
+    fn scores(
+        &self,
+        rows: core::ops::Range<usize>,
+        keys: core::ops::Range<usize>,
+        dst: &mut [f32],
+        stride: usize,
+    ) -> Result<(), Error> {
+        let e = self.shape.qk_dim;
+        gemm(
+            self.scale,
+            MatRef::strided(from(self.q, rows.start * e), rows.len(), e, e, 1),
+            MatRef::strided(from(self.k, keys.start * e), keys.len(), e, e, 1).t(),
+            0.0,
+            MatMut::strided(dst, rows.len(), keys.len(), stride, 1),
+        )?;
+        for (r, i) in rows.enumerate() {
+            self.mask.apply(&mut dst[r * stride..r * stride + keys.len()], i, keys.start, self.shape.kv_len);
+        }
+        Ok(())
+    }
+
+    /// Forms the whole `(L, S)` weights, then `out = weights · V`.
+    fn with_weights(&self, weights: &mut [f32], out: &mut [f32]) -> Result<(), Error> {
+        let (l, s, ev) = (self.shape.q_len, self.shape.kv_len, self.shape.v_dim);
+        let weights = &mut weights[..l * s];
+        self.scores(0..l, 0..s, weights, s)?;
+        if s > 0 {
+            simd::dispatch(SoftmaxRows { weights, keys: s });
+        }
+        gemm(1.0, MatRef::new(weights, l, s), MatRef::new(self.v, s, ev), 0.0, MatMut::new(&mut out[..l * ev], l, ev))
+    }
+
+    /// FlashAttention: tiles over queries and keys with an online softmax.
+    fn flash(&self, out: &mut [f32], workspace: &mut [f32]) -> Result<(), Error> {
+        let (l, s, ev) = (self.shape.q_len, self.shape.kv_len, self.shape.v_dim);
+        let (tile, stats) = workspace.split_at_mut(TILE_QUERIES * TILE_KEYS);
+        let (max, sum) = stats.split_at_mut(TILE_QUERIES);
+        for i0 in (0..l).step_by(TILE_QUERIES) {
+            let rows = i0..(i0 + TILE_QUERIES).min(l);
+            let n = rows.len();
+            let o = &mut out[i0 * ev..rows.end * ev];
+            o.fill(0.0);
+            max[..n].fill(f32::NEG_INFINITY);
+            sum[..n].fill(0.0);
+            // A causal block never sees keys past its last query.
+            let last_key = if matches!(self.mask, HeadMask::Causal) { s.min(rows.end) } else { s };
+            for j0 in (0..last_key).step_by(TILE_KEYS) {
+                let keys = j0..(j0 + TILE_KEYS).min(last_key);
+                let cols = keys.len();
+                self.scores(rows.clone(), keys.clone(), tile, TILE_KEYS)?;
+                simd::dispatch(OnlineSoftmaxTile {
+                    scores: &mut tile[..n * TILE_KEYS],
+                    stride: TILE_KEYS,
+                    cols,
+                    max: &mut max[..n],
+                    sum: &mut sum[..n],
+                    out: &mut *o,
+                    out_stride: ev,
+                    out_cols: ev,
+                });
+                gemm(
+                    1.0,
+                    MatRef::strided(tile, n, cols, TILE_KEYS, 1),
+                    MatRef::new(from(self.v, j0 * ev), cols, ev),
+                    1.0,
+                    MatMut::new(&mut *o, n, ev),
+                )?;
+            }
+            for (r, row) in o.chunks_exact_mut(ev.max(1)).take(n).enumerate() {
+                // A row that saw no key (l = 0) is all zeros already.
+                let norm = if sum[r] > 0.0 || sum[r].is_nan() { 1.0 / sum[r] } else { 0.0 };
+                for x in row.iter_mut() {
+                    *x *= norm;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct SoftmaxRows<'a> {
+    weights: &'a mut [f32],
+    keys: usize,
+}
+
+impl WithSimd for SoftmaxRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: F32Vector>(self) {
+        for row in self.weights.chunks_exact_mut(self.keys) {
+            softmax_row::<V>(row);
+        }
+    }
+}
