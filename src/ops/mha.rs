@@ -93,7 +93,7 @@ impl<'p> MultiHeadAttention<'p> {
         dims: MhaDims,
     ) -> Result<Self, Error> {
         let MhaDims { heads, hidden, query_dim, key_dim, value_dim } = dims;
-        if heads == 0 || hidden % heads != 0 {
+        if heads == 0 || !hidden.is_multiple_of(heads) {
             return Err(Error::Dimension { arg: "num_heads", expected: hidden, actual: heads });
         }
         w_q.check("W_q", "W_q.bias", hidden, query_dim)?;

@@ -136,13 +136,13 @@ impl ScaledDotProductAttention {
         if let Some(w) = weights.as_deref() {
             expect_len("weights", sizes.weights, w.len())?;
         }
-        if shape.q_heads > 0 && (shape.kv_heads == 0 || shape.q_heads % shape.kv_heads != 0) {
+        if shape.q_heads > 0 && (shape.kv_heads == 0 || !shape.q_heads.is_multiple_of(shape.kv_heads)) {
             return Err(Error::Dimension { arg: "kv_heads", expected: shape.q_heads, actual: shape.kv_heads });
         }
         check_mask(shape, &mask)?;
         let workspace = take("workspace", workspace, self.workspace_len(weights.is_some()))?;
         let scale = self.scale.unwrap_or(1.0 / (shape.qk_dim as f32).sqrt());
-        let group = if shape.kv_heads == 0 { 1 } else { shape.q_heads / shape.kv_heads };
+        let group = shape.q_heads.checked_div(shape.kv_heads).unwrap_or(1);
         let (l, s) = (shape.q_len, shape.kv_len);
         let mut weights = weights;
         for b in 0..shape.batch {
