@@ -40,6 +40,8 @@ extern crate std;
 
 mod error;
 pub mod gemm;
+#[cfg(feature = "std")]
+pub mod io;
 pub mod kernels;
 mod math;
 pub mod ops;

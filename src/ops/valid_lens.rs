@@ -18,7 +18,7 @@ pub enum ValidLens<'a> {
     PerQuery(&'a [usize]),
 }
 
-impl ValidLens<'_> {
+impl<'a> ValidLens<'a> {
     pub(crate) fn check(&self, batch: usize, rows: usize) -> Result<(), Error> {
         match *self {
             ValidLens::All => Ok(()),
@@ -40,8 +40,8 @@ impl ValidLens<'_> {
     }
 
     /// The same rule as a softmax [`Mask`].
-    pub fn as_mask(&self) -> Mask<'_> {
-        match *self {
+    pub fn as_mask(self) -> Mask<'a> {
+        match self {
             ValidLens::All => Mask::None,
             ValidLens::PerBatch(l) => Mask::ValidLens(l),
             ValidLens::PerQuery(l) => Mask::ValidLensPerQuery(l),

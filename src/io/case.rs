@@ -1,0 +1,232 @@
+//! Running one case in the golden format (`../shared/golden/README.md`):
+//! the `__metadata__["kind"]` names the operator, the inputs and the
+//! parameters come from the same file, and the results come back as named
+//! tensors (`output`, `attention_weights`). This is what `attn run` does.
+
+use super::params::{AdditiveParams, BilinearParams, MhaParams};
+use super::{LoadError, Tensor, TensorFile};
+use crate::kernels::{ScoreShape, masked_softmax};
+use crate::ops::{
+    AttentionShape, DotProductAttention, NadarayaWatson, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+};
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// The results of a case: `(name, tensor)` pairs, `output` first.
+pub type CaseOutputs = Vec<(&'static str, Tensor<f32>)>;
+
+/// Runs the case in `file`.
+pub fn run_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
+    let kind = file.require_metadata("kind")?;
+    match kind.as_str() {
+        "additive" | "dot" | "bilinear" | "mha" => attention_case(file, &kind),
+        "masked_softmax" => softmax_case(file),
+        "sdpa" => sdpa_case(file),
+        "nadaraya_watson" => nadaraya_watson_case(file),
+        other => {
+            Err(LoadError::Metadata { key: "kind".to_string(), problem: alloc::format!("unknown kind `{other}`") })
+        }
+    }
+}
+
+/// `valid_lens` of shape `(B,)` or `(B, Q)`, or none.
+struct Lens {
+    data: Vec<usize>,
+    per_query: bool,
+    present: bool,
+}
+
+impl Lens {
+    fn load(file: &TensorFile, batch: usize, queries: usize) -> Result<Lens, LoadError> {
+        if !file.contains("valid_lens") {
+            return Ok(Lens { data: Vec::new(), per_query: false, present: false });
+        }
+        let t = file.lengths("valid_lens")?;
+        let per_query = t.shape.len() == 2;
+        if per_query {
+            t.expect_shape("valid_lens", &[Some(batch), Some(queries)])?;
+        } else {
+            t.expect_shape("valid_lens", &[Some(batch)])?;
+        }
+        Ok(Lens { data: t.data, per_query, present: true })
+    }
+
+    fn valid_lens(&self) -> ValidLens<'_> {
+        match (self.present, self.per_query) {
+            (false, _) => ValidLens::All,
+            (true, false) => ValidLens::PerBatch(&self.data),
+            (true, true) => ValidLens::PerQuery(&self.data),
+        }
+    }
+}
+
+fn tensor3(file: &TensorFile, name: &str, batch: Option<usize>, rows: Option<usize>) -> Result<Tensor<f32>, LoadError> {
+    let t = file.f32s(name)?;
+    t.expect_shape(name, &[batch, rows, None])?;
+    Ok(t)
+}
+
+fn attention_case(file: &TensorFile, kind: &str) -> Result<CaseOutputs, LoadError> {
+    let q = tensor3(file, "queries", None, None)?;
+    let (batch, nq) = (q.shape[0], q.shape[1]);
+    let k = tensor3(file, "keys", Some(batch), None)?;
+    let nk = k.shape[1];
+    let v = tensor3(file, "values", Some(batch), Some(nk))?;
+    let shape = AttentionShape {
+        batch,
+        queries: nq,
+        keys: nk,
+        query_dim: q.shape[2],
+        key_dim: k.shape[2],
+        value_dim: v.shape[2],
+    };
+    let lens = Lens::load(file, batch, nq)?;
+    let valid = lens.valid_lens();
+    let (out_dim, heads) = match kind {
+        "mha" => {
+            let heads = parse_metadata(file, "num_heads")?;
+            let hidden = file.f32s("W_o.weight")?.shape.first().copied().unwrap_or(0);
+            (hidden, heads)
+        }
+        _ => (shape.value_dim, 1),
+    };
+    let mut out = vec![0.0f32; checked(&[batch, nq, out_dim])?];
+    let mut weights = vec![0.0f32; checked(&[batch, heads, nq, nk])?];
+    let mut workspace = Vec::new();
+    match kind {
+        "additive" => {
+            let params = AdditiveParams::load(file, "")?;
+            let op = params.attention()?;
+            workspace.resize(op.workspace_len(&shape, true)?, 0.0);
+            op.forward(&shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights), &mut workspace)?;
+        }
+        "dot" => {
+            let op = DotProductAttention;
+            op.forward(&shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights), &mut workspace)?;
+        }
+        "bilinear" => {
+            let params = BilinearParams::load(file, "")?;
+            let op = params.attention()?;
+            workspace.resize(op.workspace_len(&shape, true)?, 0.0);
+            op.forward(&shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights), &mut workspace)?;
+        }
+        _ => {
+            let bias = match file.metadata("bias").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(metadata_error("bias", alloc::format!("expected true or false, found `{other}`")));
+                }
+            };
+            let params = MhaParams::load(file, "", heads, bias)?;
+            let op = params.attention()?;
+            workspace.resize(op.workspace_len(&shape, true)?, 0.0);
+            op.forward(&shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights), &mut workspace)?;
+        }
+    }
+    let weights_shape = if kind == "mha" { vec![batch * heads, nq, nk] } else { vec![batch, nq, nk] };
+    Ok(vec![
+        ("output", Tensor { shape: vec![batch, nq, out_dim], data: out }),
+        ("attention_weights", Tensor { shape: weights_shape, data: weights }),
+    ])
+}
+
+fn softmax_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
+    let scores = tensor3(file, "scores", None, None)?;
+    let shape = ScoreShape { batch: scores.shape[0], queries: scores.shape[1], keys: scores.shape[2] };
+    let lens = Lens::load(file, shape.batch, shape.queries)?;
+    let mut weights = scores.data;
+    masked_softmax(&mut weights, shape, lens.valid_lens().as_mask())?;
+    Ok(vec![("attention_weights", Tensor { shape: scores.shape, data: weights })])
+}
+
+fn sdpa_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
+    let q = file.f32s("query")?;
+    q.expect_shape("query", &[None, None, None, None])?;
+    let k = file.f32s("key")?;
+    k.expect_shape("key", &[Some(q.shape[0]), None, None, Some(q.shape[3])])?;
+    let v = file.f32s("value")?;
+    v.expect_shape("value", &[Some(q.shape[0]), Some(k.shape[1]), Some(k.shape[2]), None])?;
+    let shape = SdpaShape {
+        batch: q.shape[0],
+        q_heads: q.shape[1],
+        kv_heads: k.shape[1],
+        q_len: q.shape[2],
+        kv_len: k.shape[2],
+        qk_dim: q.shape[3],
+        v_dim: v.shape[3],
+    };
+    let causal = match file.metadata("is_causal").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(metadata_error("is_causal", alloc::format!("expected true or false, found `{other}`")));
+        }
+    };
+    let scale = match file.metadata("scale") {
+        None => None,
+        Some(s) => {
+            Some(s.trim().parse::<f32>().map_err(|_| metadata_error("scale", alloc::format!("not a number: `{s}`")))?)
+        }
+    };
+    let (keep, additive, mask_dims);
+    let mask = if file.contains("attn_mask") {
+        if causal {
+            return Err(metadata_error("is_causal", "cannot be combined with attn_mask".to_string()));
+        }
+        let is_bool = matches!(file.dtype("attn_mask"), Some(safetensors::Dtype::U8 | safetensors::Dtype::BOOL));
+        let dims = if is_bool { file.bools("attn_mask")?.shape } else { file.f32s("attn_mask")?.shape };
+        let expect = [None, None, Some(shape.q_len), Some(shape.kv_len)];
+        Tensor::<()> { shape: dims.clone(), data: Vec::new() }.expect_shape("attn_mask", &expect)?;
+        mask_dims = (dims[0], dims[1]);
+        if is_bool {
+            keep = file.bools("attn_mask")?.data;
+            SdpaMask::Keep { mask: &keep, batch: mask_dims.0, heads: mask_dims.1 }
+        } else {
+            additive = file.f32s("attn_mask")?.data;
+            SdpaMask::Additive { mask: &additive, batch: mask_dims.0, heads: mask_dims.1 }
+        }
+    } else if causal {
+        SdpaMask::Causal
+    } else {
+        SdpaMask::None
+    };
+    let op = ScaledDotProductAttention { scale };
+    let mut out = vec![0.0f32; checked(&[shape.batch, shape.q_heads, shape.q_len, shape.v_dim])?];
+    let mut workspace = vec![0.0f32; op.workspace_len(false)];
+    op.forward(&shape, &q.data, &k.data, &v.data, mask, &mut out, None, &mut workspace)?;
+    Ok(vec![("output", Tensor { shape: vec![shape.batch, shape.q_heads, shape.q_len, shape.v_dim], data: out })])
+}
+
+fn nadaraya_watson_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
+    let q = file.f32s("queries")?;
+    q.expect_shape("queries", &[None])?;
+    let k = file.f32s("keys")?;
+    k.expect_shape("keys", &[Some(q.shape[0]), None])?;
+    let v = file.f32s("values")?;
+    v.expect_shape("values", &[Some(q.shape[0]), Some(k.shape[1])])?;
+    let w = file.f32s("w")?;
+    w.expect_shape("w", &[Some(1)])?;
+    let mut out = vec![0.0f32; q.shape[0]];
+    let mut weights = vec![0.0f32; k.data.len()];
+    NadarayaWatson { w: w.data[0] }.forward(&q.data, &k.data, &v.data, &mut out, &mut weights)?;
+    Ok(vec![
+        ("output", Tensor { shape: q.shape, data: out }),
+        ("attention_weights", Tensor { shape: k.shape, data: weights }),
+    ])
+}
+
+fn parse_metadata(file: &TensorFile, key: &str) -> Result<usize, LoadError> {
+    let value = file.require_metadata(key)?;
+    value.trim().parse().map_err(|_| metadata_error(key, alloc::format!("not a whole number: `{value}`")))
+}
+
+fn metadata_error(key: &str, problem: String) -> LoadError {
+    LoadError::Metadata { key: key.to_string(), problem }
+}
+
+/// The product of `dims`, or an overflow error.
+fn checked(dims: &[usize]) -> Result<usize, LoadError> {
+    dims.iter().try_fold(1usize, |a, &b| a.checked_mul(b)).ok_or(LoadError::Op(crate::Error::Overflow { arg: "shape" }))
+}

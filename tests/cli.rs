@@ -1,0 +1,151 @@
+//! Every golden case through `io::case::run_case` and through the `attn run`
+//! binary with one and two threads (byte-identical files), plus the
+//! refusals: one line on stderr, status 2, no output file.
+#![cfg(feature = "cli")]
+
+mod common;
+use common::{Golden, assert_allclose};
+use simd_attention::io::{TensorFile, case::run_case};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const CASES: [&str; 17] = [
+    "additive-d2l-toy",
+    "additive-lens1d-edges",
+    "additive-lens2d",
+    "additive-nomask",
+    "additive-saturated",
+    "bilinear-lens1d",
+    "dot-lens1d",
+    "dot-nomask",
+    "masked-softmax-1d",
+    "masked-softmax-2d",
+    "mha-2heads",
+    "mha-4heads-2d",
+    "nadaraya-watson",
+    "sdpa-bool-mask",
+    "sdpa-causal",
+    "sdpa-gqa-scale",
+    "sdpa-plain",
+];
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(format!("{name}.safetensors"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("attn-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn attn(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_attn")).args(args).output().unwrap()
+}
+
+/// Checks a results file (or the library's results) against the golden expectations.
+fn check_against_golden(name: &str, results: &TensorFile) {
+    let golden = Golden::load(name);
+    for tensor in ["output", "attention_weights"] {
+        if golden.has(&format!("expected.{tensor}")) {
+            let got = results.f32s(tensor).unwrap();
+            assert_eq!(got.shape, golden.shape(&format!("expected.{tensor}")), "{name} {tensor} shape");
+            assert_allclose(
+                &got.data,
+                &golden.f32s(&format!("expected.{tensor}")),
+                5e-5,
+                1e-4,
+                &format!("{name} {tensor}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn golden_cases_through_the_library() {
+    for name in CASES {
+        let file = TensorFile::read(&data(name)).unwrap();
+        let results = run_case(&file).unwrap();
+        let golden = Golden::load(name);
+        for (tensor, t) in results {
+            assert_allclose(
+                &t.data,
+                &golden.f32s(&format!("expected.{tensor}")),
+                5e-5,
+                1e-4,
+                &format!("{name} {tensor}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn golden_cases_through_attn_run_with_one_and_two_threads() {
+    for name in CASES {
+        let mut files = Vec::new();
+        for threads in ["1", "2"] {
+            let out = scratch(&format!("{name}-{threads}.safetensors"));
+            let run = attn(&[
+                "run".as_ref(),
+                data(name).as_os_str(),
+                "-o".as_ref(),
+                out.as_os_str(),
+                "--threads".as_ref(),
+                threads.as_ref(),
+            ]);
+            assert!(run.status.success(), "{name}: {}", String::from_utf8_lossy(&run.stderr));
+            check_against_golden(name, &TensorFile::read(&out).unwrap());
+            files.push(std::fs::read(&out).unwrap());
+        }
+        assert_eq!(files[0], files[1], "{name}: --threads 1 and 2 differ");
+    }
+}
+
+/// Runs `attn run` on `input`, expecting refusal: status 2, one stderr line
+/// containing `needle`, and no output file.
+fn refused(input: &Path, output: &Path, needle: &str) {
+    let run = attn(&["run".as_ref(), input.as_os_str(), "-o".as_ref(), output.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(needle), "{stderr} lacks {needle}");
+    assert!(!output.exists(), "{} was written", output.display());
+}
+
+#[test]
+fn bad_input_is_refused_with_status_2_and_no_output() {
+    let out = scratch("refused.safetensors");
+    refused(&scratch("does-not-exist"), &out, "does-not-exist");
+    let garbage = scratch("garbage.safetensors");
+    std::fs::write(&garbage, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
+    refused(&garbage, &out, "not a valid safetensors file");
+    let empty = scratch("empty.safetensors");
+    std::fs::write(&empty, b"").unwrap();
+    refused(&empty, &out, "not a valid safetensors file");
+    // A valid file whose kind is unknown, and one missing a tensor.
+    let write_case = |name: &str, kind: &str, tensors: &[(&str, Vec<usize>)]| {
+        let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, s)| vec![0u8; 4 * s.iter().product::<usize>()]).collect();
+        let views: Vec<_> = tensors
+            .iter()
+            .zip(&bytes)
+            .map(|((n, s), b)| {
+                (*n, safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())
+            })
+            .collect();
+        let meta = std::collections::HashMap::from([("kind".to_string(), kind.to_string())]);
+        let path = scratch(name);
+        std::fs::write(&path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
+        path
+    };
+    refused(&write_case("unknown.safetensors", "telepathy", &[]), &out, "unknown kind `telepathy`");
+    let missing = write_case("missing.safetensors", "dot", &[("queries", vec![1, 2, 3]), ("keys", vec![1, 2, 3])]);
+    refused(&missing, &out, "missing tensor `values`");
+    let mismatched = write_case(
+        "mismatch.safetensors",
+        "dot",
+        &[("queries", vec![2, 2, 3]), ("keys", vec![1, 2, 3]), ("values", vec![1, 2, 3])],
+    );
+    refused(&mismatched, &out, "tensor `keys`: expected shape (2, _, _), found [1, 2, 3]");
+    // An output path that cannot be written.
+    refused(&data("dot-lens1d"), Path::new("/nonexistent-dir/out.safetensors"), "/nonexistent-dir/out.safetensors");
+}
