@@ -7,9 +7,9 @@
 //!
 //! Throughput is set to the product's floating-point operation count,
 //! `2·m·n·k`, so criterion's `elem/s` is FLOP/s: read `Gelem/s` as GFLOP/s.
-//! Below `gemm::LARGE_GEMM_MIN_FLOPS` multiply-adds (32³) ours runs its own
-//! blocked kernel; above, it forwards to `matrixmultiply`, and the difference
-//! to the direct call is our dispatch and checking overhead.
+//! While B has fewer than `gemm::LARGE_GEMM_MIN_B` elements (32²) ours runs
+//! its own blocked kernel; from there on it forwards to `matrixmultiply`, and
+//! the difference to the direct call is our dispatch and checking overhead.
 
 use std::hint::black_box;
 

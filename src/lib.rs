@@ -45,6 +45,8 @@ pub mod io;
 pub mod kernels;
 mod math;
 pub mod ops;
+#[cfg(feature = "std")]
+pub mod par;
 pub mod simd;
 
 pub use error::Error;

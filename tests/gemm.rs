@@ -7,7 +7,7 @@
 mod common;
 use common::{Rng, backends};
 use proptest::prelude::*;
-use simd_attention::gemm::{LARGE_GEMM_MIN_FLOPS, MatMut, MatRef, gemm};
+use simd_attention::gemm::{LARGE_GEMM_MIN_B, MatMut, MatRef, gemm};
 use simd_attention::{Error, simd::with_backend};
 
 /// A matrix stored with padding: element (i, j) at `off + i·rs + j·cs`.
@@ -114,8 +114,8 @@ proptest! {
 
 #[test]
 fn large_products_take_matrixmultiply_and_are_exact() {
-    // Sizes past LARGE_GEMM_MIN_FLOPS, odd on purpose, in every layout.
-    const { assert!(37 * 41 * 70 >= LARGE_GEMM_MIN_FLOPS) };
+    // B past LARGE_GEMM_MIN_B, odd sizes on purpose, in every layout.
+    const { assert!(41 * 70 >= LARGE_GEMM_MIN_B) };
     for (i, layouts) in [[false; 3], [true, false, false], [false, true, true], [true; 3]].into_iter().enumerate() {
         let case = Case { m: 37, k: 70, n: 41, layouts, pad: 1, alpha: 1.0, beta: 0.0, seed: i as u64 };
         check(case);
@@ -156,5 +156,34 @@ fn bad_views_are_refused_and_c_untouched() {
         let got = gemm(1.0, a, b, 0.0, MatMut::strided(&mut c, rows, cols, rs, cs));
         assert_eq!(got, Err(err));
         assert_eq!(c, [9.0; 4]);
+    }
+}
+
+#[test]
+fn rows_of_c_do_not_depend_on_how_a_is_split() {
+    // The parallel layer splits A's rows into separate calls; each row of C
+    // must come out with the same bits as in one big call, on either path.
+    let mut rng = Rng(7);
+    for (k, n) in [(20usize, 30usize), (70, 41), (256, 256)] {
+        let m = 37;
+        let a: Vec<f32> = (0..m * k).map(|_| rng.unit()).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.unit()).collect();
+        let mut whole = vec![0.0f32; m * n];
+        gemm(1.0, MatRef::new(&a, m, k), MatRef::new(&b, k, n), 0.0, MatMut::new(&mut whole, m, n)).unwrap();
+        for split in [1usize, 3, 8] {
+            let mut parts = vec![0.0f32; m * n];
+            for (i0, c) in (0..m).step_by(split).zip(parts.chunks_mut(split * n)) {
+                let rows = c.len() / n;
+                gemm(
+                    1.0,
+                    MatRef::new(&a[i0 * k..(i0 + rows) * k], rows, k),
+                    MatRef::new(&b, k, n),
+                    0.0,
+                    MatMut::new(c, rows, n),
+                )
+                .unwrap();
+            }
+            assert!(whole.iter().zip(&parts).all(|(x, y)| x.to_bits() == y.to_bits()), "k={k} n={n} split={split}");
+        }
     }
 }

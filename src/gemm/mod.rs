@@ -18,10 +18,15 @@ use crate::kernels::matmul_tile::{Strided, StridedMut};
 use crate::simd;
 use blocked::BlockedGemm;
 
-/// Products with at least this many multiply-adds (`m·n·k`) go to
+/// Products whose `k·n` (the size of B) is at least this go to
 /// `matrixmultiply` when `alloc` is on; below it, its packing costs more
 /// than it saves.
-pub const LARGE_GEMM_MIN_FLOPS: usize = 32 * 32 * 32;
+///
+/// The choice deliberately ignores `m`: each element of C then gets the same
+/// arithmetic however the rows of A are split into calls, which is what lets
+/// the parallel layer split rows and still match the serial result bit for
+/// bit.
+pub const LARGE_GEMM_MIN_B: usize = 32 * 32;
 
 /// `C ← α·A·B + β·C`.
 ///
@@ -50,7 +55,7 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) 
         return Ok(());
     }
     #[cfg(feature = "alloc")]
-    if m.saturating_mul(n).saturating_mul(k) >= LARGE_GEMM_MIN_FLOPS {
+    if n.saturating_mul(k) >= LARGE_GEMM_MIN_B {
         large(alpha, a, b, beta, c);
         return Ok(());
     }

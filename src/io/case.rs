@@ -2,13 +2,13 @@
 //! the `__metadata__["kind"]` names the operator, the inputs and the
 //! parameters come from the same file, and the results come back as named
 //! tensors (`output`, `attention_weights`). This is what `attn run` does.
+//! The operators run through [`crate::par`], in the current rayon pool.
 
 use super::params::{AdditiveParams, BilinearParams, MhaParams};
 use super::{LoadError, Tensor, TensorFile};
 use crate::kernels::{ScoreShape, masked_softmax};
-use crate::ops::{
-    AttentionShape, DotProductAttention, NadarayaWatson, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
-};
+use crate::ops::{AttentionShape, NadarayaWatson, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens};
+use crate::par;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -93,23 +93,33 @@ fn attention_case(file: &TensorFile, kind: &str) -> Result<CaseOutputs, LoadErro
     };
     let mut out = vec![0.0f32; checked(&[batch, nq, out_dim])?];
     let mut weights = vec![0.0f32; checked(&[batch, heads, nq, nk])?];
-    let mut workspace = Vec::new();
     match kind {
         "additive" => {
             let params = AdditiveParams::load(file, "")?;
-            let op = params.attention()?;
-            workspace.resize(op.workspace_len(&shape, true)?, 0.0);
-            op.forward(&shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights), &mut workspace)?;
+            par::additive(
+                &params.attention()?,
+                &shape,
+                &q.data,
+                &k.data,
+                &v.data,
+                valid,
+                &mut out,
+                Some(&mut weights),
+            )?;
         }
-        "dot" => {
-            let op = DotProductAttention;
-            op.forward(&shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights), &mut workspace)?;
-        }
+        "dot" => par::dot(&shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?,
         "bilinear" => {
             let params = BilinearParams::load(file, "")?;
-            let op = params.attention()?;
-            workspace.resize(op.workspace_len(&shape, true)?, 0.0);
-            op.forward(&shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights), &mut workspace)?;
+            par::bilinear(
+                &params.attention()?,
+                &shape,
+                &q.data,
+                &k.data,
+                &v.data,
+                valid,
+                &mut out,
+                Some(&mut weights),
+            )?;
         }
         _ => {
             let bias = match file.metadata("bias").as_deref() {
@@ -120,9 +130,7 @@ fn attention_case(file: &TensorFile, kind: &str) -> Result<CaseOutputs, LoadErro
                 }
             };
             let params = MhaParams::load(file, "", heads, bias)?;
-            let op = params.attention()?;
-            workspace.resize(op.workspace_len(&shape, true)?, 0.0);
-            op.forward(&shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights), &mut workspace)?;
+            par::mha(&params.attention()?, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?;
         }
     }
     let weights_shape = if kind == "mha" { vec![batch * heads, nq, nk] } else { vec![batch, nq, nk] };
@@ -194,8 +202,7 @@ fn sdpa_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
     };
     let op = ScaledDotProductAttention { scale };
     let mut out = vec![0.0f32; checked(&[shape.batch, shape.q_heads, shape.q_len, shape.v_dim])?];
-    let mut workspace = vec![0.0f32; op.workspace_len(false)];
-    op.forward(&shape, &q.data, &k.data, &v.data, mask, &mut out, None, &mut workspace)?;
+    par::sdpa(&op, &shape, &q.data, &k.data, &v.data, mask, &mut out, None)?;
     Ok(vec![("output", Tensor { shape: vec![shape.batch, shape.q_heads, shape.q_len, shape.v_dim], data: out })])
 }
 

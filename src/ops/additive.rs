@@ -200,7 +200,7 @@ impl<'p> AdditiveAttention<'p> {
         Ok(())
     }
 
-    fn check_call(
+    pub(crate) fn check_call(
         &self,
         shape: &AttentionShape,
         queries: &[f32],
@@ -217,6 +217,23 @@ impl<'p> AdditiveAttention<'p> {
 }
 
 impl KeyCache<'_> {
+    /// The cache of batch entries `batches` alone (for splitting work).
+    pub fn batches(&self, batches: core::ops::Range<usize>) -> Result<KeyCache<'_>, Error> {
+        if batches.start > batches.end || batches.end > self.batch {
+            return Err(Error::Dimension { arg: "batches.end", expected: self.batch, actual: batches.end });
+        }
+        let (k, h) = (self.keys, self.hidden);
+        let keys = batches.start * k..batches.end * k;
+        Ok(KeyCache {
+            batch: batches.len(),
+            b: &self.b[keys.start * h..keys.end * h],
+            exp_2b: &self.exp_2b[keys.start * h..keys.end * h],
+            magnitude: &self.magnitude[keys.clone()],
+            values: &self.values[keys.start * self.value_dim..keys.end * self.value_dim],
+            ..*self
+        })
+    }
+
     /// Values a cache of `batch × keys` keys with `hidden` features needs.
     pub fn buffer_len(batch: usize, keys: usize, hidden: usize) -> Result<usize, Error> {
         let rows = checked_mul("workspace", batch, keys)?;

@@ -103,6 +103,16 @@ impl<'p> MultiHeadAttention<'p> {
         Ok(MultiHeadAttention { w_q, w_k, w_v, w_o, heads, hidden, query_dim, key_dim, value_dim })
     }
 
+    /// `num_hiddens`, the width of the output.
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// The number of heads.
+    pub fn heads(&self) -> usize {
+        self.heads
+    }
+
     /// Scratch for [`forward`](Self::forward): `Q'`, `K'`, `V'`, the
     /// concatenated heads, and the scores unless the caller takes the weights.
     pub fn workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {

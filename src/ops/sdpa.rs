@@ -128,42 +128,73 @@ impl ScaledDotProductAttention {
         weights: Option<&mut [f32]>,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
+        self.check(shape, [query, key, value], &mask, out, weights.as_deref())?;
+        let workspace = take("workspace", workspace, self.workspace_len(weights.is_some()))?;
+        let (l, s) = (shape.q_len, shape.kv_len);
+        let mut weights = weights;
+        for b in 0..shape.batch {
+            for h in 0..shape.q_heads {
+                let head = (b * shape.q_heads + h) * l;
+                let o = from_mut(out, head * shape.v_dim);
+                let w = weights.as_deref_mut().map(|w| from_mut(w, head * s));
+                self.head(shape, [query, key, value], &mask, (b, h), o, w, workspace)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every length, the head grouping and the mask, before any work.
+    pub(crate) fn check(
+        &self,
+        shape: &SdpaShape,
+        [query, key, value]: [&[f32]; 3],
+        mask: &SdpaMask<'_>,
+        out: &[f32],
+        weights: Option<&[f32]>,
+    ) -> Result<(), Error> {
         let sizes = shape.sizes()?;
         expect_len("query", sizes.query, query.len())?;
         expect_len("key", sizes.key, key.len())?;
         expect_len("value", sizes.value, value.len())?;
         expect_len("out", sizes.out, out.len())?;
-        if let Some(w) = weights.as_deref() {
+        if let Some(w) = weights {
             expect_len("weights", sizes.weights, w.len())?;
         }
         if shape.q_heads > 0 && (shape.kv_heads == 0 || !shape.q_heads.is_multiple_of(shape.kv_heads)) {
             return Err(Error::Dimension { arg: "kv_heads", expected: shape.q_heads, actual: shape.kv_heads });
         }
-        check_mask(shape, &mask)?;
-        let workspace = take("workspace", workspace, self.workspace_len(weights.is_some()))?;
-        let scale = self.scale.unwrap_or(1.0 / (shape.qk_dim as f32).sqrt());
-        let group = shape.q_heads.checked_div(shape.kv_heads).unwrap_or(1);
+        check_mask(shape, mask)
+    }
+
+    /// Computes head `h` of batch entry `b` into its output (and weights).
+    /// Calls already checked by `forward` may run heads in any order or in
+    /// parallel: each touches only its own slices.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn head(
+        &self,
+        shape: &SdpaShape,
+        [query, key, value]: [&[f32]; 3],
+        mask: &SdpaMask<'_>,
+        (b, h): (usize, usize),
+        out: &mut [f32],
+        weights: Option<&mut [f32]>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
         let (l, s) = (shape.q_len, shape.kv_len);
-        let mut weights = weights;
-        for b in 0..shape.batch {
-            for h in 0..shape.q_heads {
-                let kv = b * shape.kv_heads + h / group;
-                let head = Head {
-                    q: from(query, (b * shape.q_heads + h) * l * shape.qk_dim),
-                    k: from(key, kv * s * shape.qk_dim),
-                    v: from(value, kv * s * shape.v_dim),
-                    mask: HeadMask::of(&mask, b, h, l * s),
-                    shape,
-                    scale,
-                };
-                let o = from_mut(out, (b * shape.q_heads + h) * l * shape.v_dim);
-                match weights.as_deref_mut() {
-                    Some(w) => head.with_weights(from_mut(w, (b * shape.q_heads + h) * l * s), o)?,
-                    None => head.flash(o, workspace)?,
-                }
-            }
+        let group = shape.q_heads.checked_div(shape.kv_heads).unwrap_or(1);
+        let kv = b * shape.kv_heads + h / group;
+        let head = Head {
+            q: from(query, (b * shape.q_heads + h) * l * shape.qk_dim),
+            k: from(key, kv * s * shape.qk_dim),
+            v: from(value, kv * s * shape.v_dim),
+            mask: HeadMask::of(mask, b, h, l * s),
+            shape,
+            scale: self.scale.unwrap_or(1.0 / (shape.qk_dim as f32).sqrt()),
+        };
+        match weights {
+            Some(w) => head.with_weights(w, out),
+            None => head.flash(out, workspace),
         }
-        Ok(())
     }
 }
 

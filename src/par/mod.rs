@@ -1,0 +1,288 @@
+//! The parallel layer (`std`): the same operators, split across rayon
+//! threads over independent (batch, query-block) rows, or (batch, head)
+//! pairs for SDPA, and over batch entries for the multi-GEMM operators.
+//!
+//! Results are bit-identical to the serial operators for any thread count:
+//! each piece runs the serial code on a sub-shape, every row's arithmetic is
+//! independent of how rows are grouped (the GEMM path choice ignores the row
+//! count, see [`crate::gemm::LARGE_GEMM_MIN_B`]), and the SIMD backend of
+//! the calling thread is carried into every task. Problems under
+//! [`PARALLEL_MIN_WORK`] stay serial. The work runs in the current rayon
+//! pool, so a caller can bound it with `ThreadPool::install`.
+
+use crate::Error;
+use crate::ops::{
+    AdditiveAttention, AttentionShape, BilinearAttention, DotProductAttention, KeyCache, MultiHeadAttention,
+    ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+};
+use crate::simd::{self, with_backend};
+use alloc::vec;
+use alloc::vec::Vec;
+use rayon::prelude::*;
+
+/// Below this many multiply-adds (roughly), splitting costs more than it saves.
+pub const PARALLEL_MIN_WORK: usize = 1 << 18;
+/// Query rows per task for the row-split operators.
+const QUERY_BLOCK: usize = 16;
+
+/// Runs the tasks on the current pool with the caller's backend, stopping at
+/// the first error.
+fn run_tasks<T: Send>(tasks: Vec<T>, f: impl Fn(T) -> Result<(), Error> + Sync) -> Result<(), Error> {
+    let backend = simd::active();
+    tasks.into_par_iter().try_for_each(|t| with_backend(backend, || f(t))?)
+}
+
+/// Splits `rows × width` values into consecutive chunks of `counts[i]` rows.
+fn split_rows(mut buf: &mut [f32], width: usize, counts: impl Iterator<Item = usize>) -> Vec<&mut [f32]> {
+    let mut parts = Vec::new();
+    for rows in counts {
+        let (head, tail) = core::mem::take(&mut buf).split_at_mut(rows * width);
+        parts.push(head);
+        buf = tail;
+    }
+    parts
+}
+
+/// `weights` split like `out`, or `None` for every task.
+fn split_optional<'a>(buf: Option<&'a mut [f32]>, width: usize, counts: &[usize]) -> Vec<Option<&'a mut [f32]>> {
+    match buf {
+        Some(w) => split_rows(w, width, counts.iter().copied()).into_iter().map(Some).collect(),
+        None => counts.iter().map(|_| None).collect(),
+    }
+}
+
+/// The `valid_lens` of batch entry `b`, queries `q0..q1`.
+fn lens_for<'a>(lens: ValidLens<'a>, b: usize, queries: usize, q: core::ops::Range<usize>) -> ValidLens<'a> {
+    match lens {
+        ValidLens::All => ValidLens::All,
+        ValidLens::PerBatch(l) => ValidLens::PerBatch(&l[b..b + 1]),
+        ValidLens::PerQuery(l) => ValidLens::PerQuery(&l[b * queries + q.start..b * queries + q.end]),
+    }
+}
+
+fn work(parts: &[usize]) -> usize {
+    parts.iter().fold(1usize, |a, &b| a.saturating_mul(b))
+}
+
+/// [`AdditiveAttention::forward`] over (batch, query-block) tasks sharing
+/// one key cache.
+#[allow(clippy::too_many_arguments)]
+pub fn additive(
+    attn: &AdditiveAttention<'_>,
+    shape: &AttentionShape,
+    queries: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    valid_lens: ValidLens<'_>,
+    out: &mut [f32],
+    weights: Option<&mut [f32]>,
+) -> Result<(), Error> {
+    attn.check_call(shape, queries, valid_lens, out, weights.as_deref())?;
+    let mut buffer = vec![0.0; KeyCache::buffer_len(shape.batch, shape.keys, attn.hidden())?];
+    let cache = attn.key_cache(shape, keys, values, &mut buffer)?;
+    let (nq, qd) = (shape.queries, shape.query_dim);
+    if work(&[shape.batch, nq, shape.keys, attn.hidden()]) < PARALLEL_MIN_WORK {
+        let mut ws = vec![0.0; attn.cached_workspace_len(shape, weights.is_some())?];
+        return attn.forward_cached(&cache, nq, queries, valid_lens, out, weights, &mut ws);
+    }
+    let blocks: Vec<(usize, usize, usize)> = (0..shape.batch)
+        .flat_map(|b| (0..nq).step_by(QUERY_BLOCK).map(move |q0| (b, q0, (q0 + QUERY_BLOCK).min(nq))))
+        .collect();
+    let counts: Vec<usize> = blocks.iter().map(|&(_, q0, q1)| q1 - q0).collect();
+    let outs = split_rows(out, shape.value_dim, counts.iter().copied());
+    let ws = split_optional(weights, shape.keys, &counts);
+    let tasks: Vec<_> = blocks.into_iter().zip(outs).zip(ws).collect();
+    run_tasks(tasks, |(((b, q0, q1), out), weights)| {
+        let sub = cache.batches(b..b + 1)?;
+        let sub_shape = AttentionShape { batch: 1, queries: q1 - q0, ..*shape };
+        let mut ws = vec![0.0; attn.cached_workspace_len(&sub_shape, weights.is_some())?];
+        let q = &queries[(b * nq + q0) * qd..(b * nq + q1) * qd];
+        attn.forward_cached(&sub, q1 - q0, q, lens_for(valid_lens, b, nq, q0..q1), out, weights, &mut ws)
+    })
+}
+
+/// One batch entry's slices of a batched attention call.
+struct BatchSlices<'a> {
+    shape: AttentionShape,
+    queries: &'a [f32],
+    keys: &'a [f32],
+    values: &'a [f32],
+    valid_lens: ValidLens<'a>,
+}
+
+/// Splits a checked call into batch entries and runs `f` on each in parallel.
+#[allow(clippy::too_many_arguments)]
+fn per_batch(
+    shape: &AttentionShape,
+    [queries, keys, values]: [&[f32]; 3],
+    valid_lens: ValidLens<'_>,
+    out: &mut [f32],
+    out_width: usize,
+    weights: Option<&mut [f32]>,
+    weights_per_batch: usize,
+    f: impl Fn(BatchSlices<'_>, &mut [f32], Option<&mut [f32]>) -> Result<(), Error> + Sync,
+) -> Result<(), Error> {
+    let b_n = shape.batch;
+    let counts = vec![1usize; b_n];
+    let outs = split_rows(out, shape.queries * out_width, counts.iter().copied());
+    let ws = split_optional(weights, weights_per_batch, &counts);
+    let tasks: Vec<_> = (0..b_n).zip(outs).zip(ws).collect();
+    let (nq, nk) = (shape.queries, shape.keys);
+    run_tasks(tasks, |((b, out), weights)| {
+        let slices = BatchSlices {
+            shape: AttentionShape { batch: 1, ..*shape },
+            queries: &queries[b * nq * shape.query_dim..(b + 1) * nq * shape.query_dim],
+            keys: &keys[b * nk * shape.key_dim..(b + 1) * nk * shape.key_dim],
+            values: &values[b * nk * shape.value_dim..(b + 1) * nk * shape.value_dim],
+            valid_lens: lens_for(valid_lens, b, nq, 0..nq),
+        };
+        f(slices, out, weights)
+    })
+}
+
+/// Checks a batched call's input lengths (outputs are checked by each op).
+fn check_inputs(shape: &AttentionShape, [q, k, v]: [&[f32]; 3], lens: ValidLens<'_>) -> Result<(), Error> {
+    let sizes = shape.sizes()?;
+    crate::error::expect_len("queries", sizes.queries, q.len())?;
+    crate::error::expect_len("keys", sizes.keys, k.len())?;
+    crate::error::expect_len("values", sizes.values, v.len())?;
+    lens.check(shape.batch, sizes.query_rows)
+}
+
+/// Runs a per-batch-splittable operator: serially as one call when small,
+/// else per batch entry. `serial` is the operator's own `forward` with a
+/// fresh workspace.
+#[allow(clippy::too_many_arguments)]
+fn batched(
+    shape: &AttentionShape,
+    inputs: [&[f32]; 3],
+    valid_lens: ValidLens<'_>,
+    out: &mut [f32],
+    out_width: usize,
+    weights: Option<&mut [f32]>,
+    weights_per_row: usize,
+    cost: usize,
+    serial: impl Fn(&AttentionShape, [&[f32]; 3], ValidLens<'_>, &mut [f32], Option<&mut [f32]>) -> Result<(), Error> + Sync,
+) -> Result<(), Error> {
+    check_inputs(shape, inputs, valid_lens)?;
+    let sizes = shape.sizes()?;
+    crate::error::expect_len("out", crate::error::checked_mul("out", sizes.query_rows, out_width)?, out.len())?;
+    let weights_len = crate::error::checked_mul("weights", sizes.weights, weights_per_row)?;
+    if let Some(w) = weights.as_deref() {
+        crate::error::expect_len("weights", weights_len, w.len())?;
+    }
+    if cost < PARALLEL_MIN_WORK || shape.batch < 2 {
+        return serial(shape, inputs, valid_lens, out, weights);
+    }
+    let per_batch_weights = shape.queries * shape.keys * weights_per_row;
+    per_batch(shape, inputs, valid_lens, out, out_width, weights, per_batch_weights, |s, out, w| {
+        serial(&s.shape, [s.queries, s.keys, s.values], s.valid_lens, out, w)
+    })
+}
+
+/// [`DotProductAttention::forward`] split over batch entries.
+#[allow(clippy::too_many_arguments)]
+pub fn dot(
+    shape: &AttentionShape,
+    queries: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    valid_lens: ValidLens<'_>,
+    out: &mut [f32],
+    weights: Option<&mut [f32]>,
+) -> Result<(), Error> {
+    let cost = work(&[shape.batch, shape.queries, shape.keys, shape.query_dim + shape.value_dim]);
+    batched(
+        shape,
+        [queries, keys, values],
+        valid_lens,
+        out,
+        shape.value_dim,
+        weights,
+        1,
+        cost,
+        |s, [q, k, v], l, o, w| {
+            let mut ws = vec![0.0; DotProductAttention.workspace_len(s, w.is_some())?];
+            DotProductAttention.forward(s, q, k, v, l, o, w, &mut ws)
+        },
+    )
+}
+
+/// [`BilinearAttention::forward`] split over batch entries.
+#[allow(clippy::too_many_arguments)]
+pub fn bilinear(
+    attn: &BilinearAttention<'_>,
+    shape: &AttentionShape,
+    queries: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    valid_lens: ValidLens<'_>,
+    out: &mut [f32],
+    weights: Option<&mut [f32]>,
+) -> Result<(), Error> {
+    let cost = work(&[shape.batch, shape.keys, shape.query_dim, shape.key_dim + shape.queries]);
+    batched(
+        shape,
+        [queries, keys, values],
+        valid_lens,
+        out,
+        shape.value_dim,
+        weights,
+        1,
+        cost,
+        |s, [q, k, v], l, o, w| {
+            let mut ws = vec![0.0; attn.workspace_len(s, w.is_some())?];
+            attn.forward(s, q, k, v, l, o, w, &mut ws)
+        },
+    )
+}
+
+/// [`MultiHeadAttention::forward`] split over batch entries.
+#[allow(clippy::too_many_arguments)]
+pub fn mha(
+    attn: &MultiHeadAttention<'_>,
+    shape: &AttentionShape,
+    queries: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    valid_lens: ValidLens<'_>,
+    out: &mut [f32],
+    weights: Option<&mut [f32]>,
+) -> Result<(), Error> {
+    let (hidden, heads) = (attn.hidden(), attn.heads());
+    let cost = work(&[shape.batch, shape.queries + shape.keys, hidden, shape.keys.max(shape.query_dim)]);
+    batched(shape, [queries, keys, values], valid_lens, out, hidden, weights, heads, cost, |s, [q, k, v], l, o, w| {
+        let mut ws = vec![0.0; attn.workspace_len(s, w.is_some())?];
+        attn.forward(s, q, k, v, l, o, w, &mut ws)
+    })
+}
+
+/// [`ScaledDotProductAttention::forward`] split over (batch, head) pairs.
+#[allow(clippy::too_many_arguments)]
+pub fn sdpa(
+    op: &ScaledDotProductAttention,
+    shape: &SdpaShape,
+    query: &[f32],
+    key: &[f32],
+    value: &[f32],
+    mask: SdpaMask<'_>,
+    out: &mut [f32],
+    weights: Option<&mut [f32]>,
+) -> Result<(), Error> {
+    op.check(shape, [query, key, value], &mask, out, weights.as_deref())?;
+    let heads = shape.batch * shape.q_heads;
+    let cost = work(&[heads, shape.q_len, shape.kv_len, shape.qk_dim + shape.v_dim]);
+    if cost < PARALLEL_MIN_WORK || heads < 2 {
+        let mut ws = vec![0.0; op.workspace_len(weights.is_some())];
+        return op.forward(shape, query, key, value, mask, out, weights, &mut ws);
+    }
+    let counts = vec![1usize; heads];
+    let outs = split_rows(out, shape.q_len * shape.v_dim, counts.iter().copied());
+    let ws = split_optional(weights, shape.q_len * shape.kv_len, &counts);
+    let tasks: Vec<_> = (0..heads).zip(outs).zip(ws).collect();
+    run_tasks(tasks, |((i, out), weights)| {
+        let mut ws = vec![0.0; op.workspace_len(weights.is_some())];
+        let (b, h) = (i / shape.q_heads, i % shape.q_heads);
+        op.head(shape, [query, key, value], &mask, (b, h), out, weights, &mut ws)
+    })
+}

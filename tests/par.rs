@@ -1,0 +1,150 @@
+//! The parallel layer against the serial operators, bit for bit, in rayon
+//! pools of 1, 2 and 3 threads, on every backend, with and without weights.
+//! Shapes are large enough to be split (above `par::PARALLEL_MIN_WORK`) and
+//! odd enough that blocks are ragged.
+
+mod common;
+use common::{Rng, backends};
+use simd_attention::ops::{
+    AdditiveAttention, AttentionShape, BilinearAttention, DotProductAttention, Linear, MhaDims, MultiHeadAttention,
+    ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+};
+use simd_attention::{par, simd::with_backend};
+
+fn random(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.unit() * scale).collect()
+}
+
+fn assert_same_bits(got: &[f32], want: &[f32], what: &str) {
+    if let Some(i) = got.iter().zip(want).position(|(a, b)| a.to_bits() != b.to_bits()) {
+        panic!("{what}: first difference at {i}: {} vs {}", got[i], want[i]);
+    }
+}
+
+/// Runs `serial` once and `parallel` in pools of 1–3 threads on every
+/// backend; both write (out, weights) and must agree exactly.
+fn check(
+    name: &str,
+    out_len: usize,
+    weights_len: usize,
+    serial: impl Fn(&mut [f32], Option<&mut [f32]>),
+    parallel: impl Fn(&mut [f32], Option<&mut [f32]>) + Sync,
+) {
+    for backend in backends() {
+        for with_weights in [true, false] {
+            let (mut out, mut w) = (vec![0.0; out_len], vec![0.0; weights_len]);
+            with_backend(backend, || serial(&mut out, with_weights.then_some(&mut w[..]))).unwrap();
+            for threads in 1..=3 {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let (mut out2, mut w2) = (vec![f32::NAN; out_len], vec![0.0; weights_len]);
+                // The backend override is per thread, so it is set on the pool's thread.
+                pool.install(|| with_backend(backend, || parallel(&mut out2, with_weights.then_some(&mut w2[..]))))
+                    .unwrap();
+                let what = format!("{name} on {backend}, {threads} threads, weights {with_weights}");
+                assert_same_bits(&out2, &out, &what);
+                assert_same_bits(&w2, &w, &what);
+            }
+        }
+    }
+}
+
+fn shape() -> AttentionShape {
+    // Every operator's cost estimate is above par::PARALLEL_MIN_WORK here.
+    AttentionShape { batch: 3, queries: 70, keys: 90, query_dim: 24, key_dim: 20, value_dim: 11 }
+}
+
+#[test]
+fn additive_parallel_equals_serial() {
+    let mut rng = Rng(11);
+    let s = shape();
+    let h = 48;
+    let (w_q, w_k, w_v) =
+        (random(&mut rng, h * s.query_dim, 0.3), random(&mut rng, h * s.key_dim, 0.3), random(&mut rng, h, 0.3));
+    let attn = AdditiveAttention::new(&w_q, &w_k, &w_v, h, s.query_dim, s.key_dim).unwrap();
+    let q = random(&mut rng, s.batch * s.queries * s.query_dim, 2.0);
+    let k = random(&mut rng, s.batch * s.keys * s.key_dim, 2.0);
+    let v = random(&mut rng, s.batch * s.keys * s.value_dim, 1.0);
+    let lens: Vec<usize> = (0..s.batch * s.queries).map(|i| i % (s.keys + 3)).collect();
+    let valid = ValidLens::PerQuery(&lens);
+    check(
+        "additive",
+        s.batch * s.queries * s.value_dim,
+        s.batch * s.queries * s.keys,
+        |out, w| {
+            let mut ws = vec![0.0; attn.workspace_len(&s, w.is_some()).unwrap()];
+            attn.forward(&s, &q, &k, &v, valid, out, w, &mut ws).unwrap();
+        },
+        |out, w| par::additive(&attn, &s, &q, &k, &v, valid, out, w).unwrap(),
+    );
+}
+
+#[test]
+fn dot_bilinear_and_mha_parallel_equal_serial() {
+    let mut rng = Rng(5);
+    let s = AttentionShape { key_dim: 24, ..shape() };
+    let q = random(&mut rng, s.batch * s.queries * s.query_dim, 1.0);
+    let k = random(&mut rng, s.batch * s.keys * s.key_dim, 1.0);
+    let v = random(&mut rng, s.batch * s.keys * s.value_dim, 1.0);
+    let lens = [3usize, 0, 50];
+    let valid = ValidLens::PerBatch(&lens);
+    let (out_len, w_len) = (s.batch * s.queries * s.value_dim, s.batch * s.queries * s.keys);
+    check(
+        "dot",
+        out_len,
+        w_len,
+        |out, w| DotProductAttention.forward(&s, &q, &k, &v, valid, out, w, &mut vec![0.0; w_len]).unwrap(),
+        |out, w| par::dot(&s, &q, &k, &v, valid, out, w).unwrap(),
+    );
+    let w_a = random(&mut rng, s.query_dim * s.key_dim, 0.3);
+    let bil = BilinearAttention::new(&w_a, s.query_dim, s.key_dim).unwrap();
+    check(
+        "bilinear",
+        out_len,
+        w_len,
+        |out, w| {
+            let mut ws = vec![0.0; bil.workspace_len(&s, w.is_some()).unwrap()];
+            bil.forward(&s, &q, &k, &v, valid, out, w, &mut ws).unwrap()
+        },
+        |out, w| par::bilinear(&bil, &s, &q, &k, &v, valid, out, w).unwrap(),
+    );
+    let (heads, hidden) = (4, 32);
+    let m = [s.query_dim, s.key_dim, s.value_dim, hidden].map(|inp| random(&mut rng, hidden * inp, 0.3));
+    let b = [0; 4].map(|_| random(&mut rng, hidden, 0.1));
+    let lin = |i: usize| Linear { weight: &m[i], bias: Some(&b[i]) };
+    let dims = MhaDims { heads, hidden, query_dim: s.query_dim, key_dim: s.key_dim, value_dim: s.value_dim };
+    let mha = MultiHeadAttention::new(lin(0), lin(1), lin(2), lin(3), dims).unwrap();
+    check(
+        "mha",
+        s.batch * s.queries * hidden,
+        heads * w_len,
+        |out, w| {
+            let mut ws = vec![0.0; mha.workspace_len(&s, w.is_some()).unwrap()];
+            mha.forward(&s, &q, &k, &v, valid, out, w, &mut ws).unwrap()
+        },
+        |out, w| par::mha(&mha, &s, &q, &k, &v, valid, out, w).unwrap(),
+    );
+}
+
+#[test]
+fn sdpa_parallel_equals_serial() {
+    let mut rng = Rng(3);
+    let s = SdpaShape { batch: 2, q_heads: 4, kv_heads: 2, q_len: 70, kv_len: 131, qk_dim: 16, v_dim: 12 };
+    let q = random(&mut rng, s.batch * s.q_heads * s.q_len * s.qk_dim, 1.0);
+    let k = random(&mut rng, s.batch * s.kv_heads * s.kv_len * s.qk_dim, 1.0);
+    let v = random(&mut rng, s.batch * s.kv_heads * s.kv_len * s.v_dim, 1.0);
+    let op = ScaledDotProductAttention::default();
+    let out_len = s.batch * s.q_heads * s.q_len * s.v_dim;
+    let w_len = s.batch * s.q_heads * s.q_len * s.kv_len;
+    for mask in [SdpaMask::None, SdpaMask::Causal] {
+        check(
+            "sdpa",
+            out_len,
+            w_len,
+            |out, w| {
+                let mut ws = vec![0.0; op.workspace_len(w.is_some())];
+                op.forward(&s, &q, &k, &v, mask, out, w, &mut ws).unwrap()
+            },
+            |out, w| par::sdpa(&op, &s, &q, &k, &v, mask, out, w).unwrap(),
+        );
+    }
+}
