@@ -238,3 +238,25 @@ proptest! {
         check(&Op::Mha { heads, hidden: heads * width, w }, &x);
     }
 }
+
+#[test]
+fn attend_allocates_and_matches_forward() {
+    let g = Golden::load("dot-lens1d");
+    let (shape, q, k, v) = (golden_shape(&g), g.f32s("queries"), g.f32s("keys"), g.f32s("values"));
+    let lens = g.lens("valid_lens");
+    let got = DotProductAttention.attend(&shape, &q, &k, &v, ValidLens::PerBatch(&lens), true).unwrap();
+    assert_allclose(&got.output, &g.f32s("expected.output"), 5e-5, 1e-4, "attend output");
+    assert_allclose(
+        got.weights.as_deref().unwrap(),
+        &g.f32s("expected.attention_weights"),
+        5e-5,
+        1e-4,
+        "attend weights",
+    );
+    let without = DotProductAttention.attend(&shape, &q, &k, &v, ValidLens::PerBatch(&lens), false).unwrap();
+    assert_eq!((without.output, without.weights), (got.output, None));
+    let g = Golden::load("nadaraya-watson");
+    let nw =
+        NadarayaWatson { w: g.f32s("w")[0] }.attend(&g.f32s("queries"), &g.f32s("keys"), &g.f32s("values")).unwrap();
+    assert_allclose(&nw.output, &g.f32s("expected.output"), 5e-5, 1e-4, "nadaraya-watson attend");
+}

@@ -190,6 +190,24 @@ impl<'p> AdditiveAttention<'p> {
         weighted_sum(&shape, weights, cache.values, out)
     }
 
+    /// [`forward`](Self::forward) with buffers it allocates itself.
+    #[cfg(feature = "alloc")]
+    pub fn attend(
+        &self,
+        shape: &AttentionShape,
+        queries: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        valid_lens: ValidLens<'_>,
+        want_weights: bool,
+    ) -> Result<super::Attended, Error> {
+        let sizes = shape.sizes()?;
+        let ws = self.workspace_len(shape, want_weights)?;
+        super::attended::attended(sizes.output, sizes.weights, want_weights, ws, |out, w, ws| {
+            self.forward(shape, queries, keys, values, valid_lens, out, w, ws)
+        })
+    }
+
     fn check_dims(&self, shape: &AttentionShape) -> Result<(), Error> {
         if shape.query_dim != self.query_dim {
             return Err(Error::Dimension { arg: "shape.query_dim", expected: self.query_dim, actual: shape.query_dim });

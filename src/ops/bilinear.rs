@@ -78,4 +78,22 @@ impl<'p> BilinearAttention<'p> {
         let heads = Heads { qk_dim: self.query_dim, ..Heads::single(shape) };
         attend(&heads, 1.0, queries, projected, values, valid_lens, out, weights)
     }
+
+    /// [`forward`](Self::forward) with buffers it allocates itself.
+    #[cfg(feature = "alloc")]
+    pub fn attend(
+        &self,
+        shape: &AttentionShape,
+        queries: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        valid_lens: ValidLens<'_>,
+        want_weights: bool,
+    ) -> Result<super::Attended, Error> {
+        let sizes = shape.sizes()?;
+        let ws = self.workspace_len(shape, want_weights)?;
+        super::attended::attended(sizes.output, sizes.weights, want_weights, ws, |out, w, ws| {
+            self.forward(shape, queries, keys, values, valid_lens, out, w, ws)
+        })
+    }
 }

@@ -53,9 +53,27 @@ impl DotProductAttention {
             Some(w) => w,
             None => workspace,
         };
-        let scale = 1.0 / (shape.query_dim as f32).sqrt();
+        let scale = 1.0 / libm::sqrtf(shape.query_dim as f32);
         let heads = Heads::single(shape);
         attend(&heads, scale, queries, keys, values, valid_lens, out, weights)
+    }
+
+    /// [`forward`](Self::forward) with buffers it allocates itself.
+    #[cfg(feature = "alloc")]
+    pub fn attend(
+        &self,
+        shape: &AttentionShape,
+        queries: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        valid_lens: ValidLens<'_>,
+        want_weights: bool,
+    ) -> Result<super::Attended, Error> {
+        let sizes = shape.sizes()?;
+        let ws = self.workspace_len(shape, want_weights)?;
+        super::attended::attended(sizes.output, sizes.weights, want_weights, ws, |out, w, ws| {
+            self.forward(shape, queries, keys, values, valid_lens, out, w, ws)
+        })
     }
 }
 

@@ -182,7 +182,27 @@ impl<'p> MultiHeadAttention<'p> {
             qk_dim: width,
             v_dim: width,
         };
-        attend(&heads, 1.0 / (width as f32).sqrt(), q, k, v, valid_lens, concat, weights)?;
+        attend(&heads, 1.0 / libm::sqrtf(width as f32), q, k, v, valid_lens, concat, weights)?;
         self.w_o.apply(concat, sizes.query_rows, self.hidden, self.hidden, out)
+    }
+
+    /// [`forward`](Self::forward) with buffers it allocates itself.
+    #[cfg(feature = "alloc")]
+    pub fn attend(
+        &self,
+        shape: &AttentionShape,
+        queries: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        valid_lens: ValidLens<'_>,
+        want_weights: bool,
+    ) -> Result<super::Attended, Error> {
+        let sizes = shape.sizes()?;
+        let out = checked_mul("out", sizes.query_rows, self.hidden)?;
+        let weights = checked_mul("weights", sizes.weights, self.heads)?;
+        let ws = self.workspace_len(shape, want_weights)?;
+        super::attended::attended(out, weights, want_weights, ws, |out, w, ws| {
+            self.forward(shape, queries, keys, values, valid_lens, out, w, ws)
+        })
     }
 }

@@ -1,8 +1,11 @@
 //! The attention operators users call: parameters, shapes and masks in,
 //! output and (optionally) weights out, with scratch given by the caller.
-//! Each has a `workspace_len` that says how much scratch it needs.
+//! Each has a `workspace_len` that says how much scratch it needs, and
+//! (with `alloc`) an `attend` that allocates everything itself.
 
 mod additive;
+#[cfg(feature = "alloc")]
+mod attended;
 mod bilinear;
 mod dot;
 mod mha;
@@ -12,6 +15,8 @@ mod shape;
 mod valid_lens;
 
 pub use additive::{AdditiveAttention, KeyCache};
+#[cfg(feature = "alloc")]
+pub use attended::Attended;
 pub use bilinear::BilinearAttention;
 pub use dot::DotProductAttention;
 pub use mha::{Linear, MhaDims, MultiHeadAttention};

@@ -43,6 +43,15 @@ impl NadarayaWatson {
         simd::dispatch(KernelRows { w: self.w, m, queries, keys, values, out, weights });
         Ok(())
     }
+
+    /// [`forward`](Self::forward) with buffers it allocates itself; the
+    /// weights are always returned.
+    #[cfg(feature = "alloc")]
+    pub fn attend(&self, queries: &[f32], keys: &[f32], values: &[f32]) -> Result<super::Attended, Error> {
+        super::attended::attended(queries.len(), keys.len(), true, 0, |out, w, _| {
+            self.forward(queries, keys, values, out, w.unwrap_or(&mut []))
+        })
+    }
 }
 
 struct KernelRows<'a> {

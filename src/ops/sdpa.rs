@@ -143,6 +143,27 @@ impl ScaledDotProductAttention {
         Ok(())
     }
 
+    /// [`forward`](Self::forward) with buffers it allocates itself.
+    #[cfg(feature = "alloc")]
+    pub fn attend(
+        &self,
+        shape: &SdpaShape,
+        query: &[f32],
+        key: &[f32],
+        value: &[f32],
+        mask: SdpaMask<'_>,
+        want_weights: bool,
+    ) -> Result<super::Attended, Error> {
+        let sizes = shape.sizes()?;
+        super::attended::attended(
+            sizes.out,
+            sizes.weights,
+            want_weights,
+            self.workspace_len(want_weights),
+            |out, w, ws| self.forward(shape, query, key, value, mask, out, w, ws),
+        )
+    }
+
     /// Checks every length, the head grouping and the mask, before any work.
     pub(crate) fn check(
         &self,
@@ -189,7 +210,7 @@ impl ScaledDotProductAttention {
             v: from(value, kv * s * shape.v_dim),
             mask: HeadMask::of(mask, b, h, l * s),
             shape,
-            scale: self.scale.unwrap_or(1.0 / (shape.qk_dim as f32).sqrt()),
+            scale: self.scale.unwrap_or_else(|| 1.0 / libm::sqrtf(shape.qk_dim as f32)),
         };
         match weights {
             Some(w) => head.with_weights(w, out),
