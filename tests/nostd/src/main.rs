@@ -1,4 +1,4 @@
-//! Runs `vmath`, the masked softmax and the matmul with no std, checks the
+//! Runs `vmath`, the masked softmax, the matmul and additive attention with no std, checks the
 //! results against libm and exact arithmetic, and exits 0 when all hold.
 //!
 //! It starts from C's `main` (glibc's start files call it), writes through
@@ -142,11 +142,28 @@ fn check_gemm<const N: usize>(failures: &mut i32, what: &str) {
     check(ok, what, failures);
 }
 
+/// Additive attention on stack buffers: masked key gets 0, weights sum to
+/// 1, and the output is the weighted sum of the values.
+fn check_additive(failures: &mut i32) {
+    use simd_attention::ops::{AdditiveAttention, AttentionShape, ValidLens};
+    let (w_q, w_k, w_v) = ([0.5f32, -0.25, 0.1, 0.3], [0.2f32, 0.4, -0.6, 0.1], [1.0f32, -0.5]);
+    let attn = AdditiveAttention::new(&w_q, &w_k, &w_v, 2, 2, 2);
+    let shape = AttentionShape { batch: 1, queries: 1, keys: 3, query_dim: 2, key_dim: 2, value_dim: 1 };
+    let (q, k, v) = ([1.0f32, 2.0], [0.5f32, -1.0, 2.0, 0.0, 1.0, 1.0], [1.0f32, 3.0, 100.0]);
+    let (mut out, mut w, mut ws) = ([0.0f32; 1], [0.0f32; 3], [0.0f32; 64]);
+    let ran = attn.is_ok_and(|a| {
+        a.forward(&shape, &q, &k, &v, ValidLens::PerBatch(&[2]), &mut out, Some(&mut w), &mut ws).is_ok()
+    });
+    let ok = ran && w[2] == 0.0 && (w[0] + w[1] - 1.0).abs() < 1e-6 && (out[0] - (w[0] + 3.0 * w[1])).abs() < 1e-5;
+    check(ok, "additive attention", failures);
+}
+
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
     let mut failures = 0;
     check_vmath(&mut failures);
     check_softmax(&mut failures);
+    check_additive(&mut failures);
     check_gemm::<9>(&mut failures, "gemm (own tiles)");
     check_gemm::<40>(&mut failures, "gemm (large path)");
     #[cfg(feature = "alloc")]
