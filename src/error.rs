@@ -62,3 +62,9 @@ pub(crate) fn checked_mul(arg: &'static str, a: usize, b: usize) -> Result<usize
 pub(crate) fn expect_len(arg: &'static str, expected: usize, actual: usize) -> Result<(), Error> {
     if expected == actual { Ok(()) } else { Err(Error::Length { arg, expected, actual }) }
 }
+
+/// The first `needed` values of a caller's scratch, or an error.
+pub(crate) fn take<'a>(arg: &'static str, buffer: &'a mut [f32], needed: usize) -> Result<&'a mut [f32], Error> {
+    let actual = buffer.len();
+    buffer.get_mut(..needed).ok_or(Error::Length { arg, expected: needed, actual })
+}

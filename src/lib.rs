@@ -44,6 +44,7 @@ pub mod gemm;
 pub mod io;
 pub mod kernels;
 mod math;
+pub mod models;
 pub mod ops;
 #[cfg(feature = "std")]
 pub mod par;

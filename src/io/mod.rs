@@ -9,6 +9,7 @@
 
 pub mod case;
 pub mod params;
+pub mod seq2seq;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;

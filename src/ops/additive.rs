@@ -12,7 +12,7 @@
 //! in its workspace, so cached and uncached calls give identical bits.
 
 use super::{AttentionShape, ValidLens};
-use crate::error::{Error, checked_mul, expect_len};
+use crate::error::{Error, checked_mul, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm};
 use crate::kernels::additive_score::{EXP_PRODUCT_LIMIT, ProjectedQuery, ScoreWeights, score_keys};
 use crate::kernels::softmax::softmax_row;
@@ -269,12 +269,6 @@ impl KeyCache<'_> {
             value_dim: self.value_dim,
         }
     }
-}
-
-/// The first `needed` values of a caller's scratch, or an error.
-pub(crate) fn take<'a>(arg: &'static str, buffer: &'a mut [f32], needed: usize) -> Result<&'a mut [f32], Error> {
-    let actual = buffer.len();
-    buffer.get_mut(..needed).ok_or(Error::Length { arg, expected: needed, actual })
 }
 
 /// `out (rows × hidden) = x (rows × in_dim) · Wᵀ`, `W` being `(hidden, in_dim)`.

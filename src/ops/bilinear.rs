@@ -5,10 +5,9 @@
 //! The keys are projected once, `k' = W_a k`, so the scores are a plain dot
 //! product of `q` with `k'`.
 
-use super::additive::take;
 use super::dot::{Heads, attend};
 use super::{AttentionShape, ValidLens};
-use crate::error::{Error, checked_mul, expect_len};
+use crate::error::{Error, checked_mul, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm};
 
 /// The parameter `W_a.weight` `(query_dim, key_dim)`, borrowed.

@@ -5,9 +5,8 @@
 //! [`super::MultiHeadAttention`] reuse: scores by GEMM over strided views,
 //! the masked softmax, and the weighted sum by GEMM.
 
-use super::additive::take;
 use super::{AttentionShape, ValidLens};
-use crate::error::{Error, expect_len};
+use crate::error::{Error, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm};
 use crate::kernels::{ScoreShape, masked_softmax};
 

@@ -8,10 +8,9 @@
 //! `output = concat W_oᵀ (+ b_o)`. Weights are `(B·heads, Q, K)`, entry
 //! `b·heads + h`, as d2l's `attention_weights`.
 
-use super::additive::take;
 use super::dot::{Heads, attend};
 use super::{AttentionShape, ValidLens};
-use crate::error::{Error, checked_mul, expect_len};
+use crate::error::{Error, checked_mul, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm};
 
 /// One `nn.Linear`: `weight` `(out, in)` and an optional `bias` `(out,)`.

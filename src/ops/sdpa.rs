@@ -19,9 +19,8 @@
 //! fixed [`TILE_QUERIES`]` × `[`TILE_KEYS`] tile. With weights requested it
 //! forms each head's `(L, S)` weights in the caller's buffer instead.
 
-use super::additive::take;
 use super::dot::{from, from_mut};
-use crate::error::{Error, checked_mul, expect_len};
+use crate::error::{Error, checked_mul, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm};
 use crate::kernels::online_softmax::OnlineSoftmaxTile;
 use crate::kernels::softmax::softmax_row;
