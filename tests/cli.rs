@@ -5,7 +5,8 @@
 
 mod common;
 use common::{Golden, assert_allclose};
-use simd_attention::io::{TensorFile, case::run_case};
+use simd_attention::io::case::{CaseTensor, run_case};
+use simd_attention::io::{TensorFile, seq2seq::Seq2SeqModel};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -65,9 +66,10 @@ fn check_against_golden(name: &str, results: &TensorFile) {
 fn golden_cases_through_the_library() {
     for name in CASES {
         let file = TensorFile::read(&data(name)).unwrap();
-        let results = run_case(&file).unwrap();
+        let results = run_case(&file, None).unwrap();
         let golden = Golden::load(name);
         for (tensor, t) in results {
+            let CaseTensor::F32(t) = t else { panic!("{name} {tensor}: not f32") };
             assert_allclose(
                 &t.data,
                 &golden.f32s(&format!("expected.{tensor}")),
@@ -148,4 +150,67 @@ fn bad_input_is_refused_with_status_2_and_no_output() {
     refused(&mismatched, &out, "tensor `keys`: expected shape (2, _, _), found [1, 2, 3]");
     // An output path that cannot be written.
     refused(&data("dot-lens1d"), Path::new("/nonexistent-dir/out.safetensors"), "/nonexistent-dir/out.safetensors");
+}
+
+fn model_path() -> PathBuf {
+    data("reverse-bahdanau")
+}
+
+#[test]
+fn seq2seq_case_through_library_and_attn_run() {
+    let model = Seq2SeqModel::load(&TensorFile::read(&model_path()).unwrap()).unwrap();
+    let golden = Golden::load("seq2seq-reverse-decode");
+    let want_tokens = golden.lens("expected.tokens");
+    let want_weights = golden.f32s("expected.attention_weights");
+    let check = |tokens: &[i64], weights: &[f32]| {
+        let steps = 10;
+        for b in 0..tokens.len() / steps {
+            let want = &want_tokens[b * steps..(b + 1) * steps];
+            let end = want.iter().position(|&t| t == model.eos).map_or(steps, |p| p + 1);
+            let got: Vec<usize> = tokens[b * steps..b * steps + end].iter().map(|&t| t as usize).collect();
+            assert_eq!(got, &want[..end], "sequence {b}");
+            let w = (b * steps) * 10..(b * steps + end) * 10;
+            assert_allclose(&weights[w.clone()], &want_weights[w], 5e-5, 0.0, &format!("sequence {b} weights"));
+        }
+    };
+    let file = TensorFile::read(&data("seq2seq-reverse-decode")).unwrap();
+    let results = run_case(&file, Some(&model)).unwrap();
+    let (CaseTensor::I64(tokens), CaseTensor::F32(weights)) = (&results[0].1, &results[1].1) else { panic!("dtypes") };
+    check(&tokens.data, &weights.data);
+    for model_arg in [Some(model_path()), None] {
+        let out = scratch("seq2seq.safetensors");
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["run".into(), data("seq2seq-reverse-decode").into(), "-o".into(), out.clone().into()];
+        if let Some(m) = &model_arg {
+            args.extend(["--model".into(), m.clone().into()]);
+        }
+        let run = Command::new(env!("CARGO_BIN_EXE_attn")).args(&args).output().unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let written = TensorFile::read(&out).unwrap();
+        let tokens = written.i64s("tokens").unwrap();
+        check(&tokens.data, &written.f32s("attention_weights").unwrap().data);
+    }
+}
+
+#[test]
+fn decode_reverses_digits_and_refuses_unknown_tokens() {
+    let run =
+        attn(&["decode".as_ref(), "3".as_ref(), "1".as_ref(), "4".as_ref(), "1".as_ref(), "5".as_ref(), "9".as_ref()]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(String::from_utf8_lossy(&run.stdout).lines().next(), Some("9 5 1 4 1 3"));
+    let run = attn(&["decode".as_ref(), "3".as_ref(), "x".as_ref()]);
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(stderr.lines().count(), 1);
+    assert!(stderr.contains("unknown token `x`"), "{stderr}");
+}
+
+#[test]
+fn demo_decodes_and_reports() {
+    let run = attn(&["demo".as_ref(), "--seed".as_ref(), "7".as_ref(), "--count".as_ref(), "5".as_ref()]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("exact match: 5/5"), "{stdout}");
+    assert!(stdout.contains("decode time per token:"), "{stdout}");
+    assert!(stdout.contains('█') || stdout.contains('▓'), "{stdout}");
 }

@@ -5,21 +5,35 @@
 //! The operators run through [`crate::par`], in the current rayon pool.
 
 use super::params::{AdditiveParams, BilinearParams, MhaParams};
+use super::seq2seq::Seq2SeqModel;
 use super::{LoadError, Tensor, TensorFile};
 use crate::kernels::{ScoreShape, masked_softmax};
+use crate::models::DecodeOptions;
 use crate::ops::{AttentionShape, NadarayaWatson, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens};
 use crate::par;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// The results of a case: `(name, tensor)` pairs, `output` first.
-pub type CaseOutputs = Vec<(&'static str, Tensor<f32>)>;
+/// One result tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CaseTensor {
+    /// Outputs and weights.
+    F32(Tensor<f32>),
+    /// Token ids.
+    I64(Tensor<i64>),
+}
 
-/// Runs the case in `file`.
-pub fn run_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
+/// The results of a case: `(name, tensor)` pairs, `output` (or `tokens`) first.
+pub type CaseOutputs = Vec<(&'static str, CaseTensor)>;
+
+/// Runs the case in `file`. `seq2seq_decode` cases decode with `model`.
+pub fn run_case(file: &TensorFile, model: Option<&Seq2SeqModel>) -> Result<CaseOutputs, LoadError> {
     let kind = file.require_metadata("kind")?;
     match kind.as_str() {
+        "seq2seq_decode" => {
+            seq2seq_case(file, model.ok_or(LoadError::Missing { tensor: "--model (a seq2seq model)".to_string() })?)
+        }
         "additive" | "dot" | "bilinear" | "mha" => attention_case(file, &kind),
         "masked_softmax" => softmax_case(file),
         "sdpa" => sdpa_case(file),
@@ -135,8 +149,8 @@ fn attention_case(file: &TensorFile, kind: &str) -> Result<CaseOutputs, LoadErro
     }
     let weights_shape = if kind == "mha" { vec![batch * heads, nq, nk] } else { vec![batch, nq, nk] };
     Ok(vec![
-        ("output", Tensor { shape: vec![batch, nq, out_dim], data: out }),
-        ("attention_weights", Tensor { shape: weights_shape, data: weights }),
+        ("output", CaseTensor::F32(Tensor { shape: vec![batch, nq, out_dim], data: out })),
+        ("attention_weights", CaseTensor::F32(Tensor { shape: weights_shape, data: weights })),
     ])
 }
 
@@ -146,7 +160,7 @@ fn softmax_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
     let lens = Lens::load(file, shape.batch, shape.queries)?;
     let mut weights = scores.data;
     masked_softmax(&mut weights, shape, lens.valid_lens().as_mask())?;
-    Ok(vec![("attention_weights", Tensor { shape: scores.shape, data: weights })])
+    Ok(vec![("attention_weights", CaseTensor::F32(Tensor { shape: scores.shape, data: weights }))])
 }
 
 fn sdpa_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
@@ -203,7 +217,8 @@ fn sdpa_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
     let op = ScaledDotProductAttention { scale };
     let mut out = vec![0.0f32; checked(&[shape.batch, shape.q_heads, shape.q_len, shape.v_dim])?];
     par::sdpa(&op, &shape, &q.data, &k.data, &v.data, mask, &mut out, None)?;
-    Ok(vec![("output", Tensor { shape: vec![shape.batch, shape.q_heads, shape.q_len, shape.v_dim], data: out })])
+    let shape = vec![shape.batch, shape.q_heads, shape.q_len, shape.v_dim];
+    Ok(vec![("output", CaseTensor::F32(Tensor { shape, data: out }))])
 }
 
 fn nadaraya_watson_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
@@ -219,8 +234,28 @@ fn nadaraya_watson_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
     let mut weights = vec![0.0f32; k.data.len()];
     NadarayaWatson { w: w.data[0] }.forward(&q.data, &k.data, &v.data, &mut out, &mut weights)?;
     Ok(vec![
-        ("output", Tensor { shape: q.shape, data: out }),
-        ("attention_weights", Tensor { shape: k.shape, data: weights }),
+        ("output", CaseTensor::F32(Tensor { shape: q.shape, data: out })),
+        ("attention_weights", CaseTensor::F32(Tensor { shape: k.shape, data: weights })),
+    ])
+}
+
+fn seq2seq_case(file: &TensorFile, model: &Seq2SeqModel) -> Result<CaseOutputs, LoadError> {
+    let src = file.lengths("src")?;
+    src.expect_shape("src", &[None, None])?;
+    let (batch, src_len) = (src.shape[0], src.shape[1]);
+    let lens = file.lengths("src_valid_lens")?;
+    lens.expect_shape("src_valid_lens", &[Some(batch)])?;
+    let num_steps = parse_metadata(file, "num_steps")?;
+    let bos = match file.metadata("bos") {
+        Some(_) => parse_metadata(file, "bos")?,
+        None => model.bos,
+    };
+    let options = DecodeOptions { num_steps, bos, stop_at: None };
+    let (tokens, weights) = model.decode(batch, src_len, &src.data, &lens.data, options)?;
+    let tokens = tokens.into_iter().map(|t| t as i64).collect();
+    Ok(vec![
+        ("tokens", CaseTensor::I64(Tensor { shape: vec![batch, num_steps], data: tokens })),
+        ("attention_weights", CaseTensor::F32(Tensor { shape: vec![batch, num_steps, src_len], data: weights })),
     ])
 }
 

@@ -1,20 +1,26 @@
 //! `attn`: the command line of simd-attention.
 //!
-//! - `attn run INPUT.safetensors -o OUTPUT.safetensors [--threads N]` runs a
-//!   case in the golden format and writes its `output` and
-//!   `attention_weights`.
+//! - `attn demo [--heatmap FILE]`: the trained Bahdanau model reverses
+//!   random digit strings; prints each, the exact-match count, the time per
+//!   decoded token and one attention map.
+//! - `attn decode [--model MODEL] [--heatmap FILE] TOKENS...`: decodes one
+//!   source; the first line of stdout is the output up to `<eos>`.
+//! - `attn run INPUT -o OUTPUT [--model MODEL] [--threads N]`: runs a case
+//!   in the golden format and writes its results.
 //!
-//! On any bad input it prints one line to stderr, exits with status 2, and
-//! leaves no output file behind: results go to a temporary file in the
-//! output's directory that is renamed into place only once complete.
+//! Any bad input prints one line to stderr, exits with status 2, and leaves
+//! no output file behind.
+
+mod decode;
+mod heatmap;
+mod run;
 
 use clap::{Parser, Subcommand};
-use simd_attention::io::{LoadError, TensorFile, case::run_case};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "attn", version, about = "Attention on CPUs: run cases, decode, benchmark")]
+#[command(name = "attn", version, about = "Attention on CPUs: demo, decode, run cases")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,13 +28,40 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Reverse random digit strings with the embedded trained model.
+    Demo {
+        /// Also draw one example's attention to FILE (.png or .svg).
+        #[arg(long)]
+        heatmap: Option<PathBuf>,
+        /// How many strings to decode.
+        #[arg(long, default_value_t = 8)]
+        count: usize,
+        /// Seed for the random strings (default: from the clock).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Decode one source, e.g. `attn decode 3 1 4 1 5 9`.
+    Decode {
+        /// A d2l Bahdanau seq2seq in safetensors (default: the embedded one).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Also draw the attention to FILE (.png or .svg).
+        #[arg(long)]
+        heatmap: Option<PathBuf>,
+        /// Source tokens, from the model's vocabulary.
+        #[arg(required = true)]
+        tokens: Vec<String>,
+    },
     /// Run one case file (golden format) and write its results.
     Run {
         /// The case: inputs, parameters and `__metadata__["kind"]`.
         input: PathBuf,
-        /// Where to write `output` and `attention_weights`.
+        /// Where to write the results (`output`/`tokens`, `attention_weights`).
         #[arg(short, long)]
         output: PathBuf,
+        /// The model for `seq2seq_decode` cases (default: the embedded one).
+        #[arg(long)]
+        model: Option<PathBuf>,
         /// Threads for the local rayon pool (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -44,53 +77,21 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let first = e.to_string();
-            eprintln!("attn: {}", first.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: "));
+            let text = e.to_string();
+            eprintln!("attn: {}", text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: "));
             return ExitCode::from(2);
         }
     };
-    match cli.command {
-        Command::Run { input, output, threads } => match run(&input, &output, threads) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("attn: {message}");
-                ExitCode::from(2)
-            }
-        },
+    let result = match cli.command {
+        Command::Demo { heatmap, count, seed } => decode::demo(heatmap.as_deref(), count, seed),
+        Command::Decode { model, heatmap, tokens } => decode::decode(model.as_deref(), heatmap.as_deref(), &tokens),
+        Command::Run { input, output, model, threads } => run::run(&input, &output, model.as_deref(), threads),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("attn: {message}");
+            ExitCode::from(2)
+        }
     }
-}
-
-fn run(input: &Path, output: &Path, threads: Option<usize>) -> Result<(), String> {
-    let file = TensorFile::read(input).map_err(|e| e.to_string())?;
-    let pool = match threads {
-        Some(0) => return Err("--threads: expected at least 1, got 0".to_string()),
-        Some(n) => rayon::ThreadPoolBuilder::new().num_threads(n).build(),
-        None => rayon::ThreadPoolBuilder::new().build(),
-    }
-    .map_err(|e| format!("--threads: {e}"))?;
-    let results = pool.install(|| run_case(&file)).map_err(|e: LoadError| e.to_string())?;
-    write_atomically(output, &results)
-}
-
-/// Serialises the results to `OUTPUT.tmp-PID` beside `output`, then renames.
-fn write_atomically(output: &Path, results: &simd_attention::io::case::CaseOutputs) -> Result<(), String> {
-    let bytes: Vec<Vec<u8>> =
-        results.iter().map(|(_, t)| t.data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
-    let views = results
-        .iter()
-        .zip(&bytes)
-        .map(|((name, t), b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), b).map(|v| (*name, v))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", output.display()))?;
-    let serialized = safetensors::serialize(views, None).map_err(|e| format!("{}: {e}", output.display()))?;
-    let mut tmp = output.as_os_str().to_owned();
-    tmp.push(format!(".tmp-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let written = std::fs::write(&tmp, serialized).and_then(|()| std::fs::rename(&tmp, output));
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("{}: {e}", output.display())
-    })
 }
