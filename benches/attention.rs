@@ -31,6 +31,9 @@
 //! `Q Kᵀ`, 2 for `P V`, `Ev = E`), halved for the causal mask, so `elem/s`
 //! reads as FLOP/s: `Gelem/s` is GFLOP/s.
 
+mod common;
+
+use common::uniform;
 use std::hint::black_box;
 
 use criterion::measurement::WallTime;
@@ -46,20 +49,6 @@ const ADDITIVE_SHAPES: [(usize, usize, usize, usize); 2] = [(4, 256, 512, 128), 
 /// `(id, mask, heads, L = S, E = Ev)` of the SDPA cases, batch 1.
 const SDPA_CASES: [(&str, SdpaMask<'static>, usize, usize, usize); 2] =
     [("none", SdpaMask::None, 32, 512, 64), ("causal", SdpaMask::Causal, 8, 2048, 64)];
-
-/// `len` values uniform in [-scale, scale], from xorshift32 seeded with `seed`.
-fn uniform(len: usize, seed: u32, scale: f32) -> Vec<f32> {
-    let mut state = seed;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let unit = (state >> 8) as f32 / (1u32 << 24) as f32; // [0, 1)
-            scale * (2.0 * unit - 1.0)
-        })
-        .collect()
-}
 
 /// A `(rows, fan_in)` weight matrix, uniform in ±1/√fan_in.
 fn weight(rows: usize, fan_in: usize, seed: u32) -> Vec<f32> {

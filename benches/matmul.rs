@@ -11,6 +11,9 @@
 //! its own blocked kernel; from there on it forwards to `matrixmultiply`, and
 //! the difference to the direct call is our dispatch and checking overhead.
 
+mod common;
+
+use common::uniform;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -19,25 +22,11 @@ use simd_attention::gemm::{MatMut, MatRef, gemm};
 /// `(m, n, k)`: C is `m×n`, A is `m×k`, B is `k×n`.
 const SIZES: [(usize, usize, usize); 4] = [(512, 512, 512), (64, 64, 64), (16, 16, 16), (8, 256, 256)];
 
-/// `len` values uniform in [-1, 1], from xorshift32 seeded with `seed`.
-fn matrix(len: usize, seed: u32) -> Vec<f32> {
-    let mut state = seed;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let unit = (state >> 8) as f32 / (1u32 << 24) as f32; // [0, 1)
-            2.0 * unit - 1.0
-        })
-        .collect()
-}
-
 fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("gemm");
     for (m, n, k) in SIZES {
-        let a = matrix(m * k, 0x9E37_79B9);
-        let b = matrix(k * n, 0x2545_F491);
+        let a = uniform(m * k, 0x9E37_79B9, 1.0);
+        let b = uniform(k * n, 0x2545_F491, 1.0);
         let mut out = vec![0.0f32; m * n];
         // Elements = FLOPs (one multiply and one add per m·n·k term).
         group.throughput(Throughput::Elements((2 * m * n * k) as u64));

@@ -9,6 +9,9 @@
 //! the scores from `iter_batched_ref`, and that copy is made outside the
 //! timed region.
 
+mod common;
+
+use common::uniform;
 use std::hint::black_box;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -17,26 +20,12 @@ use simd_attention::kernels::{Mask, ScoreShape, masked_softmax};
 /// `(B, Q, K)`.
 const SHAPES: [(usize, usize, usize); 3] = [(64, 1, 50), (32, 64, 64), (4, 256, 512)];
 
-/// `len` scores uniform in [-4, 4], from a fixed xorshift32 seed.
-fn scores(len: usize) -> Vec<f32> {
-    let mut state = 0x2545_F491u32;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let unit = (state >> 8) as f32 / (1u32 << 24) as f32; // [0, 1)
-            8.0 * unit - 4.0
-        })
-        .collect()
-}
-
 fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("masked_softmax");
     for (batch, queries, keys) in SHAPES {
         let shape = ScoreShape { batch, queries, keys };
         let rows = shape.rows().expect("small shape");
-        let original = scores(shape.elements().expect("small shape"));
+        let original = uniform(shape.elements().expect("small shape"), 0x2545_F491, 4.0);
         // Between K/2 and K-1 keys kept, varying with the batch entry.
         let half = keys / 2;
         let lens: Vec<usize> = (0..batch).map(|b| half + b % half).collect();

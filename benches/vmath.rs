@@ -11,6 +11,9 @@
 //! Inputs are pseudo-random, uniform in [-5, 5] for `tanh` and [-80, 80]
 //! for `exp`, the same for every contender.
 
+mod common;
+
+use common::uniform;
 use std::hint::black_box;
 
 use criterion::measurement::WallTime;
@@ -19,20 +22,6 @@ use simd_attention::{Backend, Error, simd, vmath};
 use wide::f32x8;
 
 const LENS: [usize; 2] = [1024, 65536];
-
-/// `len` values uniform in `[-range, range]`, from a fixed xorshift32 seed.
-fn inputs(len: usize, range: f32) -> Vec<f32> {
-    let mut state = 0x9E37_79B9u32;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let unit = (state >> 8) as f32 / (1u32 << 24) as f32; // [0, 1)
-            (2.0 * unit - 1.0) * range
-        })
-        .collect()
-}
 
 /// Benchmarks one function over every length. The three implementations are
 /// passed as fn items (not pointers), so the scalar and `wide` loops are
@@ -47,7 +36,7 @@ fn bench_function(
 ) {
     let mut group = c.benchmark_group(name);
     for len in LENS {
-        let x = inputs(len, range);
+        let x = uniform(len, 0x9E37_79B9, range);
         let mut y = vec![0.0f32; len];
         group.throughput(Throughput::Elements(len as u64));
 

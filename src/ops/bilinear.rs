@@ -54,11 +54,7 @@ impl<'p> BilinearAttention<'p> {
         if shape.key_dim != self.key_dim {
             return Err(Error::Dimension { arg: "shape.key_dim", expected: self.key_dim, actual: shape.key_dim });
         }
-        let sizes = shape.sizes()?;
-        expect_len("queries", sizes.queries, queries.len())?;
-        expect_len("keys", sizes.keys, keys.len())?;
-        expect_len("values", sizes.values, values.len())?;
-        valid_lens.check(shape.batch, sizes.query_rows)?;
+        let sizes = shape.check_inputs([queries, keys, values], valid_lens)?;
         shape.check_outputs(&sizes, out, weights.as_deref())?;
         let needed = self.workspace_len(shape, weights.is_some())?;
         let workspace = take("workspace", workspace, needed)?;

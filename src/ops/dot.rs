@@ -6,7 +6,7 @@
 //! the masked softmax, and the weighted sum by GEMM.
 
 use super::{AttentionShape, ValidLens};
-use crate::error::{Error, expect_len, take};
+use crate::error::{Error, take};
 use crate::gemm::{MatMut, MatRef, gemm};
 use crate::kernels::{ScoreShape, masked_softmax};
 
@@ -40,11 +40,7 @@ impl DotProductAttention {
         if shape.key_dim != shape.query_dim {
             return Err(Error::Dimension { arg: "shape.key_dim", expected: shape.query_dim, actual: shape.key_dim });
         }
-        let sizes = shape.sizes()?;
-        expect_len("queries", sizes.queries, queries.len())?;
-        expect_len("keys", sizes.keys, keys.len())?;
-        expect_len("values", sizes.values, values.len())?;
-        valid_lens.check(shape.batch, sizes.query_rows)?;
+        let sizes = shape.check_inputs([queries, keys, values], valid_lens)?;
         shape.check_outputs(&sizes, out, weights.as_deref())?;
         let needed = self.workspace_len(shape, weights.is_some())?;
         let workspace = take("workspace", workspace, needed)?;

@@ -149,11 +149,7 @@ impl<'p> MultiHeadAttention<'p> {
                 return Err(Error::Dimension { arg, expected, actual });
             }
         }
-        let sizes = shape.sizes()?;
-        expect_len("queries", sizes.queries, queries.len())?;
-        expect_len("keys", sizes.keys, keys.len())?;
-        expect_len("values", sizes.values, values.len())?;
-        valid_lens.check(shape.batch, sizes.query_rows)?;
+        let sizes = shape.check_inputs([queries, keys, values], valid_lens)?;
         expect_len("out", checked_mul("out", sizes.query_rows, self.hidden)?, out.len())?;
         let weights_len = checked_mul("weights", sizes.weights, self.heads)?;
         if let Some(w) = weights.as_deref() {

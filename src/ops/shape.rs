@@ -2,6 +2,7 @@
 //! `(B, Q, query_dim)`, keys `(B, K, key_dim)`, values `(B, K, value_dim)`,
 //! output `(B, Q, value_dim)` and weights `(B, Q, K)`, all row-major.
 
+use super::ValidLens;
 use crate::error::{Error, checked_mul, expect_len};
 
 /// Sizes of one batched attention call.
@@ -46,6 +47,21 @@ impl AttentionShape {
             output: checked_mul("shape", query_rows, self.value_dim)?,
             weights: checked_mul("shape", query_rows, self.keys)?,
         })
+    }
+
+    /// Checks the lengths of queries, keys, values and `valid_lens`, and
+    /// returns the sizes.
+    pub(crate) fn check_inputs(
+        &self,
+        [queries, keys, values]: [&[f32]; 3],
+        valid_lens: ValidLens<'_>,
+    ) -> Result<AttentionSizes, Error> {
+        let sizes = self.sizes()?;
+        expect_len("queries", sizes.queries, queries.len())?;
+        expect_len("keys", sizes.keys, keys.len())?;
+        expect_len("values", sizes.values, values.len())?;
+        valid_lens.check(self.batch, sizes.query_rows)?;
+        Ok(sizes)
     }
 
     /// Checks the lengths of the output and the optional weights buffer.

@@ -140,15 +140,6 @@ fn per_batch(
     })
 }
 
-/// Checks a batched call's input lengths (outputs are checked by each op).
-fn check_inputs(shape: &AttentionShape, [q, k, v]: [&[f32]; 3], lens: ValidLens<'_>) -> Result<(), Error> {
-    let sizes = shape.sizes()?;
-    crate::error::expect_len("queries", sizes.queries, q.len())?;
-    crate::error::expect_len("keys", sizes.keys, k.len())?;
-    crate::error::expect_len("values", sizes.values, v.len())?;
-    lens.check(shape.batch, sizes.query_rows)
-}
-
 /// Runs a per-batch-splittable operator: serially as one call when small,
 /// else per batch entry. `serial` is the operator's own `forward` with a
 /// fresh workspace.
@@ -164,8 +155,7 @@ fn batched(
     cost: usize,
     serial: impl Fn(&AttentionShape, [&[f32]; 3], ValidLens<'_>, &mut [f32], Option<&mut [f32]>) -> Result<(), Error> + Sync,
 ) -> Result<(), Error> {
-    check_inputs(shape, inputs, valid_lens)?;
-    let sizes = shape.sizes()?;
+    let sizes = shape.check_inputs(inputs, valid_lens)?;
     crate::error::expect_len("out", crate::error::checked_mul("out", sizes.query_rows, out_width)?, out.len())?;
     let weights_len = crate::error::checked_mul("weights", sizes.weights, weights_per_row)?;
     if let Some(w) = weights.as_deref() {
