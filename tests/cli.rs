@@ -214,3 +214,21 @@ fn demo_decodes_and_reports() {
     assert!(stdout.contains("decode time per token:"), "{stdout}");
     assert!(stdout.contains('█') || stdout.contains('▓'), "{stdout}");
 }
+
+#[test]
+fn bench_json_is_one_document_with_every_field() {
+    let args = ["bench", "--workload", "add-decode", "--samples", "5", "--json"];
+    let run = Command::new(env!("CARGO_BIN_EXE_attn")).args(args).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(doc["threads"], 1);
+    assert_eq!(doc["backend"], simd_attention::backend().name());
+    let r = &doc["results"][0];
+    assert_eq!(r["workload"], "add-decode");
+    assert_eq!(r["samples"], 5);
+    let (min, med, max) =
+        (r["min_ms"].as_f64().unwrap(), r["median_ms"].as_f64().unwrap(), r["max_ms"].as_f64().unwrap());
+    assert!(0.0 < min && min <= med && med <= max, "{r}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_attn")).args(["bench", "--workload", "warp"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -55,27 +55,33 @@ fn shape() -> AttentionShape {
 
 #[test]
 fn additive_parallel_equals_serial() {
-    let mut rng = Rng(11);
-    let s = shape();
-    let h = 48;
-    let (w_q, w_k, w_v) =
-        (random(&mut rng, h * s.query_dim, 0.3), random(&mut rng, h * s.key_dim, 0.3), random(&mut rng, h, 0.3));
-    let attn = AdditiveAttention::new(&w_q, &w_k, &w_v, h, s.query_dim, s.key_dim).unwrap();
-    let q = random(&mut rng, s.batch * s.queries * s.query_dim, 2.0);
-    let k = random(&mut rng, s.batch * s.keys * s.key_dim, 2.0);
-    let v = random(&mut rng, s.batch * s.keys * s.value_dim, 1.0);
-    let lens: Vec<usize> = (0..s.batch * s.queries).map(|i| i % (s.keys + 3)).collect();
-    let valid = ValidLens::PerQuery(&lens);
-    check(
-        "additive",
-        s.batch * s.queries * s.value_dim,
-        s.batch * s.queries * s.keys,
-        |out, w| {
-            let mut ws = vec![0.0; attn.workspace_len(&s, w.is_some()).unwrap()];
-            attn.forward(&s, &q, &k, &v, valid, out, w, &mut ws).unwrap();
-        },
-        |out, w| par::additive(&attn, &s, &q, &k, &v, valid, out, w).unwrap(),
-    );
+    // Long query runs split into query blocks; short ones (decoding) into
+    // groups of whole batch entries.
+    let decode_like = AttentionShape { batch: 64, queries: 3, ..shape() };
+    for s in [shape(), decode_like] {
+        let mut rng = Rng(11);
+        let h = 48;
+        let (w_q, w_k, w_v) =
+            (random(&mut rng, h * s.query_dim, 0.3), random(&mut rng, h * s.key_dim, 0.3), random(&mut rng, h, 0.3));
+        let attn = AdditiveAttention::new(&w_q, &w_k, &w_v, h, s.query_dim, s.key_dim).unwrap();
+        let q = random(&mut rng, s.batch * s.queries * s.query_dim, 2.0);
+        let k = random(&mut rng, s.batch * s.keys * s.key_dim, 2.0);
+        let v = random(&mut rng, s.batch * s.keys * s.value_dim, 1.0);
+        let per_query: Vec<usize> = (0..s.batch * s.queries).map(|i| i % (s.keys + 3)).collect();
+        let per_batch: Vec<usize> = (0..s.batch).map(|i| (i * 7) % (s.keys + 3)).collect();
+        for valid in [ValidLens::PerQuery(&per_query), ValidLens::PerBatch(&per_batch), ValidLens::All] {
+            check(
+                "additive",
+                s.batch * s.queries * s.value_dim,
+                s.batch * s.queries * s.keys,
+                |out, w| {
+                    let mut ws = vec![0.0; attn.workspace_len(&s, w.is_some()).unwrap()];
+                    attn.forward(&s, &q, &k, &v, valid, out, w, &mut ws).unwrap();
+                },
+                |out, w| par::additive(&attn, &s, &q, &k, &v, valid, out, w).unwrap(),
+            );
+        }
+    }
 }
 
 #[test]

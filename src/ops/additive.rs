@@ -70,6 +70,11 @@ impl<'p> AdditiveAttention<'p> {
         self.hidden
     }
 
+    /// The width of the queries.
+    pub fn query_dim(&self) -> usize {
+        self.query_dim
+    }
+
     /// Scratch needed by [`forward`](Self::forward) for `shape`: a key
     /// cache, the projected queries, and the scores unless the caller takes
     /// the weights.
@@ -259,7 +264,7 @@ impl KeyCache<'_> {
         checked_mul("workspace", projected, 2)?.checked_add(rows).ok_or(Error::Overflow { arg: "workspace" })
     }
 
-    fn shape(&self, queries: usize, query_dim: usize) -> AttentionShape {
+    pub(crate) fn shape(&self, queries: usize, query_dim: usize) -> AttentionShape {
         AttentionShape {
             batch: self.batch,
             queries,

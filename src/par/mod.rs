@@ -80,25 +80,74 @@ pub fn additive(
     attn.check_call(shape, queries, valid_lens, out, weights.as_deref())?;
     let mut buffer = vec![0.0; KeyCache::buffer_len(shape.batch, shape.keys, attn.hidden())?];
     let cache = attn.key_cache(shape, keys, values, &mut buffer)?;
+    additive_cached(attn, &cache, shape.queries, queries, valid_lens, out, weights)
+}
+
+/// [`AdditiveAttention::forward_cached`] over (batch, query-block) tasks.
+#[allow(clippy::too_many_arguments)]
+pub fn additive_cached(
+    attn: &AdditiveAttention<'_>,
+    cache: &KeyCache<'_>,
+    num_queries: usize,
+    queries: &[f32],
+    valid_lens: ValidLens<'_>,
+    out: &mut [f32],
+    weights: Option<&mut [f32]>,
+) -> Result<(), Error> {
+    let shape = cache.shape(num_queries, attn.query_dim());
+    attn.check_call(&shape, queries, valid_lens, out, weights.as_deref())?;
     let (nq, qd) = (shape.queries, shape.query_dim);
     if work(&[shape.batch, nq, shape.keys, attn.hidden()]) < PARALLEL_MIN_WORK {
-        let mut ws = vec![0.0; attn.cached_workspace_len(shape, weights.is_some())?];
-        return attn.forward_cached(&cache, nq, queries, valid_lens, out, weights, &mut ws);
+        let mut ws = vec![0.0; attn.cached_workspace_len(&shape, weights.is_some())?];
+        return attn.forward_cached(cache, nq, queries, valid_lens, out, weights, &mut ws);
     }
-    let blocks: Vec<(usize, usize, usize)> = (0..shape.batch)
-        .flat_map(|b| (0..nq).step_by(QUERY_BLOCK).map(move |q0| (b, q0, (q0 + QUERY_BLOCK).min(nq))))
-        .collect();
-    let counts: Vec<usize> = blocks.iter().map(|&(_, q0, q1)| q1 - q0).collect();
+    // Tasks of about QUERY_BLOCK query rows: query blocks of one batch entry,
+    // or (for short query runs, such as decoding) several whole entries.
+    let batches_per_task = QUERY_BLOCK.div_ceil(nq.max(1)).max(1);
+    let blocks: Vec<Block> = if nq >= QUERY_BLOCK {
+        (0..shape.batch)
+            .flat_map(|b| {
+                (0..nq)
+                    .step_by(QUERY_BLOCK)
+                    .map(move |q0| Block { batches: b..b + 1, queries: q0..(q0 + QUERY_BLOCK).min(nq) })
+            })
+            .collect()
+    } else {
+        (0..shape.batch)
+            .step_by(batches_per_task)
+            .map(|b0| Block { batches: b0..(b0 + batches_per_task).min(shape.batch), queries: 0..nq })
+            .collect()
+    };
+    let counts: Vec<usize> = blocks.iter().map(|b| b.batches.len() * b.queries.len()).collect();
     let outs = split_rows(out, shape.value_dim, counts.iter().copied());
     let ws = split_optional(weights, shape.keys, &counts);
     let tasks: Vec<_> = blocks.into_iter().zip(outs).zip(ws).collect();
-    run_tasks(tasks, |(((b, q0, q1), out), weights)| {
-        let sub = cache.batches(b..b + 1)?;
-        let sub_shape = AttentionShape { batch: 1, queries: q1 - q0, ..*shape };
+    run_tasks(tasks, |((block, out), weights)| {
+        let Block { batches, queries: q } = block;
+        let sub = cache.batches(batches.clone())?;
+        let sub_shape = AttentionShape { batch: batches.len(), queries: q.len(), ..shape };
         let mut ws = vec![0.0; attn.cached_workspace_len(&sub_shape, weights.is_some())?];
-        let q = &queries[(b * nq + q0) * qd..(b * nq + q1) * qd];
-        attn.forward_cached(&sub, q1 - q0, q, lens_for(valid_lens, b, nq, q0..q1), out, weights, &mut ws)
+        let lens = match valid_lens {
+            ValidLens::All => ValidLens::All,
+            ValidLens::PerBatch(l) => ValidLens::PerBatch(&l[batches.clone()]),
+            ValidLens::PerQuery(l) if batches.len() == 1 => {
+                ValidLens::PerQuery(&l[batches.start * nq + q.start..batches.start * nq + q.end])
+            }
+            ValidLens::PerQuery(l) => ValidLens::PerQuery(&l[batches.start * nq..batches.end * nq]),
+        };
+        let rows = if batches.len() == 1 {
+            batches.start * nq + q.start..batches.start * nq + q.end
+        } else {
+            batches.start * nq..batches.end * nq
+        };
+        attn.forward_cached(&sub, q.len(), &queries[rows.start * qd..rows.end * qd], lens, out, weights, &mut ws)
     })
+}
+
+/// A task of the additive split: whole batch entries, or one entry's query block.
+struct Block {
+    batches: core::ops::Range<usize>,
+    queries: core::ops::Range<usize>,
 }
 
 /// One batch entry's slices of a batched attention call.

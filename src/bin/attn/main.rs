@@ -7,10 +7,13 @@
 //!   source; the first line of stdout is the output up to `<eos>`.
 //! - `attn run INPUT -o OUTPUT [--model MODEL] [--threads N]`: runs a case
 //!   in the golden format and writes its results.
+//! - `attn bench [--workload a,b] [--threads N] [--json]`: times the
+//!   standard workloads.
 //!
 //! Any bad input prints one line to stderr, exits with status 2, and leaves
 //! no output file behind.
 
+mod bench;
 mod decode;
 mod heatmap;
 mod run;
@@ -52,6 +55,21 @@ enum Command {
         #[arg(required = true)]
         tokens: Vec<String>,
     },
+    /// Time the standard workloads (add-decode, add-batch, add-long, sdpa-512, sdpa-causal-2048, sdpa-decode).
+    Bench {
+        /// Comma-separated workloads to run (default: all).
+        #[arg(long)]
+        workload: Option<String>,
+        /// Threads for the local rayon pool.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Timed samples per workload, after one warm-up run (at least 5).
+        #[arg(long, default_value_t = 7)]
+        samples: usize,
+        /// Print one JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run one case file (golden format) and write its results.
     Run {
         /// The case: inputs, parameters and `__metadata__["kind"]`.
@@ -86,6 +104,9 @@ fn main() -> ExitCode {
         Command::Demo { heatmap, count, seed } => decode::demo(heatmap.as_deref(), count, seed),
         Command::Decode { model, heatmap, tokens } => decode::decode(model.as_deref(), heatmap.as_deref(), &tokens),
         Command::Run { input, output, model, threads } => run::run(&input, &output, model.as_deref(), threads),
+        Command::Bench { workload, threads, samples, json } => {
+            bench::bench(workload.as_deref(), threads, samples, json)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
