@@ -6,7 +6,7 @@ mod common;
 use common::reference::{self, Dims, Lens};
 use common::{Golden, assert_allclose, backends};
 use proptest::prelude::*;
-use simd_attention::ops::{AdditiveAttention, AttentionShape, KeyCache, ValidLens};
+use simd_attention::ops::{AdditiveAttention, Attention, AttentionShape, KeyCache, ValidLens};
 use simd_attention::{Error, simd::with_backend};
 
 fn lens_of(lens: &Lens) -> ValidLens<'_> {

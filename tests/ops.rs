@@ -7,8 +7,8 @@ use common::reference::{self, Dims, Lens};
 use common::{Golden, assert_allclose, backends};
 use proptest::prelude::*;
 use simd_attention::ops::{
-    AttentionShape, BilinearAttention, DotProductAttention, Linear, MhaDims, MultiHeadAttention, NadarayaWatson,
-    ValidLens,
+    Attention, AttentionShape, BilinearAttention, DotProductAttention, Linear, MhaDims, MultiHeadAttention,
+    NadarayaWatson, ValidLens,
 };
 use simd_attention::simd::with_backend;
 

@@ -6,8 +6,8 @@
 mod common;
 use common::{Rng, backends};
 use simd_attention::ops::{
-    AdditiveAttention, AttentionShape, BilinearAttention, DotProductAttention, Linear, MhaDims, MultiHeadAttention,
-    ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+    AdditiveAttention, Attention, AttentionShape, BilinearAttention, DotProductAttention, Linear, MhaDims,
+    MultiHeadAttention, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
 };
 use simd_attention::{par, simd::with_backend};
 
@@ -99,7 +99,7 @@ fn dot_bilinear_and_mha_parallel_equal_serial() {
         out_len,
         w_len,
         |out, w| DotProductAttention.forward(&s, &q, &k, &v, valid, out, w, &mut vec![0.0; w_len]).unwrap(),
-        |out, w| par::dot(&s, &q, &k, &v, valid, out, w).unwrap(),
+        |out, w| par::batched(&DotProductAttention, &s, &q, &k, &v, valid, out, w).unwrap(),
     );
     let w_a = random(&mut rng, s.query_dim * s.key_dim, 0.3);
     let bil = BilinearAttention::new(&w_a, s.query_dim, s.key_dim).unwrap();
@@ -111,7 +111,7 @@ fn dot_bilinear_and_mha_parallel_equal_serial() {
             let mut ws = vec![0.0; bil.workspace_len(&s, w.is_some()).unwrap()];
             bil.forward(&s, &q, &k, &v, valid, out, w, &mut ws).unwrap()
         },
-        |out, w| par::bilinear(&bil, &s, &q, &k, &v, valid, out, w).unwrap(),
+        |out, w| par::batched(&bil, &s, &q, &k, &v, valid, out, w).unwrap(),
     );
     let (heads, hidden) = (4, 32);
     let m = [s.query_dim, s.key_dim, s.value_dim, hidden].map(|inp| random(&mut rng, hidden * inp, 0.3));
@@ -127,7 +127,7 @@ fn dot_bilinear_and_mha_parallel_equal_serial() {
             let mut ws = vec![0.0; mha.workspace_len(&s, w.is_some()).unwrap()];
             mha.forward(&s, &q, &k, &v, valid, out, w, &mut ws).unwrap()
         },
-        |out, w| par::mha(&mha, &s, &q, &k, &v, valid, out, w).unwrap(),
+        |out, w| par::batched(&mha, &s, &q, &k, &v, valid, out, w).unwrap(),
     );
 }
 

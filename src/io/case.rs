@@ -9,7 +9,9 @@ use super::seq2seq::Seq2SeqModel;
 use super::{LoadError, Tensor, TensorFile};
 use crate::kernels::{ScoreShape, masked_softmax};
 use crate::models::DecodeOptions;
-use crate::ops::{AttentionShape, NadarayaWatson, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens};
+use crate::ops::{
+    AttentionShape, DotProductAttention, NadarayaWatson, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+};
 use crate::par;
 use alloc::string::{String, ToString};
 use alloc::vec;
@@ -121,19 +123,12 @@ fn attention_case(file: &TensorFile, kind: &str) -> Result<CaseOutputs, LoadErro
                 Some(&mut weights),
             )?;
         }
-        "dot" => par::dot(&shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?,
+        "dot" => {
+            par::batched(&DotProductAttention, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?
+        }
         "bilinear" => {
             let params = BilinearParams::load(file, "")?;
-            par::bilinear(
-                &params.attention()?,
-                &shape,
-                &q.data,
-                &k.data,
-                &v.data,
-                valid,
-                &mut out,
-                Some(&mut weights),
-            )?;
+            par::batched(&params.attention()?, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?;
         }
         _ => {
             let bias = match file.metadata("bias").as_deref() {
@@ -144,7 +139,7 @@ fn attention_case(file: &TensorFile, kind: &str) -> Result<CaseOutputs, LoadErro
                 }
             };
             let params = MhaParams::load(file, "", heads, bias)?;
-            par::mha(&params.attention()?, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?;
+            par::batched(&params.attention()?, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?;
         }
     }
     let weights_shape = if kind == "mha" { vec![batch * heads, nq, nk] } else { vec![batch, nq, nk] };

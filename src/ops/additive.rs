@@ -11,7 +11,7 @@
 //! pays for their projection once; [`AdditiveAttention::forward`] builds one
 //! in its workspace, so cached and uncached calls give identical bits.
 
-use super::{AttentionShape, ValidLens};
+use super::{Attention, AttentionShape, ValidLens};
 use crate::error::{Error, checked_mul, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm};
 use crate::kernels::additive_score::{EXP_PRODUCT_LIMIT, ProjectedQuery, ScoreWeights, score_keys};
@@ -75,15 +75,6 @@ impl<'p> AdditiveAttention<'p> {
         self.query_dim
     }
 
-    /// Scratch needed by [`forward`](Self::forward) for `shape`: a key
-    /// cache, the projected queries, and the scores unless the caller takes
-    /// the weights.
-    pub fn workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
-        let cache = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden)?;
-        let rest = self.cached_workspace_len(shape, with_weights)?;
-        cache.checked_add(rest).ok_or(Error::Overflow { arg: "workspace" })
-    }
-
     /// Scratch needed by [`forward_cached`](Self::forward_cached).
     pub fn cached_workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
         let sizes = shape.sizes()?;
@@ -129,30 +120,6 @@ impl<'p> AdditiveAttention<'p> {
         })
     }
 
-    /// Additive attention over `queries` `(B, Q, query_dim)`, `keys` and
-    /// `values`, writing `out` `(B, Q, value_dim)` and, if given, the
-    /// attention weights `(B, Q, K)`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward(
-        &self,
-        shape: &AttentionShape,
-        queries: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        valid_lens: ValidLens<'_>,
-        out: &mut [f32],
-        weights: Option<&mut [f32]>,
-        workspace: &mut [f32],
-    ) -> Result<(), Error> {
-        self.check_call(shape, queries, valid_lens, out, weights.as_deref())?;
-        let needed = self.workspace_len(shape, weights.is_some())?;
-        let workspace = take("workspace", workspace, needed)?;
-        let cache_len = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden)?;
-        let (cache_buffer, rest) = workspace.split_at_mut(cache_len);
-        let cache = self.key_cache(shape, keys, values, cache_buffer)?;
-        self.forward_cached(&cache, shape.queries, queries, valid_lens, out, weights, rest)
-    }
-
     /// Additive attention of `queries` `(B, Q, query_dim)` over the keys and
     /// values of `cache`. Gives the same bits as [`forward`](Self::forward).
     #[allow(clippy::too_many_arguments)]
@@ -195,24 +162,6 @@ impl<'p> AdditiveAttention<'p> {
         weighted_sum(&shape, weights, cache.values, out)
     }
 
-    /// [`forward`](Self::forward) with buffers it allocates itself.
-    #[cfg(feature = "alloc")]
-    pub fn attend(
-        &self,
-        shape: &AttentionShape,
-        queries: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        valid_lens: ValidLens<'_>,
-        want_weights: bool,
-    ) -> Result<super::Attended, Error> {
-        let sizes = shape.sizes()?;
-        let ws = self.workspace_len(shape, want_weights)?;
-        super::attended::attended(sizes.output, sizes.weights, want_weights, ws, |out, w, ws| {
-            self.forward(shape, queries, keys, values, valid_lens, out, w, ws)
-        })
-    }
-
     fn check_dims(&self, shape: &AttentionShape) -> Result<(), Error> {
         if shape.query_dim != self.query_dim {
             return Err(Error::Dimension { arg: "shape.query_dim", expected: self.query_dim, actual: shape.query_dim });
@@ -236,6 +185,41 @@ impl<'p> AdditiveAttention<'p> {
         expect_len("queries", sizes.queries, queries.len())?;
         valid_lens.check(shape.batch, sizes.query_rows)?;
         shape.check_outputs(&sizes, out, weights)
+    }
+}
+
+impl Attention for AdditiveAttention<'_> {
+    /// Scratch needed by [`forward`](Self::forward) for `shape`: a key
+    /// cache, the projected queries, and the scores unless the caller takes
+    /// the weights.
+    fn workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
+        let cache = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden)?;
+        let rest = self.cached_workspace_len(shape, with_weights)?;
+        cache.checked_add(rest).ok_or(Error::Overflow { arg: "workspace" })
+    }
+
+    /// Additive attention over `queries` `(B, Q, query_dim)`, `keys` and
+    /// `values`, writing `out` `(B, Q, value_dim)` and, if given, the
+    /// attention weights `(B, Q, K)`.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        shape: &AttentionShape,
+        queries: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        valid_lens: ValidLens<'_>,
+        out: &mut [f32],
+        weights: Option<&mut [f32]>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        self.check_call(shape, queries, valid_lens, out, weights.as_deref())?;
+        let needed = self.workspace_len(shape, weights.is_some())?;
+        let workspace = take("workspace", workspace, needed)?;
+        let cache_len = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden)?;
+        let (cache_buffer, rest) = workspace.split_at_mut(cache_len);
+        let cache = self.key_cache(shape, keys, values, cache_buffer)?;
+        self.forward_cached(&cache, shape.queries, queries, valid_lens, out, weights, rest)
     }
 }
 

@@ -6,7 +6,7 @@
 //! product of `q` with `k'`.
 
 use super::dot::{Heads, attend};
-use super::{AttentionShape, ValidLens};
+use super::{Attention, AttentionShape, ValidLens};
 use crate::error::{Error, checked_mul, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm};
 
@@ -24,10 +24,12 @@ impl<'p> BilinearAttention<'p> {
         expect_len("W_a", checked_mul("W_a", query_dim, key_dim)?, w_a.len())?;
         Ok(BilinearAttention { w_a, query_dim, key_dim })
     }
+}
 
+impl Attention for BilinearAttention<'_> {
     /// Scratch for [`forward`](Self::forward): the projected keys, and the
     /// scores unless the caller takes the weights.
-    pub fn workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
+    fn workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
         let sizes = shape.sizes()?;
         let projected = checked_mul("workspace", sizes.key_rows, self.query_dim)?;
         let scores = if with_weights { 0 } else { sizes.weights };
@@ -37,7 +39,7 @@ impl<'p> BilinearAttention<'p> {
     /// Attention of `queries` `(B, Q, query_dim)` over `keys` `(B, K,
     /// key_dim)` and `values`; writes `out` and, if given, `weights`.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(
+    fn forward(
         &self,
         shape: &AttentionShape,
         queries: &[f32],
@@ -72,23 +74,5 @@ impl<'p> BilinearAttention<'p> {
         };
         let heads = Heads { qk_dim: self.query_dim, ..Heads::single(shape) };
         attend(&heads, 1.0, queries, projected, values, valid_lens, out, weights)
-    }
-
-    /// [`forward`](Self::forward) with buffers it allocates itself.
-    #[cfg(feature = "alloc")]
-    pub fn attend(
-        &self,
-        shape: &AttentionShape,
-        queries: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        valid_lens: ValidLens<'_>,
-        want_weights: bool,
-    ) -> Result<super::Attended, Error> {
-        let sizes = shape.sizes()?;
-        let ws = self.workspace_len(shape, want_weights)?;
-        super::attended::attended(sizes.output, sizes.weights, want_weights, ws, |out, w, ws| {
-            self.forward(shape, queries, keys, values, valid_lens, out, w, ws)
-        })
     }
 }

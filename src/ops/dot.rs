@@ -5,7 +5,7 @@
 //! [`super::MultiHeadAttention`] reuse: scores by GEMM over strided views,
 //! the masked softmax, and the weighted sum by GEMM.
 
-use super::{AttentionShape, ValidLens};
+use super::{Attention, AttentionShape, ValidLens};
 use crate::error::{Error, take};
 use crate::gemm::{MatMut, MatRef, gemm};
 use crate::kernels::{ScoreShape, masked_softmax};
@@ -15,10 +15,12 @@ use crate::kernels::{ScoreShape, masked_softmax};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DotProductAttention;
 
-impl DotProductAttention {
+impl DotProductAttention {}
+
+impl Attention for DotProductAttention {
     /// Scratch [`forward`](Self::forward) needs: the scores, unless the
     /// caller takes the weights.
-    pub fn workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
+    fn workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
         Ok(if with_weights { 0 } else { shape.sizes()?.weights })
     }
 
@@ -26,7 +28,7 @@ impl DotProductAttention {
     /// `values` `(B, K, value_dim)`; writes `out` `(B, Q, value_dim)` and, if
     /// given, `weights` `(B, Q, K)`.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(
+    fn forward(
         &self,
         shape: &AttentionShape,
         queries: &[f32],
@@ -51,24 +53,6 @@ impl DotProductAttention {
         let scale = 1.0 / libm::sqrtf(shape.query_dim as f32);
         let heads = Heads::single(shape);
         attend(&heads, scale, queries, keys, values, valid_lens, out, weights)
-    }
-
-    /// [`forward`](Self::forward) with buffers it allocates itself.
-    #[cfg(feature = "alloc")]
-    pub fn attend(
-        &self,
-        shape: &AttentionShape,
-        queries: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        valid_lens: ValidLens<'_>,
-        want_weights: bool,
-    ) -> Result<super::Attended, Error> {
-        let sizes = shape.sizes()?;
-        let ws = self.workspace_len(shape, want_weights)?;
-        super::attended::attended(sizes.output, sizes.weights, want_weights, ws, |out, w, ws| {
-            self.forward(shape, queries, keys, values, valid_lens, out, w, ws)
-        })
     }
 }
 

@@ -9,7 +9,7 @@
 //! `b·heads + h`, as d2l's `attention_weights`.
 
 use super::dot::{Heads, attend};
-use super::{AttentionShape, ValidLens};
+use super::{Attention, AttentionShape, ValidLens};
 use crate::error::{Error, checked_mul, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm};
 
@@ -111,10 +111,12 @@ impl<'p> MultiHeadAttention<'p> {
     pub fn heads(&self) -> usize {
         self.heads
     }
+}
 
+impl Attention for MultiHeadAttention<'_> {
     /// Scratch for [`forward`](Self::forward): `Q'`, `K'`, `V'`, the
     /// concatenated heads, and the scores unless the caller takes the weights.
-    pub fn workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
+    fn workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
         let sizes = shape.sizes()?;
         let q = checked_mul("workspace", sizes.query_rows, self.hidden)?;
         let k = checked_mul("workspace", sizes.key_rows, self.hidden)?;
@@ -128,7 +130,7 @@ impl<'p> MultiHeadAttention<'p> {
     /// Multi-head attention; `out` is `(B, Q, hidden)`, `weights` (if given)
     /// `(B·heads, Q, K)`. `shape.value_dim` is the input width of the values.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(
+    fn forward(
         &self,
         shape: &AttentionShape,
         queries: &[f32],
@@ -181,23 +183,11 @@ impl<'p> MultiHeadAttention<'p> {
         self.w_o.apply(concat, sizes.query_rows, self.hidden, self.hidden, out)
     }
 
-    /// [`forward`](Self::forward) with buffers it allocates itself.
-    #[cfg(feature = "alloc")]
-    pub fn attend(
-        &self,
-        shape: &AttentionShape,
-        queries: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        valid_lens: ValidLens<'_>,
-        want_weights: bool,
-    ) -> Result<super::Attended, Error> {
-        let sizes = shape.sizes()?;
-        let out = checked_mul("out", sizes.query_rows, self.hidden)?;
-        let weights = checked_mul("weights", sizes.weights, self.heads)?;
-        let ws = self.workspace_len(shape, want_weights)?;
-        super::attended::attended(out, weights, want_weights, ws, |out, w, ws| {
-            self.forward(shape, queries, keys, values, valid_lens, out, w, ws)
-        })
+    fn output_width(&self, _: &AttentionShape) -> usize {
+        self.hidden
+    }
+
+    fn weight_sets(&self) -> usize {
+        self.heads
     }
 }

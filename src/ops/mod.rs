@@ -6,6 +6,7 @@
 mod additive;
 #[cfg(feature = "alloc")]
 mod attended;
+mod attention;
 mod bilinear;
 mod dot;
 mod mha;
@@ -17,6 +18,7 @@ mod valid_lens;
 pub use additive::{AdditiveAttention, KeyCache};
 #[cfg(feature = "alloc")]
 pub use attended::Attended;
+pub use attention::Attention;
 pub use bilinear::BilinearAttention;
 pub use dot::DotProductAttention;
 pub use mha::{Linear, MhaDims, MultiHeadAttention};

@@ -12,8 +12,7 @@
 
 use crate::Error;
 use crate::ops::{
-    AdditiveAttention, AttentionShape, BilinearAttention, DotProductAttention, KeyCache, MultiHeadAttention,
-    ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+    AdditiveAttention, Attention, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
 };
 use crate::simd::{self, with_backend};
 use alloc::vec;
@@ -189,110 +188,40 @@ fn per_batch(
     })
 }
 
-/// Runs a per-batch-splittable operator: serially as one call when small,
-/// else per batch entry. `serial` is the operator's own `forward` with a
-/// fresh workspace.
+/// [`Attention::forward`] of a multi-GEMM operator (dot-product, bilinear,
+/// multi-head, or additive without a shared cache) split over batch
+/// entries, each running the serial operator with its own workspace.
 #[allow(clippy::too_many_arguments)]
-fn batched(
+pub fn batched<A: Attention + Sync>(
+    op: &A,
     shape: &AttentionShape,
-    inputs: [&[f32]; 3],
+    queries: &[f32],
+    keys: &[f32],
+    values: &[f32],
     valid_lens: ValidLens<'_>,
     out: &mut [f32],
-    out_width: usize,
     weights: Option<&mut [f32]>,
-    weights_per_row: usize,
-    cost: usize,
-    serial: impl Fn(&AttentionShape, [&[f32]; 3], ValidLens<'_>, &mut [f32], Option<&mut [f32]>) -> Result<(), Error> + Sync,
 ) -> Result<(), Error> {
+    let inputs = [queries, keys, values];
     let sizes = shape.check_inputs(inputs, valid_lens)?;
+    let out_width = op.output_width(shape);
+    let sets = op.weight_sets();
     crate::error::expect_len("out", crate::error::checked_mul("out", sizes.query_rows, out_width)?, out.len())?;
-    let weights_len = crate::error::checked_mul("weights", sizes.weights, weights_per_row)?;
     if let Some(w) = weights.as_deref() {
-        crate::error::expect_len("weights", weights_len, w.len())?;
+        crate::error::expect_len("weights", crate::error::checked_mul("weights", sizes.weights, sets)?, w.len())?;
     }
+    let serial =
+        |s: &AttentionShape, [q, k, v]: [&[f32]; 3], l: ValidLens<'_>, o: &mut [f32], w: Option<&mut [f32]>| {
+            let mut ws = vec![0.0; op.workspace_len(s, w.is_some())?];
+            op.forward(s, q, k, v, l, o, w, &mut ws)
+        };
+    let width = shape.query_dim.max(shape.key_dim).max(shape.value_dim).max(out_width);
+    let cost = work(&[shape.batch, shape.queries + shape.keys, shape.keys.max(width), width]);
     if cost < PARALLEL_MIN_WORK || shape.batch < 2 {
         return serial(shape, inputs, valid_lens, out, weights);
     }
-    let per_batch_weights = shape.queries * shape.keys * weights_per_row;
-    per_batch(shape, inputs, valid_lens, out, out_width, weights, per_batch_weights, |s, out, w| {
+    per_batch(shape, inputs, valid_lens, out, out_width, weights, shape.queries * shape.keys * sets, |s, out, w| {
         serial(&s.shape, [s.queries, s.keys, s.values], s.valid_lens, out, w)
-    })
-}
-
-/// [`DotProductAttention::forward`] split over batch entries.
-#[allow(clippy::too_many_arguments)]
-pub fn dot(
-    shape: &AttentionShape,
-    queries: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    valid_lens: ValidLens<'_>,
-    out: &mut [f32],
-    weights: Option<&mut [f32]>,
-) -> Result<(), Error> {
-    let cost = work(&[shape.batch, shape.queries, shape.keys, shape.query_dim + shape.value_dim]);
-    batched(
-        shape,
-        [queries, keys, values],
-        valid_lens,
-        out,
-        shape.value_dim,
-        weights,
-        1,
-        cost,
-        |s, [q, k, v], l, o, w| {
-            let mut ws = vec![0.0; DotProductAttention.workspace_len(s, w.is_some())?];
-            DotProductAttention.forward(s, q, k, v, l, o, w, &mut ws)
-        },
-    )
-}
-
-/// [`BilinearAttention::forward`] split over batch entries.
-#[allow(clippy::too_many_arguments)]
-pub fn bilinear(
-    attn: &BilinearAttention<'_>,
-    shape: &AttentionShape,
-    queries: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    valid_lens: ValidLens<'_>,
-    out: &mut [f32],
-    weights: Option<&mut [f32]>,
-) -> Result<(), Error> {
-    let cost = work(&[shape.batch, shape.keys, shape.query_dim, shape.key_dim + shape.queries]);
-    batched(
-        shape,
-        [queries, keys, values],
-        valid_lens,
-        out,
-        shape.value_dim,
-        weights,
-        1,
-        cost,
-        |s, [q, k, v], l, o, w| {
-            let mut ws = vec![0.0; attn.workspace_len(s, w.is_some())?];
-            attn.forward(s, q, k, v, l, o, w, &mut ws)
-        },
-    )
-}
-
-/// [`MultiHeadAttention::forward`] split over batch entries.
-#[allow(clippy::too_many_arguments)]
-pub fn mha(
-    attn: &MultiHeadAttention<'_>,
-    shape: &AttentionShape,
-    queries: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    valid_lens: ValidLens<'_>,
-    out: &mut [f32],
-    weights: Option<&mut [f32]>,
-) -> Result<(), Error> {
-    let (hidden, heads) = (attn.hidden(), attn.heads());
-    let cost = work(&[shape.batch, shape.queries + shape.keys, hidden, shape.keys.max(shape.query_dim)]);
-    batched(shape, [queries, keys, values], valid_lens, out, hidden, weights, heads, cost, |s, [q, k, v], l, o, w| {
-        let mut ws = vec![0.0; attn.workspace_len(s, w.is_some())?];
-        attn.forward(s, q, k, v, l, o, w, &mut ws)
     })
 }
 

@@ -145,7 +145,7 @@ fn check_gemm<const N: usize>(failures: &mut i32, what: &str) {
 /// Additive attention on stack buffers: masked key gets 0, weights sum to
 /// 1, and the output is the weighted sum of the values.
 fn check_additive(failures: &mut i32) {
-    use simd_attention::ops::{AdditiveAttention, AttentionShape, ValidLens};
+    use simd_attention::ops::{AdditiveAttention, Attention, AttentionShape, ValidLens};
     let (w_q, w_k, w_v) = ([0.5f32, -0.25, 0.1, 0.3], [0.2f32, 0.4, -0.6, 0.1], [1.0f32, -0.5]);
     let attn = AdditiveAttention::new(&w_q, &w_k, &w_v, 2, 2, 2);
     let shape = AttentionShape { batch: 1, queries: 1, keys: 3, query_dim: 2, key_dim: 2, value_dim: 1 };
