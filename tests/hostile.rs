@@ -155,7 +155,7 @@ fn extreme_but_valid_inputs_give_the_right_numbers() {
     // ±1e30 inputs to additive attention: finite outputs.
     let g = Golden::load("additive-nomask");
     let shape = |n: &str| g.shape(n);
-    let flip = |i: usize| if i % 3 == 0 { 1e30 } else { -1e30 };
+    let flip = |i: usize| if i.is_multiple_of(3) { 1e30 } else { -1e30 };
     let path = write(
         "additive-1e30.safetensors",
         &[("kind", "additive"), ("num_hiddens", "64")],
