@@ -175,3 +175,25 @@ fn extreme_but_valid_inputs_give_the_right_numbers() {
     assert!(file.f32s("output").unwrap().data.iter().all(|v| v.is_finite()));
     assert!(file.f32s("attention_weights").unwrap().data.iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn huge_dimensions_from_a_small_file_are_refused() {
+    // Zero-width queries and keys name 2^40 weights in a few hundred bytes.
+    let empty = |name: &'static str, shape: &[usize]| T(name, Dtype::F32, shape.to_vec(), Vec::new());
+    let path = write(
+        "huge-dims.safetensors",
+        &[("kind", "dot")],
+        &[empty("queries", &[1, 1 << 20, 0]), empty("keys", &[1, 1 << 20, 0]), empty("values", &[1, 1 << 20, 0])],
+    );
+    refused(&path, "exceed the limit");
+    let g = Golden::load("seq2seq-reverse-decode");
+    let src = i64s("src", &g.shape("src"), &g.lens("src").iter().map(|&t| t as i64).collect::<Vec<_>>());
+    let lens = i64s(
+        "src_valid_lens",
+        &g.shape("src_valid_lens"),
+        &g.lens("src_valid_lens").iter().map(|&t| t as i64).collect::<Vec<_>>(),
+    );
+    let steps =
+        write("huge-steps.safetensors", &[("kind", "seq2seq_decode"), ("num_steps", "1000000000000")], &[src, lens]);
+    refused(&steps, "exceed the limit");
+}

@@ -10,7 +10,8 @@ use super::{LoadError, Tensor, TensorFile};
 use crate::kernels::{ScoreShape, masked_softmax};
 use crate::models::DecodeOptions;
 use crate::ops::{
-    AttentionShape, DotProductAttention, NadarayaWatson, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+    Attention, AttentionShape, DotProductAttention, NadarayaWatson, ScaledDotProductAttention, SdpaMask, SdpaShape,
+    ValidLens,
 };
 use crate::par;
 use alloc::string::{String, ToString};
@@ -112,23 +113,18 @@ fn attention_case(file: &TensorFile, kind: &str) -> Result<CaseOutputs, LoadErro
     match kind {
         "additive" => {
             let params = AdditiveParams::load(file, "")?;
-            par::additive(
-                &params.attention()?,
-                &shape,
-                &q.data,
-                &k.data,
-                &v.data,
-                valid,
-                &mut out,
-                Some(&mut weights),
-            )?;
+            let op = params.attention()?;
+            within_limit(op.workspace_len(&shape, true)?)?;
+            par::additive(&op, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?;
         }
         "dot" => {
             par::batched(&DotProductAttention, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?
         }
         "bilinear" => {
             let params = BilinearParams::load(file, "")?;
-            par::batched(&params.attention()?, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?;
+            let op = params.attention()?;
+            within_limit(op.workspace_len(&shape, true)?)?;
+            par::batched(&op, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?;
         }
         _ => {
             let bias = match file.metadata("bias").as_deref() {
@@ -139,7 +135,9 @@ fn attention_case(file: &TensorFile, kind: &str) -> Result<CaseOutputs, LoadErro
                 }
             };
             let params = MhaParams::load(file, "", heads, bias)?;
-            par::batched(&params.attention()?, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?;
+            let op = params.attention()?;
+            within_limit(op.workspace_len(&shape, true)?)?;
+            par::batched(&op, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?;
         }
     }
     let weights_shape = if kind == "mha" { vec![batch * heads, nq, nk] } else { vec![batch, nq, nk] };
@@ -245,6 +243,7 @@ fn seq2seq_case(file: &TensorFile, model: &Seq2SeqModel) -> Result<CaseOutputs, 
         Some(_) => parse_metadata(file, "bos")?,
         None => model.bos,
     };
+    checked(&[batch, num_steps, src_len])?;
     let options = DecodeOptions { num_steps, bos, stop_at: None };
     let (tokens, weights) = model.decode(batch, src_len, &src.data, &lens.data, options)?;
     let tokens = tokens.into_iter().map(|t| t as i64).collect();
@@ -263,7 +262,32 @@ fn metadata_error(key: &str, problem: String) -> LoadError {
     LoadError::Metadata { key: key.to_string(), problem }
 }
 
-/// The product of `dims`, or an overflow error.
+/// The most values one result tensor may hold (1 GiB of f32). A small file
+/// can name huge dimensions through zero-width tensors (say queries and keys
+/// of shape `(1, 65536, 0)`, whose weights would be 2³² values); such cases
+/// are refused rather than allowed to exhaust memory.
+pub const MAX_RESULT_ELEMENTS: usize = 1 << 28;
+
+/// The product of `dims`, or an error if it overflows or passes
+/// [`MAX_RESULT_ELEMENTS`].
 fn checked(dims: &[usize]) -> Result<usize, LoadError> {
-    dims.iter().try_fold(1usize, |a, &b| a.checked_mul(b)).ok_or(LoadError::Op(crate::Error::Overflow { arg: "shape" }))
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &b| a.checked_mul(b))
+        .ok_or(LoadError::Op(crate::Error::Overflow { arg: "shape" }))?;
+    within_limit(n).map_err(|_| LoadError::Value {
+        tensor: "result".to_string(),
+        problem: alloc::format!("{n} values (shape {dims:?}) exceed the limit of {MAX_RESULT_ELEMENTS}"),
+    })
+}
+
+/// Refuses scratch or results past [`MAX_RESULT_ELEMENTS`] values.
+fn within_limit(n: usize) -> Result<usize, LoadError> {
+    if n > MAX_RESULT_ELEMENTS {
+        return Err(LoadError::Value {
+            tensor: "result".to_string(),
+            problem: alloc::format!("{n} values of scratch exceed the limit of {MAX_RESULT_ELEMENTS}"),
+        });
+    }
+    Ok(n)
 }
