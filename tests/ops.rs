@@ -260,3 +260,36 @@ fn attend_allocates_and_matches_forward() {
         NadarayaWatson { w: g.f32s("w")[0] }.attend(&g.f32s("queries"), &g.f32s("keys"), &g.f32s("values")).unwrap();
     assert_allclose(&nw.output, &g.f32s("expected.output"), 5e-5, 1e-4, "nadaraya-watson attend");
 }
+
+#[test]
+fn empty_problems_with_huge_batches_return_at_once() {
+    // Found by the fuzz seed corpus: nothing to write, yet a batch loop of
+    // usize::MAX iterations. Such calls now return right after the checks.
+    let s = AttentionShape { batch: usize::MAX, queries: 0, keys: 0, query_dim: 3, key_dim: 3, value_dim: 2 };
+    DotProductAttention.forward(&s, &[], &[], &[], ValidLens::All, &mut [], None, &mut []).unwrap();
+    simd_attention::par::batched(&DotProductAttention, &s, &[], &[], &[], ValidLens::All, &mut [], None).unwrap();
+    let (w_q, w_k, w_v) = ([0.5f32; 6], [0.5f32; 6], [1.0f32; 2]);
+    let additive = simd_attention::ops::AdditiveAttention::new(&w_q, &w_k, &w_v, 2, 3, 3).unwrap();
+    additive.forward(&s, &[], &[], &[], ValidLens::All, &mut [], None, &mut []).unwrap();
+    simd_attention::par::additive(&additive, &s, &[], &[], &[], ValidLens::All, &mut [], None).unwrap();
+    let op = simd_attention::ops::ScaledDotProductAttention::default();
+    let ws = &mut vec![0.0; op.workspace_len(false)];
+    let none = simd_attention::ops::SdpaMask::None;
+    let mut sdpa = simd_attention::ops::SdpaShape {
+        batch: usize::MAX,
+        q_heads: 0,
+        kv_heads: 0,
+        q_len: 4,
+        kv_len: 5,
+        qk_dim: 3,
+        v_dim: 2,
+    };
+    op.forward(&sdpa, &[], &[], &[], none, &mut [], None, ws).unwrap();
+    simd_attention::par::sdpa(&op, &sdpa, &[], &[], &[], none, &mut [], None).unwrap();
+    // A shape whose element count overflows is still an error.
+    sdpa.q_heads = 2;
+    assert_eq!(
+        op.forward(&sdpa, &[], &[], &[], none, &mut [], None, ws),
+        Err(simd_attention::Error::Overflow { arg: "shape" })
+    );
+}

@@ -138,6 +138,9 @@ impl<'p> AdditiveAttention<'p> {
         }
         let shape = cache.shape(num_queries, self.query_dim);
         self.check_call(&shape, queries, valid_lens, out, weights.as_deref())?;
+        if super::nothing_to_write(out, weights.as_deref()) {
+            return Ok(());
+        }
         let needed = self.cached_workspace_len(&shape, weights.is_some())?;
         let workspace = take("workspace", workspace, needed)?;
         let sizes = shape.sizes()?;
@@ -214,6 +217,9 @@ impl Attention for AdditiveAttention<'_> {
         workspace: &mut [f32],
     ) -> Result<(), Error> {
         self.check_call(shape, queries, valid_lens, out, weights.as_deref())?;
+        if super::nothing_to_write(out, weights.as_deref()) {
+            return Ok(());
+        }
         let needed = self.workspace_len(shape, weights.is_some())?;
         let workspace = take("workspace", workspace, needed)?;
         let cache_len = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden)?;

@@ -58,6 +58,9 @@ impl Attention for BilinearAttention<'_> {
         }
         let sizes = shape.check_inputs([queries, keys, values], valid_lens)?;
         shape.check_outputs(&sizes, out, weights.as_deref())?;
+        if super::nothing_to_write(out, weights.as_deref()) {
+            return Ok(());
+        }
         let needed = self.workspace_len(shape, weights.is_some())?;
         let workspace = take("workspace", workspace, needed)?;
         let (projected, scores) = workspace.split_at_mut(sizes.key_rows * self.query_dim);

@@ -157,6 +157,9 @@ impl Attention for MultiHeadAttention<'_> {
         if let Some(w) = weights.as_deref() {
             expect_len("weights", weights_len, w.len())?;
         }
+        if super::nothing_to_write(out, weights.as_deref()) {
+            return Ok(());
+        }
         let needed = self.workspace_len(shape, weights.is_some())?;
         let workspace = take("workspace", workspace, needed)?;
         let (q, rest) = workspace.split_at_mut(sizes.query_rows * self.hidden);

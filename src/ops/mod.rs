@@ -26,3 +26,10 @@ pub use nadaraya_watson::NadarayaWatson;
 pub use sdpa::{ScaledDotProductAttention, SdpaMask, SdpaShape, TILE_KEYS, TILE_QUERIES};
 pub use shape::AttentionShape;
 pub use valid_lens::ValidLens;
+
+/// True when a call has no observable result: an empty output and no (or
+/// empty) weights. Such a call returns right after its checks, so a shape
+/// like `batch = usize::MAX, queries = 0` never loops over its batch.
+pub(crate) fn nothing_to_write(out: &[f32], weights: Option<&[f32]>) -> bool {
+    out.is_empty() && weights.is_none_or(<[f32]>::is_empty)
+}

@@ -128,6 +128,9 @@ impl ScaledDotProductAttention {
         workspace: &mut [f32],
     ) -> Result<(), Error> {
         self.check(shape, [query, key, value], &mask, out, weights.as_deref())?;
+        if super::nothing_to_write(out, weights.as_deref()) {
+            return Ok(());
+        }
         let workspace = take("workspace", workspace, self.workspace_len(weights.is_some()))?;
         let (l, s) = (shape.q_len, shape.kv_len);
         let mut weights = weights;

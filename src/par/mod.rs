@@ -11,6 +11,7 @@
 //! pool, so a caller can bound it with `ThreadPool::install`.
 
 use crate::Error;
+use crate::ops::nothing_to_write;
 use crate::ops::{
     AdditiveAttention, Attention, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
 };
@@ -77,6 +78,9 @@ pub fn additive(
     weights: Option<&mut [f32]>,
 ) -> Result<(), Error> {
     attn.check_call(shape, queries, valid_lens, out, weights.as_deref())?;
+    if nothing_to_write(out, weights.as_deref()) {
+        return Ok(());
+    }
     let mut buffer = vec![0.0; KeyCache::buffer_len(shape.batch, shape.keys, attn.hidden())?];
     let cache = attn.key_cache(shape, keys, values, &mut buffer)?;
     additive_cached(attn, &cache, shape.queries, queries, valid_lens, out, weights)
@@ -95,6 +99,9 @@ pub fn additive_cached(
 ) -> Result<(), Error> {
     let shape = cache.shape(num_queries, attn.query_dim());
     attn.check_call(&shape, queries, valid_lens, out, weights.as_deref())?;
+    if nothing_to_write(out, weights.as_deref()) {
+        return Ok(());
+    }
     let (nq, qd) = (shape.queries, shape.query_dim);
     if work(&[shape.batch, nq, shape.keys, attn.hidden()]) < PARALLEL_MIN_WORK {
         let mut ws = vec![0.0; attn.cached_workspace_len(&shape, weights.is_some())?];
@@ -238,6 +245,9 @@ pub fn sdpa(
     weights: Option<&mut [f32]>,
 ) -> Result<(), Error> {
     op.check(shape, [query, key, value], &mask, out, weights.as_deref())?;
+    if nothing_to_write(out, weights.as_deref()) {
+        return Ok(());
+    }
     let heads = shape.batch * shape.q_heads;
     let cost = work(&[heads, shape.q_len, shape.kv_len, shape.qk_dim + shape.v_dim]);
     if cost < PARALLEL_MIN_WORK || heads < 2 {

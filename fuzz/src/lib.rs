@@ -1,0 +1,338 @@
+//! The bodies of the fuzz targets, one function per target, callable from
+//! libFuzzer (`fuzz_targets/`) and from the corpus replay test below.
+//!
+//! Each carves shapes and values out of the bytes (zero sizes, huge
+//! dimensions, NaN, ±inf and ±1e30 included) and checks: no panic; an `Err`,
+//! with the output untouched, for shapes that do not fit; agreement with a
+//! plain f64 computation for valid finite inputs; and parallel equal to
+//! serial, bit for bit.
+
+use arbitrary::Unstructured;
+use simd_attention::gemm::{self as matmul, MatMut, MatRef};
+use simd_attention::io::{TensorFile, case::run_case};
+use simd_attention::kernels::{self, Mask, ScoreShape};
+use simd_attention::ops::{
+    AdditiveAttention, Attention, AttentionShape, KeyCache, Linear, MhaDims, MultiHeadAttention,
+    ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+};
+use simd_attention::{par, vmath};
+
+/// A size in `0..=max`.
+fn size(u: &mut Unstructured<'_>, max: usize) -> usize {
+    u.int_in_range(0..=max).unwrap_or(0)
+}
+
+/// A value: mostly moderate, sometimes special or huge.
+fn value(u: &mut Unstructured<'_>) -> f32 {
+    match u.int_in_range(0u8..=9).unwrap_or(0) {
+        0 => [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30, 0.0, -0.0, f32::MIN_POSITIVE][size(u, 7)],
+        1 => f32::from_bits(u.arbitrary().unwrap_or(0)),
+        _ => u.int_in_range(-4096i32..=4096).unwrap_or(0) as f32 / 512.0,
+    }
+}
+
+/// A moderate finite value (for checks against f64).
+fn moderate(u: &mut Unstructured<'_>) -> f32 {
+    u.int_in_range(-2048i32..=2048).unwrap_or(0) as f32 / 512.0
+}
+
+fn values(u: &mut Unstructured<'_>, n: usize, finite: bool) -> Vec<f32> {
+    (0..n).map(|_| if finite { moderate(u) } else { value(u) }).collect()
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// Distance in f32 ulps at `want`.
+fn ulps(got: f32, want: f64) -> f64 {
+    let a = want.abs().max(f32::MIN_POSITIVE as f64);
+    (got as f64 - want).abs() / 2f64.powi(a.log2().floor() as i32 - 23)
+}
+
+pub fn vmath(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let n = size(&mut u, 300);
+    let x = values(&mut u, n, false);
+    let (mut t, mut e) = (vec![0.0; n], vec![0.0; n]);
+    vmath::tanh(&x, &mut t).unwrap();
+    vmath::exp(&x, &mut e).unwrap();
+    for (i, &v) in x.iter().enumerate() {
+        if v.is_finite() {
+            assert!(ulps(t[i], (v as f64).tanh()) <= 3.0, "tanh({v:e}) = {:e}", t[i]);
+        } else if v.is_nan() {
+            assert!(t[i].is_nan() && e[i].is_nan());
+        }
+        if (-87.0..=88.0).contains(&v) {
+            assert!(ulps(e[i], (v as f64).exp()) <= 2.0, "exp({v:e}) = {:e}", e[i]);
+        }
+    }
+    let mut in_place = x.clone();
+    vmath::tanh_in_place(&mut in_place);
+    assert!(same_bits(&in_place, &t));
+    let mut short = vec![7.0; n.saturating_sub(1)];
+    if n > 0 {
+        assert!(vmath::exp(&x, &mut short).is_err());
+        assert!(short.iter().all(|&v| v == 7.0));
+    }
+}
+
+pub fn masked_softmax(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let huge = u.ratio(1, 16).unwrap_or(false);
+    let shape = ScoreShape {
+        batch: if huge { usize::MAX / 2 } else { size(&mut u, 4) },
+        queries: size(&mut u, 6),
+        keys: size(&mut u, 40),
+    };
+    let n = if huge { 64 } else { shape.batch * shape.queries * shape.keys };
+    let finite = u.arbitrary().unwrap_or(false);
+    let mut scores = values(&mut u, n, finite);
+    let lens: Vec<usize> =
+        (0..shape.batch.min(64) * shape.queries.max(1)).map(|_| size(&mut u, shape.keys + 2)).collect();
+    let keep: Vec<bool> = (0..n).map(|_| u.ratio(3, 4).unwrap_or(true)).collect();
+    let mask = match size(&mut u, 4) {
+        0 => Mask::None,
+        1 => Mask::ValidLens(&lens[..shape.batch.min(lens.len())]),
+        2 => Mask::ValidLensPerQuery(&lens),
+        3 => Mask::Keep(&keep),
+        _ => Mask::Causal,
+    };
+    let before = scores.clone();
+    match kernels::masked_softmax(&mut scores, shape, mask) {
+        Err(_) => assert!(same_bits(&scores, &before), "a refused call wrote"),
+        Ok(()) if finite => {
+            for row in scores.chunks(shape.keys.max(1)) {
+                let sum: f32 = row.iter().sum();
+                assert!(row.iter().all(|w| (0.0..=1.0).contains(w)), "{row:?}");
+                assert!((sum - 1.0).abs() < 1e-4 || sum == 0.0, "row sums to {sum}");
+            }
+        }
+        Ok(()) => {}
+    }
+}
+
+pub fn gemm(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let (m, k, n) = (size(&mut u, 12), size(&mut u, 40), size(&mut u, 40));
+    let mut stride = |rows: usize, cols: usize| -> (usize, usize) {
+        match size(&mut u, 3) {
+            0 => (cols, 1),
+            1 => (1, rows),
+            2 => (cols + size(&mut u, 3), 1),
+            _ => (size(&mut u, 50), size(&mut u, 50)),
+        }
+    };
+    let ((ars, acs), (brs, bcs), (crs, ccs)) = (stride(m, k), stride(k, n), stride(m, n));
+    let len = |rows: usize, cols: usize, rs: usize, cs: usize, slack: usize| {
+        if rows == 0 || cols == 0 { slack } else { (rows - 1) * rs + (cols - 1) * cs + 1 + slack }
+    };
+    let slack = size(&mut u, 2);
+    // Small integers: every product and sum is exact in f32.
+    let mut int = || u.int_in_range(-3i32..=3).unwrap_or(0) as f32;
+    let a: Vec<f32> = (0..len(m, k, ars, acs, slack)).map(|_| int()).collect();
+    let b: Vec<f32> = (0..len(k, n, brs, bcs, slack)).map(|_| int()).collect();
+    let c_len = len(m, n, crs, ccs, slack);
+    let mut c = vec![f32::NAN; c_len];
+    let before = c.clone();
+    let alpha = 2.0;
+    let r = matmul::gemm(
+        alpha,
+        MatRef::strided(&a, m, k, ars, acs),
+        MatRef::strided(&b, k, n, brs, bcs),
+        0.0,
+        MatMut::strided(&mut c, m, n, crs, ccs),
+    );
+    match r {
+        Err(_) => assert!(same_bits(&c, &before), "a refused gemm wrote"),
+        Ok(()) => {
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f32 = alpha * (0..k).map(|p| a[i * ars + p * acs] * b[p * brs + j * bcs]).sum::<f32>();
+                    assert_eq!(c[i * crs + j * ccs], want, "C[{i},{j}]");
+                }
+            }
+        }
+    }
+}
+
+/// A batched attention shape (with a rare huge batch that must be refused).
+fn attention_shape(u: &mut Unstructured<'_>) -> AttentionShape {
+    AttentionShape {
+        batch: if u.ratio(1, 32).unwrap_or(false) { usize::MAX } else { size(u, 3) },
+        queries: size(u, 5),
+        keys: size(u, 9),
+        query_dim: size(u, 6),
+        key_dim: size(u, 6),
+        value_dim: size(u, 4),
+    }
+}
+
+fn lens<'a>(u: &mut Unstructured<'_>, store: &'a mut Vec<usize>, s: &AttentionShape) -> ValidLens<'a> {
+    let rows = s.batch.min(8).saturating_mul(s.queries);
+    *store = (0..rows).map(|_| size(u, s.keys + 1)).collect();
+    match size(u, 2) {
+        0 => ValidLens::All,
+        1 => ValidLens::PerBatch(&store[..s.batch.min(8).min(store.len())]),
+        _ => ValidLens::PerQuery(store),
+    }
+}
+
+pub fn additive(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let s = attention_shape(&mut u);
+    let h = size(&mut u, 8);
+    let finite = u.arbitrary().unwrap_or(false);
+    let count = |a: usize, b: usize, c: usize| a.min(8) * b * c;
+    let w_q = values(&mut u, h * s.query_dim, true);
+    let w_k = values(&mut u, h * s.key_dim, true);
+    let w_v = values(&mut u, h, true);
+    let Ok(attn) = AdditiveAttention::new(&w_q, &w_k, &w_v, h, s.query_dim, s.key_dim) else { return };
+    let q = values(&mut u, count(s.batch, s.queries, s.query_dim), finite);
+    let k = values(&mut u, count(s.batch, s.keys, s.key_dim), finite);
+    let v = values(&mut u, count(s.batch, s.keys, s.value_dim), true);
+    let mut store = Vec::new();
+    let valid = lens(&mut u, &mut store, &s);
+    let out_len = count(s.batch, s.queries, s.value_dim);
+    let w_len = count(s.batch, s.queries, s.keys);
+    let (mut out, mut w) = (vec![7.0; out_len], vec![7.0; w_len]);
+    let ws_len = attn.workspace_len(&s, true).unwrap_or(0).min(1 << 20);
+    let result = attn.forward(&s, &q, &k, &v, valid, &mut out, Some(&mut w), &mut vec![0.0; ws_len]);
+    if result.is_err() {
+        assert!(out.iter().chain(&w).all(|&x| x == 7.0), "a refused call wrote");
+        return;
+    }
+    if finite {
+        assert!(out.iter().chain(&w).all(|x| x.is_finite()));
+    }
+    // Through a KeyCache, and in parallel: the same bits. (An empty call
+    // can name a huge batch whose cache no one could allocate: skip those.)
+    let cache_len = KeyCache::buffer_len(s.batch, s.keys, h).unwrap_or(usize::MAX);
+    if cache_len > 1 << 24 {
+        return;
+    }
+    let mut buf = vec![0.0; cache_len];
+    let cache = attn.key_cache(&s, &k, &v, &mut buf).unwrap();
+    let (mut out2, mut w2) = (vec![0.0; out_len], vec![0.0; w_len]);
+    let mut ws = vec![0.0; attn.cached_workspace_len(&s, true).unwrap()];
+    attn.forward_cached(&cache, s.queries, &q, valid, &mut out2, Some(&mut w2), &mut ws).unwrap();
+    assert!(same_bits(&out, &out2) && same_bits(&w, &w2), "cached differs");
+    let (mut out3, mut w3) = (vec![0.0; out_len], vec![0.0; w_len]);
+    par::additive(&attn, &s, &q, &k, &v, valid, &mut out3, Some(&mut w3)).unwrap();
+    assert!(same_bits(&out, &out3) && same_bits(&w, &w3), "parallel differs");
+}
+
+pub fn sdpa(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let kv_heads = size(&mut u, 2);
+    let s = SdpaShape {
+        batch: size(&mut u, 2),
+        q_heads: kv_heads * size(&mut u, 2) + usize::from(u.ratio(1, 16).unwrap_or(false)),
+        kv_heads,
+        q_len: size(&mut u, 70),
+        kv_len: size(&mut u, 70),
+        qk_dim: size(&mut u, 6),
+        v_dim: size(&mut u, 5),
+    };
+    let finite = u.arbitrary().unwrap_or(false);
+    let q = values(&mut u, s.batch * s.q_heads * s.q_len * s.qk_dim, finite);
+    let k = values(&mut u, s.batch * s.kv_heads * s.kv_len * s.qk_dim, finite);
+    let v = values(&mut u, s.batch * s.kv_heads * s.kv_len * s.v_dim, finite);
+    let heads = if u.arbitrary().unwrap_or(false) { 1 } else { s.q_heads };
+    let per = heads * s.q_len * s.kv_len;
+    let keep: Vec<bool> = (0..per).map(|_| u.ratio(4, 5).unwrap_or(true)).collect();
+    let add: Vec<f32> =
+        (0..per).map(|_| if u.ratio(1, 5).unwrap_or(false) { f32::NEG_INFINITY } else { moderate(&mut u) }).collect();
+    let mask = match size(&mut u, 3) {
+        0 => SdpaMask::None,
+        1 => SdpaMask::Causal,
+        2 => SdpaMask::Keep { mask: &keep, batch: 1, heads },
+        _ => SdpaMask::Additive { mask: &add, batch: 1, heads },
+    };
+    let op = ScaledDotProductAttention { scale: None };
+    let n_out = s.batch * s.q_heads * s.q_len * s.v_dim;
+    let mut flash = vec![7.0; n_out];
+    let r = op.forward(&s, &q, &k, &v, mask, &mut flash, None, &mut vec![0.0; op.workspace_len(false)]);
+    if r.is_err() {
+        assert!(flash.iter().all(|&x| x == 7.0), "a refused call wrote");
+        return;
+    }
+    let mut direct = vec![0.0; n_out];
+    let mut weights = vec![0.0; s.batch * s.q_heads * s.q_len * s.kv_len];
+    op.forward(&s, &q, &k, &v, mask, &mut direct, Some(&mut weights), &mut []).unwrap();
+    if finite {
+        for (a, b) in flash.iter().zip(&direct) {
+            assert!((a - b).abs() <= 1e-4 + 1e-4 * b.abs(), "flash {a} vs weights {b}");
+        }
+    }
+    let mut parallel = vec![0.0; n_out];
+    par::sdpa(&op, &s, &q, &k, &v, mask, &mut parallel, None).unwrap();
+    assert!(same_bits(&flash, &parallel), "parallel differs");
+}
+
+pub fn mha(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let s = attention_shape(&mut u);
+    let (heads, hidden) = (size(&mut u, 3), size(&mut u, 8));
+    let m = |u: &mut Unstructured<'_>, inp: usize| values(u, hidden * inp, true);
+    let w = [m(&mut u, s.query_dim), m(&mut u, s.key_dim), m(&mut u, s.value_dim), m(&mut u, hidden)];
+    let bias = values(&mut u, hidden, true);
+    let with_bias = u.arbitrary().unwrap_or(false);
+    let lin = |i: usize| Linear { weight: &w[i], bias: with_bias.then_some(&bias[..]) };
+    let dims = MhaDims { heads, hidden, query_dim: s.query_dim, key_dim: s.key_dim, value_dim: s.value_dim };
+    let Ok(attn) = MultiHeadAttention::new(lin(0), lin(1), lin(2), lin(3), dims) else {
+        assert!(heads == 0 || hidden % heads != 0, "valid heads refused");
+        return;
+    };
+    let count = |a: usize, b: usize, c: usize| a.min(8) * b * c;
+    let q = values(&mut u, count(s.batch, s.queries, s.query_dim), false);
+    let k = values(&mut u, count(s.batch, s.keys, s.key_dim), false);
+    let v = values(&mut u, count(s.batch, s.keys, s.value_dim), false);
+    let mut store = Vec::new();
+    let valid = lens(&mut u, &mut store, &s);
+    let (out_len, w_len) = (count(s.batch, s.queries, hidden), count(s.batch, s.queries, s.keys) * heads);
+    let (mut out, mut wts) = (vec![7.0; out_len], vec![7.0; w_len]);
+    let ws_len = attn.workspace_len(&s, true).unwrap_or(0).min(1 << 20);
+    if attn.forward(&s, &q, &k, &v, valid, &mut out, Some(&mut wts), &mut vec![0.0; ws_len]).is_err() {
+        assert!(out.iter().chain(&wts).all(|&x| x == 7.0), "a refused call wrote");
+        return;
+    }
+    let (mut out2, mut w2) = (vec![0.0; out_len], vec![0.0; w_len]);
+    par::batched(&attn, &s, &q, &k, &v, valid, &mut out2, Some(&mut w2)).unwrap();
+    assert!(same_bits(&out, &out2) && same_bits(&wts, &w2), "parallel differs");
+}
+
+pub fn load_case(data: &[u8]) {
+    if let Ok(file) = TensorFile::from_bytes(data.to_vec()) {
+        let _ = run_case(&file, None);
+    }
+}
+
+#[cfg(test)]
+mod replay {
+    /// Every file in `corpus/<target>/` through its target: the seeds, and
+    /// any crash reproducer kept there, run in every CI pass.
+    #[test]
+    fn seed_corpus() {
+        let targets: [(&str, fn(&[u8])); 7] = [
+            ("vmath", super::vmath),
+            ("masked_softmax", super::masked_softmax),
+            ("additive", super::additive),
+            ("sdpa", super::sdpa),
+            ("mha", super::mha),
+            ("gemm", super::gemm),
+            ("load_case", super::load_case),
+        ];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+        for (name, run) in targets {
+            let mut count = 0;
+            for entry in std::fs::read_dir(root.join(name)).unwrap_or_else(|e| panic!("corpus/{name}: {e}")) {
+                let path = entry.unwrap().path();
+                run(&std::fs::read(&path).unwrap());
+                count += 1;
+            }
+            assert!(count > 0, "corpus/{name} is empty");
+            println!("{name}: {count} inputs replayed");
+        }
+    }
+}
