@@ -205,8 +205,12 @@ pub fn additive(data: &[u8]) {
     if finite {
         assert!(out.iter().chain(&w).all(|x| x.is_finite()));
     }
-    // Through a KeyCache, and in parallel: the same bits. (An empty call
-    // can name a huge batch whose cache no one could allocate: skip those.)
+    // Through a KeyCache, and in parallel: the same bits. An empty call may
+    // name a huge batch whose cache and scratch no one could allocate: it
+    // returned right after its checks, and there is nothing to compare.
+    if out.is_empty() && w.is_empty() {
+        return;
+    }
     let cache_len = KeyCache::buffer_len(s.batch, s.keys, h).unwrap_or(usize::MAX);
     if cache_len > 1 << 24 {
         return;

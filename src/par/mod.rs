@@ -217,6 +217,9 @@ pub fn batched<A: Attention + Sync>(
     if let Some(w) = weights.as_deref() {
         crate::error::expect_len("weights", crate::error::checked_mul("weights", sizes.weights, sets)?, w.len())?;
     }
+    if nothing_to_write(out, weights.as_deref()) {
+        return Ok(());
+    }
     let serial =
         |s: &AttentionShape, [q, k, v]: [&[f32]; 3], l: ValidLens<'_>, o: &mut [f32], w: Option<&mut [f32]>| {
             let mut ws = vec![0.0; op.workspace_len(s, w.is_some())?];
