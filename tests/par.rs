@@ -154,3 +154,32 @@ fn sdpa_parallel_equals_serial() {
         );
     }
 }
+
+/// Decoding shapes: few query rows stream over several key chunks, and with
+/// fewer rows than threads the chunks are split across threads (split-K).
+#[test]
+fn sdpa_decode_split_keys_equals_serial() {
+    let mut rng = Rng(4);
+    for (batch, q_heads, kv_heads, q_len) in [(1, 1, 1, 1), (1, 2, 1, 3), (2, 1, 1, 1), (1, 8, 2, 1)] {
+        let s = SdpaShape { batch, q_heads, kv_heads, q_len, kv_len: 1500, qk_dim: 128, v_dim: 100 };
+        let q = random(&mut rng, s.batch * s.q_heads * s.q_len * s.qk_dim, 1.0);
+        let k = random(&mut rng, s.batch * s.kv_heads * s.kv_len * s.qk_dim, 1.0);
+        let v = random(&mut rng, s.batch * s.kv_heads * s.kv_len * s.v_dim, 1.0);
+        let keep: Vec<bool> = (0..s.q_len * s.kv_len).map(|i| i % 7 != 3 && i < 1200).collect();
+        let op = ScaledDotProductAttention::default();
+        let out_len = s.batch * s.q_heads * s.q_len * s.v_dim;
+        let w_len = s.batch * s.q_heads * s.q_len * s.kv_len;
+        for mask in [SdpaMask::None, SdpaMask::Causal, SdpaMask::Keep { mask: &keep, batch: 1, heads: 1 }] {
+            check(
+                &format!("sdpa decode {s:?} {mask:?}"),
+                out_len,
+                w_len,
+                |out, w| {
+                    let mut ws = vec![0.0; op.workspace_len(w.is_some())];
+                    op.forward(&s, &q, &k, &v, mask, out, w, &mut ws).unwrap()
+                },
+                |out, w| par::sdpa(&op, &s, &q, &k, &v, mask, out, w).unwrap(),
+            );
+        }
+    }
+}

@@ -5,5 +5,6 @@ pub(crate) mod additive_score;
 pub(crate) mod matmul_tile;
 pub(crate) mod online_softmax;
 pub(crate) mod softmax;
+pub(crate) mod streaming_row;
 
 pub use softmax::{Mask, ScoreShape, masked_softmax};

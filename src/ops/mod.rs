@@ -11,7 +11,7 @@ mod bilinear;
 mod dot;
 mod mha;
 mod nadaraya_watson;
-mod sdpa;
+pub(crate) mod sdpa;
 mod shape;
 mod valid_lens;
 

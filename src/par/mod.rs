@@ -1,6 +1,7 @@
 //! The parallel layer (`std`): the same operators, split across rayon
 //! threads over independent (batch, query-block) rows, or (batch, head)
-//! pairs for SDPA, and over batch entries for the multi-GEMM operators.
+//! pairs for SDPA (or their key chunks when decoding, see `split_keys`),
+//! and over batch entries for the multi-GEMM operators.
 //!
 //! Results are bit-identical to the serial operators for any thread count:
 //! each piece runs the serial code on a sub-shape, every row's arithmetic is
@@ -19,6 +20,8 @@ use crate::simd::{self, with_backend};
 use alloc::vec;
 use alloc::vec::Vec;
 use rayon::prelude::*;
+
+mod split_keys;
 
 /// Below this many multiply-adds (roughly), splitting costs more than it saves.
 pub const PARALLEL_MIN_WORK: usize = 1 << 18;
@@ -253,6 +256,9 @@ pub fn sdpa(
     }
     let heads = shape.batch * shape.q_heads;
     let cost = work(&[heads, shape.q_len, shape.kv_len, shape.qk_dim + shape.v_dim]);
+    if cost >= PARALLEL_MIN_WORK && split_keys::worth_it(shape, weights.is_some()) {
+        return split_keys::sdpa(op, shape, [query, key, value], &mask, out);
+    }
     if cost < PARALLEL_MIN_WORK || heads < 2 {
         let mut ws = vec![0.0; op.workspace_len(weights.is_some())];
         return op.forward(shape, query, key, value, mask, out, weights, &mut ws);
