@@ -33,7 +33,34 @@ pub const LARGE_GEMM_MIN_B: usize = 32 * 32;
 /// Errors, before anything is written, if a view reaches past its buffer,
 /// if C's strides make two elements share a place, if `a.cols ≠ b.rows`, or
 /// if C is not `a.rows × b.cols`.
-pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) -> Result<(), Error> {
+pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'_>) -> Result<(), Error> {
+    let Some((m, n, k)) = checked_dims(&a, &b, &mut c, beta)? else { return Ok(()) };
+    #[cfg(feature = "alloc")]
+    if n.saturating_mul(k) >= LARGE_GEMM_MIN_B {
+        large(alpha, a, b, beta, c);
+        return Ok(());
+    }
+    blocked(alpha, (m, n, k), a, b, beta, c);
+    Ok(())
+}
+
+/// [`gemm`] on our own microkernel whatever the size: for callers that
+/// multiply many small tiles (the SDPA flash loop), where packing each one
+/// into a fresh heap buffer would cost more than the product.
+pub(crate) fn gemm_tiles(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'_>) -> Result<(), Error> {
+    let Some(dims) = checked_dims(&a, &b, &mut c, beta)? else { return Ok(()) };
+    blocked(alpha, dims, a, b, beta, c);
+    Ok(())
+}
+
+/// Checks the views and their agreement; handles the empty products, and
+/// returns `(m, n, k)` when there is a product left to compute.
+fn checked_dims(
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
+    c: &mut MatMut<'_>,
+    beta: f32,
+) -> Result<Option<(usize, usize, usize)>, Error> {
     a.check("a")?;
     b.check("b")?;
     c.check("c")?;
@@ -48,17 +75,16 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) 
     }
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if m == 0 || n == 0 {
-        return Ok(());
+        return Ok(None);
     }
     if k == 0 {
         scale(beta, c);
-        return Ok(());
+        return Ok(None);
     }
-    #[cfg(feature = "alloc")]
-    if n.saturating_mul(k) >= LARGE_GEMM_MIN_B {
-        large(alpha, a, b, beta, c);
-        return Ok(());
-    }
+    Ok(Some((m, n, k)))
+}
+
+fn blocked(alpha: f32, (m, n, k): (usize, usize, usize), a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
     simd::dispatch(BlockedGemm {
         m,
         n,
@@ -69,7 +95,6 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) 
         beta,
         c: StridedMut { ptr: c.data.as_mut_ptr(), rs: c.row_stride, cs: c.col_stride },
     });
-    Ok(())
 }
 
 fn strided(v: &MatRef<'_>) -> Strided {
@@ -77,7 +102,7 @@ fn strided(v: &MatRef<'_>) -> Strided {
 }
 
 /// `C ← β·C`, writing zeros (not reading C) when `β = 0`.
-fn scale(beta: f32, c: MatMut<'_>) {
+fn scale(beta: f32, c: &mut MatMut<'_>) {
     for i in 0..c.rows {
         for j in 0..c.cols {
             let x = &mut c.data[i * c.row_stride + j * c.col_stride];

@@ -129,59 +129,53 @@ impl WithSimd for MergeValues<'_> {
     }
 }
 
-/// Keys handled together: they share each load of the query.
-const KEYS_PER_STEP: usize = 4;
+/// Independent accumulators per dot product: enough to hide the latency
+/// of the fused multiply-add.
+const DOT_ACCUMULATORS: usize = 4;
 
-/// `scores[j] = scale · query·keys[j]`. Each key has one accumulator and
-/// the same order of operations wherever it falls, so a score never
-/// depends on its neighbours.
+/// `scores[j] = scale · query·keys[j]`. Each key row is read front to back
+/// (the order the prefetchers follow best), and its score never depends on
+/// its neighbours.
 #[inline(always)]
 fn dot_rows<V: F32Vector>(query: &[f32], keys: &[f32], scale: f32, scores: &mut [f32]) {
     let e = query.len();
-    let full = e - e % V::LANES;
-    let load_q = |p: usize| {
-        // SAFETY: p < e; a tail load reads only e − p values.
-        unsafe {
-            if p < full { V::load(query.as_ptr().add(p)) } else { load_partial::<V>(query.as_ptr().add(p), e - p, 0.0) }
-        }
-    };
-    let mut groups = scores.chunks_exact_mut(KEYS_PER_STEP);
-    let mut j = 0;
-    for group in &mut groups {
-        let rows: [&[f32]; KEYS_PER_STEP] = core::array::from_fn(|r| &keys[(j + r) * e..(j + r + 1) * e]);
-        let mut acc = [V::splat(0.0); KEYS_PER_STEP];
-        for p in (0..e).step_by(V::LANES) {
-            let q = load_q(p);
-            for (acc, row) in acc.iter_mut().zip(&rows) {
-                // SAFETY: as for load_q, over a row of the same length e.
-                let k = unsafe {
-                    if p < full {
-                        V::load(row.as_ptr().add(p))
-                    } else {
-                        load_partial::<V>(row.as_ptr().add(p), e - p, 0.0)
-                    }
-                };
-                *acc = q.mul_add(k, *acc);
+    for (j, score) in scores.iter_mut().enumerate() {
+        *score = scale * dot::<V>(query, &keys[j * e..(j + 1) * e]);
+    }
+}
+
+/// `a·b` over [`DOT_ACCUMULATORS`] vector accumulators, summed pairwise.
+#[inline(always)]
+fn dot<V: F32Vector>(a: &[f32], b: &[f32]) -> f32 {
+    let e = a.len().min(b.len());
+    let step = DOT_ACCUMULATORS * V::LANES;
+    let mut acc = [V::splat(0.0); DOT_ACCUMULATORS];
+    let mut p = 0;
+    while p + step <= e {
+        for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: p + (r + 1)·LANES <= p + step <= e.
+            unsafe {
+                let at = p + r * V::LANES;
+                *acc = V::load(a.as_ptr().add(at)).mul_add(V::load(b.as_ptr().add(at)), *acc);
             }
         }
-        for (score, acc) in group.iter_mut().zip(acc) {
-            *score = scale * acc.reduce_add();
-        }
-        j += KEYS_PER_STEP;
+        p += step;
     }
-    for score in groups.into_remainder() {
-        let row = &keys[j * e..(j + 1) * e];
-        let mut acc = V::splat(0.0);
-        for p in (0..e).step_by(V::LANES) {
-            // SAFETY: as in the grouped loop.
-            let k = unsafe {
-                if p < full { V::load(row.as_ptr().add(p)) } else { load_partial::<V>(row.as_ptr().add(p), e - p, 0.0) }
-            };
-            acc = load_q(p).mul_add(k, acc);
+    // Fewer than `step` values remain: at most one (partial) vector each.
+    for acc in &mut acc {
+        if p >= e {
+            break;
         }
-        *score = scale * acc.reduce_add();
-        j += 1;
+        let n = (e - p).min(V::LANES);
+        // SAFETY: n values remain from p in both slices.
+        unsafe {
+            *acc = load_partial::<V>(a.as_ptr().add(p), n, 0.0)
+                .mul_add(load_partial::<V>(b.as_ptr().add(p), n, 0.0), *acc);
+        }
+        p += n;
     }
+    let [a0, a1, a2, a3] = acc;
+    a0.add(a1).add(a2.add(a3)).reduce_add()
 }
 
 /// `dst[c] = Σ_j weights[j] · values[j][col + c]`, summed in key order per
@@ -192,20 +186,14 @@ fn dot_rows<V: F32Vector>(query: &[f32], keys: &[f32], scale: f32, scores: &mut 
 fn weighted_rows<V: F32Vector>(weights: &[f32], values: &[f32], v_dim: usize, col: usize, dst: &mut [f32]) {
     let width = dst.len();
     dst.fill(0.0);
-    let mut groups = weights.chunks_exact(KEYS_PER_STEP);
-    let mut j = 0;
-    for group in &mut groups {
-        let w: [V; KEYS_PER_STEP] = core::array::from_fn(|r| V::splat(group[r]));
-        let rows: [&[f32]; KEYS_PER_STEP] =
-            core::array::from_fn(|r| &values[(j + r) * v_dim + col..(j + r) * v_dim + col + width]);
-        axpy_rows::<V, KEYS_PER_STEP>(w, rows, dst);
-        j += KEYS_PER_STEP;
-    }
-    for &w in groups.remainder() {
-        axpy_rows::<V, 1>([V::splat(w)], [&values[j * v_dim + col..j * v_dim + col + width]], dst);
-        j += 1;
+    for (j, &w) in weights.iter().enumerate() {
+        let row = &values[j * v_dim + col..j * v_dim + col + width];
+        axpy_rows::<V, VALUE_ROWS_PER_STEP>([V::splat(w)], [row], dst);
     }
 }
+
+/// Value rows folded per pass over `dst`.
+const VALUE_ROWS_PER_STEP: usize = 1;
 
 /// `dst += Σ_r w_r · rows_r`, applied row after row to each lane.
 #[inline(always)]

@@ -25,7 +25,7 @@
 
 use super::dot::{from, from_mut};
 use crate::error::{Error, checked_mul, expect_len, take};
-use crate::gemm::{MatMut, MatRef, gemm};
+use crate::gemm::{MatMut, MatRef, gemm, gemm_tiles};
 use crate::kernels::online_softmax::OnlineSoftmaxTile;
 use crate::kernels::softmax::softmax_row;
 use crate::kernels::streaming_row::{CHUNK_KEYS, ChunkValues, ChunkWeights, RowStats, VALUE_BLOCK};
@@ -334,6 +334,9 @@ impl<'a> HeadMask<'a> {
     }
 }
 
+/// A matrix product with [`gemm`]'s contract.
+type Product = fn(f32, MatRef<'_>, MatRef<'_>, f32, MatMut<'_>) -> Result<(), Error>;
+
 /// One (batch, query head) and its kv head.
 struct Head<'a> {
     q: &'a [f32],
@@ -431,15 +434,18 @@ impl<'a> Head<'a> {
         }
     }
 
+    /// Masked scores of `rows` against `keys`, through `product` (the
+    /// general [`gemm`] for whole weight matrices, [`gemm_tiles`] for tiles).
     fn scores(
         &self,
+        product: Product,
         rows: core::ops::Range<usize>,
         keys: core::ops::Range<usize>,
         dst: &mut [f32],
         stride: usize,
     ) -> Result<(), Error> {
         let e = self.shape.qk_dim;
-        gemm(
+        product(
             self.scale,
             MatRef::strided(from(self.q, rows.start * e), rows.len(), e, e, 1),
             MatRef::strided(from(self.k, keys.start * e), keys.len(), e, e, 1).t(),
@@ -456,7 +462,7 @@ impl<'a> Head<'a> {
     fn with_weights(&self, weights: &mut [f32], out: &mut [f32]) -> Result<(), Error> {
         let (l, s, ev) = (self.shape.q_len, self.shape.kv_len, self.shape.v_dim);
         let weights = &mut weights[..l * s];
-        self.scores(0..l, 0..s, weights, s)?;
+        self.scores(gemm, 0..l, 0..s, weights, s)?;
         if s > 0 {
             simd::dispatch(SoftmaxRows { weights, keys: s });
         }
@@ -480,7 +486,7 @@ impl<'a> Head<'a> {
             for j0 in (0..last_key).step_by(TILE_KEYS) {
                 let keys = j0..(j0 + TILE_KEYS).min(last_key);
                 let cols = keys.len();
-                self.scores(rows.clone(), keys.clone(), tile, TILE_KEYS)?;
+                self.scores(gemm_tiles, rows.clone(), keys.clone(), tile, TILE_KEYS)?;
                 simd::dispatch(OnlineSoftmaxTile {
                     scores: &mut tile[..n * TILE_KEYS],
                     stride: TILE_KEYS,
@@ -491,7 +497,7 @@ impl<'a> Head<'a> {
                     out_stride: ev,
                     out_cols: ev,
                 });
-                gemm(
+                gemm_tiles(
                     1.0,
                     MatRef::strided(tile, n, cols, TILE_KEYS, 1),
                     MatRef::new(from(self.v, j0 * ev), cols, ev),
