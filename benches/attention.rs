@@ -181,7 +181,6 @@ fn additive(c: &mut Criterion) {
 fn sdpa(c: &mut Criterion) {
     let mut group = slow_group(c, "sdpa");
     let sdpa = ScaledDotProductAttention::default();
-    let mut workspace = vec![0.0f32; sdpa.workspace_len(false)];
     for (name, mask, heads, len, e) in SDPA_CASES {
         let shape =
             SdpaShape { batch: 1, q_heads: heads, kv_heads: heads, q_len: len, kv_len: len, qk_dim: e, v_dim: e };
@@ -189,6 +188,7 @@ fn sdpa(c: &mut Criterion) {
         let (q, k, v) =
             (uniform(size, 0x510E_527F, 1.0), uniform(size, 0x9B05_688C, 1.0), uniform(size, 0x1F83_D9AB, 1.0));
         let mut out = vec![0.0f32; size];
+        let mut workspace = vec![0.0f32; sdpa.workspace_len(&shape, false).expect("a small shape")];
 
         // Elements = nominal FLOPs; the causal mask skips half the (L, S) plane.
         let flops = 4 * heads * len * len * e;

@@ -276,7 +276,6 @@ fn empty_problems_with_huge_batches_return_at_once() {
     additive.forward(&s, &[], &[], &[], ValidLens::All, &mut [], None, &mut []).unwrap();
     simd_attention::par::additive(&additive, &s, &[], &[], &[], ValidLens::All, &mut [], None).unwrap();
     let op = simd_attention::ops::ScaledDotProductAttention::default();
-    let ws = &mut vec![0.0; op.workspace_len(false)];
     let none = simd_attention::ops::SdpaMask::None;
     let mut sdpa = simd_attention::ops::SdpaShape {
         batch: usize::MAX,
@@ -287,12 +286,12 @@ fn empty_problems_with_huge_batches_return_at_once() {
         qk_dim: 3,
         v_dim: 2,
     };
-    op.forward(&sdpa, &[], &[], &[], none, &mut [], None, ws).unwrap();
+    op.forward(&sdpa, &[], &[], &[], none, &mut [], None, &mut []).unwrap();
     simd_attention::par::sdpa(&op, &sdpa, &[], &[], &[], none, &mut [], None).unwrap();
     // A shape whose element count overflows is still an error.
     sdpa.q_heads = 2;
     assert_eq!(
-        op.forward(&sdpa, &[], &[], &[], none, &mut [], None, ws),
+        op.forward(&sdpa, &[], &[], &[], none, &mut [], None, &mut []),
         Err(simd_attention::Error::Overflow { arg: "shape" })
     );
 }

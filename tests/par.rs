@@ -147,7 +147,7 @@ fn sdpa_parallel_equals_serial() {
             out_len,
             w_len,
             |out, w| {
-                let mut ws = vec![0.0; op.workspace_len(w.is_some())];
+                let mut ws = vec![0.0; op.workspace_len(&s, w.is_some()).unwrap()];
                 op.forward(&s, &q, &k, &v, mask, out, w, &mut ws).unwrap()
             },
             |out, w| par::sdpa(&op, &s, &q, &k, &v, mask, out, w).unwrap(),
@@ -175,7 +175,7 @@ fn sdpa_decode_split_keys_equals_serial() {
                 out_len,
                 w_len,
                 |out, w| {
-                    let mut ws = vec![0.0; op.workspace_len(w.is_some())];
+                    let mut ws = vec![0.0; op.workspace_len(&s, w.is_some()).unwrap()];
                     op.forward(&s, &q, &k, &v, mask, out, w, &mut ws).unwrap()
                 },
                 |out, w| par::sdpa(&op, &s, &q, &k, &v, mask, out, w).unwrap(),

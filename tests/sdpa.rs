@@ -44,7 +44,7 @@ impl Case {
         let op = ScaledDotProductAttention { scale: self.scale };
         let n_out = s.batch * s.q_heads * s.q_len * s.v_dim;
         let mut flash = vec![f32::NAN; n_out];
-        let mut ws = vec![f32::NAN; op.workspace_len(false)];
+        let mut ws = vec![f32::NAN; op.workspace_len(s, false).unwrap()];
         op.forward(s, &self.query, &self.key, &self.value, self.mask.as_mask(), &mut flash, None, &mut ws).unwrap();
         let mut direct = vec![f32::NAN; n_out];
         let mut weights = vec![f32::NAN; s.batch * s.q_heads * s.q_len * s.kv_len];

@@ -7,7 +7,7 @@
 //! heap is needed. Knows nothing of the ISA: the vector type comes from
 //! dispatch.
 
-use crate::kernels::matmul_tile::{Strided, StridedMut, TILE_ROWS, TILE_VECTORS, tile};
+use crate::kernels::matmul_tile::{Strided, StridedMut, TILE_VECTORS, tile_rows};
 use crate::simd::vector::MAX_LANES;
 use crate::simd::{F32Vector, WithSimd};
 
@@ -51,17 +51,11 @@ impl WithSimd for BlockedGemm {
                 while i < m {
                     let a_block = Strided { ptr: a.ptr.wrapping_add(i * a.rs + p0 * a.cs), ..a };
                     let c_block = StridedMut { ptr: c.ptr.wrapping_add(i * c.rs + j0 * c.cs), ..c };
-                    // SAFETY: rows i..i+MR (MR = TILE_ROWS or 1, never past m), depth p0..p0+kc and
+                    // SAFETY: rows i..m (tile_rows never passes them), depth p0..p0+kc and
                     // columns j0..j0+cols lie inside the checked views; the panel holds kc rows.
-                    unsafe {
-                        if i + TILE_ROWS <= m {
-                            tile::<V, TILE_ROWS>(kc, a_block, panel.as_ptr(), c_block, cols, alpha, beta);
-                            i += TILE_ROWS;
-                        } else {
-                            tile::<V, 1>(kc, a_block, panel.as_ptr(), c_block, cols, alpha, beta);
-                            i += 1;
-                        }
-                    }
+                    i += unsafe {
+                        tile_rows::<V>(m - i, kc, a_block, panel.as_ptr(), width, c_block, cols, alpha, beta)
+                    };
                 }
             }
         }

@@ -44,15 +44,6 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'
     Ok(())
 }
 
-/// [`gemm`] on our own microkernel whatever the size: for callers that
-/// multiply many small tiles (the SDPA flash loop), where packing each one
-/// into a fresh heap buffer would cost more than the product.
-pub(crate) fn gemm_tiles(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'_>) -> Result<(), Error> {
-    let Some(dims) = checked_dims(&a, &b, &mut c, beta)? else { return Ok(()) };
-    blocked(alpha, dims, a, b, beta, c);
-    Ok(())
-}
-
 /// Checks the views and their agreement; handles the empty products, and
 /// returns `(m, n, k)` when there is a product left to compute.
 fn checked_dims(

@@ -2,17 +2,18 @@
 //! kept in registers while `kc` rank-1 updates stream through it.
 //!
 //! `C[0..MR, 0..cols] ← α·A[0..MR, 0..kc]·B̃ + β·C`, where `B̃` is a packed
-//! panel of `kc` rows of exactly `2·LANES` contiguous values (zero padded
-//! past `cols`). A is read in place through its strides, one broadcast per
+//! panel of `kc` rows, each starting `panel_stride` values after the last,
+//! of `2·LANES` contiguous values (zero padded past `cols`). A is read in place through its strides, one broadcast per
 //! row per step. As in BLAS, when `β = 0` C is only written, never read, so
 //! NaN or garbage in C does not leak into the result.
 
 use crate::simd::F32Vector;
 use crate::simd::vector::MAX_LANES;
 
-/// Rows of C per full tile. 4 rows × 2 vectors keeps 8 accumulators, 2 B
-/// vectors and a broadcast live: within the 16 registers of AVX2.
-pub(crate) const TILE_ROWS: usize = 4;
+/// Rows of C per full tile. 6 rows × 2 vectors keeps 12 accumulators, 2 B
+/// vectors and a broadcast live: 15 of the 16 registers of AVX2, and the
+/// most multiply-adds per load.
+pub(crate) const TILE_ROWS: usize = 6;
 /// Vectors of C per tile row.
 pub(crate) const TILE_VECTORS: usize = 2;
 
@@ -36,7 +37,8 @@ pub(crate) struct StridedMut {
 ///
 /// # Safety
 /// - `a` must be readable at `(i, p)` for `i < MR`, `p < kc`;
-/// - `panel` must hold `kc · TILE_VECTORS · V::LANES` readable values;
+/// - `panel` must be readable for `TILE_VECTORS · V::LANES` values at each
+///   of `panel + p·panel_stride`, `p < kc`;
 /// - `c` must be readable and writable at `(i, j)` for `i < MR`, `j < cols`,
 ///   with no two of those elements at the same address;
 /// - `cols <= TILE_VECTORS · V::LANES`.
@@ -46,6 +48,7 @@ pub(crate) unsafe fn tile<V: F32Vector, const MR: usize>(
     kc: usize,
     a: Strided,
     panel: *const f32,
+    panel_stride: usize,
     c: StridedMut,
     cols: usize,
     alpha: f32,
@@ -56,7 +59,7 @@ pub(crate) unsafe fn tile<V: F32Vector, const MR: usize>(
     for p in 0..kc {
         // SAFETY: p < kc, so this row of the panel is in bounds, and (i, p) of A is readable.
         unsafe {
-            let row = panel.add(p * width);
+            let row = panel.add(p * panel_stride);
             let b = [V::load(row), V::load(row.add(V::LANES))];
             for (i, acc_row) in acc.iter_mut().enumerate() {
                 let a_ip = V::splat(*a.ptr.add(i * a.rs + p * a.cs));
@@ -65,6 +68,23 @@ pub(crate) unsafe fn tile<V: F32Vector, const MR: usize>(
                 }
             }
         }
+    }
+    if c.cs == 1 && cols == width {
+        // A full tile of row-contiguous C: whole vectors in and out.
+        let (alpha, beta_v) = (V::splat(alpha), V::splat(beta));
+        for (i, acc_row) in acc.iter().enumerate() {
+            for (v, acc_v) in acc_row.iter().enumerate() {
+                // SAFETY: row i < MR, columns v·LANES..(v + 1)·LANES <= cols are in C.
+                unsafe {
+                    let dst = c.ptr.add(i * c.rs + v * V::LANES);
+                    let scaled = acc_v.mul(alpha);
+                    // The same two roundings as the scalar edge below, so no element depends on its tile.
+                    let value = if beta == 0.0 { scaled } else { scaled.add(V::load(dst).mul(beta_v)) };
+                    value.store(dst);
+                }
+            }
+        }
+        return;
     }
     let mut sums = [0.0f32; TILE_VECTORS * MAX_LANES];
     for (i, acc_row) in acc.iter().enumerate() {
@@ -79,5 +99,40 @@ pub(crate) unsafe fn tile<V: F32Vector, const MR: usize>(
                 *dst = if beta == 0.0 { alpha * sum } else { alpha * sum + beta * *dst };
             }
         }
+    }
+}
+
+/// Runs the tallest tile (6, 4, 2 or 1 rows) that fits in `rows_left`
+/// rows and returns how many rows it did.
+///
+/// # Safety
+/// As [`tile`], for `MR = rows_left.min(TILE_ROWS)` rows.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn tile_rows<V: F32Vector>(
+    rows_left: usize,
+    kc: usize,
+    a: Strided,
+    panel: *const f32,
+    panel_stride: usize,
+    c: StridedMut,
+    cols: usize,
+    alpha: f32,
+    beta: f32,
+) -> usize {
+    // SAFETY: each arm runs no more rows than rows_left, as the caller allows.
+    unsafe {
+        match rows_left {
+            TILE_ROWS.. => tile::<V, TILE_ROWS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            4..TILE_ROWS => tile::<V, 4>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            2..4 => tile::<V, 2>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            _ => tile::<V, 1>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+        }
+    }
+    match rows_left {
+        TILE_ROWS.. => TILE_ROWS,
+        4..TILE_ROWS => 4,
+        2..4 => 2,
+        _ => 1,
     }
 }

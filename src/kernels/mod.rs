@@ -4,6 +4,7 @@
 pub(crate) mod additive_score;
 pub(crate) mod matmul_tile;
 pub(crate) mod online_softmax;
+pub(crate) mod packed_panels;
 pub(crate) mod softmax;
 pub(crate) mod streaming_row;
 

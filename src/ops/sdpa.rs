@@ -25,8 +25,9 @@
 
 use super::dot::{from, from_mut};
 use crate::error::{Error, checked_mul, expect_len, take};
-use crate::gemm::{MatMut, MatRef, gemm, gemm_tiles};
+use crate::gemm::{MatMut, MatRef, gemm};
 use crate::kernels::online_softmax::OnlineSoftmaxTile;
+use crate::kernels::packed_panels::{PANEL, PanelProduct, pack, packed_len};
 use crate::kernels::softmax::softmax_row;
 use crate::kernels::streaming_row::{CHUNK_KEYS, ChunkValues, ChunkWeights, RowStats, VALUE_BLOCK};
 use crate::simd::{self, F32Vector, WithSimd};
@@ -35,6 +36,9 @@ use crate::simd::{self, F32Vector, WithSimd};
 pub const TILE_QUERIES: usize = 64;
 /// Keys per tile.
 pub const TILE_KEYS: usize = 64;
+/// The flash loop's fixed scratch: a score tile and two rows of statistics.
+const FLASH_SCRATCH: usize = TILE_QUERIES * TILE_KEYS + 2 * TILE_QUERIES;
+
 /// Heads with at most this many query rows take the streaming (decode)
 /// path: each row reads K and V once, straight from the caller's tensors,
 /// instead of through the packed tiles. Measured on `attn bench`: faster
@@ -118,11 +122,22 @@ impl SdpaShape {
 }
 
 impl ScaledDotProductAttention {
-    /// Scratch for [`forward`](Self::forward): one score tile and two rows
-    /// of running statistics, or nothing when the caller takes the weights.
-    pub fn workspace_len(&self, with_weights: bool) -> usize {
-        const { assert!(TILE_QUERIES * TILE_KEYS >= CHUNK_KEYS) };
-        if with_weights { 0 } else { TILE_QUERIES * TILE_KEYS + 2 * TILE_QUERIES }
+    /// Scratch for [`forward`](Self::forward):
+    /// - nothing when the caller takes the weights;
+    /// - one chunk of scores when heads stream (`L ≤` [`STREAM_MAX_QUERIES`]);
+    /// - otherwise one score tile, two rows of running statistics, and one
+    ///   head's `Kᵀ` and `V` packed into panels (about `S·(E + Ev)` values,
+    ///   each rounded up to whole panels of 32 columns).
+    pub fn workspace_len(&self, shape: &SdpaShape, with_weights: bool) -> Result<usize, Error> {
+        if with_weights {
+            return Ok(0);
+        }
+        if shape.q_len <= STREAM_MAX_QUERIES {
+            return Ok(CHUNK_KEYS);
+        }
+        let (s, e, ev) = (shape.kv_len, shape.qk_dim, shape.v_dim);
+        let packed = packed_len(e, s).zip(packed_len(s, ev)).and_then(|(k, v)| k.checked_add(v));
+        packed.and_then(|p| p.checked_add(FLASH_SCRATCH)).ok_or(Error::Overflow { arg: "workspace" })
     }
 
     /// Writes `out` `(B, Hq, L, Ev)` and, if given, `weights` `(B, Hq, L, S)`.
@@ -142,7 +157,7 @@ impl ScaledDotProductAttention {
         if super::nothing_to_write(out, weights.as_deref()) {
             return Ok(());
         }
-        let workspace = take("workspace", workspace, self.workspace_len(weights.is_some()))?;
+        let workspace = take("workspace", workspace, self.workspace_len(shape, weights.is_some())?)?;
         let (l, s) = (shape.q_len, shape.kv_len);
         let mut weights = weights;
         for b in 0..shape.batch {
@@ -172,7 +187,7 @@ impl ScaledDotProductAttention {
             sizes.out,
             sizes.weights,
             want_weights,
-            self.workspace_len(want_weights),
+            self.workspace_len(shape, want_weights)?,
             |out, w, ws| self.forward(shape, query, key, value, mask, out, w, ws),
         )
     }
@@ -222,7 +237,10 @@ impl ScaledDotProductAttention {
                 head.stream(out, workspace);
                 Ok(())
             }
-            None => head.flash(out, workspace),
+            None => {
+                head.flash(out, workspace);
+                Ok(())
+            }
         }
     }
 
@@ -334,9 +352,6 @@ impl<'a> HeadMask<'a> {
     }
 }
 
-/// A matrix product with [`gemm`]'s contract.
-type Product = fn(f32, MatRef<'_>, MatRef<'_>, f32, MatMut<'_>) -> Result<(), Error>;
-
 /// One (batch, query head) and its kv head.
 struct Head<'a> {
     q: &'a [f32],
@@ -434,35 +449,33 @@ impl<'a> Head<'a> {
         }
     }
 
-    /// Masked scores of `rows` against `keys`, through `product` (the
-    /// general [`gemm`] for whole weight matrices, [`gemm_tiles`] for tiles).
-    fn scores(
-        &self,
-        product: Product,
-        rows: core::ops::Range<usize>,
-        keys: core::ops::Range<usize>,
-        dst: &mut [f32],
-        stride: usize,
-    ) -> Result<(), Error> {
-        let e = self.shape.qk_dim;
-        product(
+    /// The whole `(L, S)` masked scores.
+    fn scores(&self, dst: &mut [f32]) -> Result<(), Error> {
+        let (e, l, s) = (self.shape.qk_dim, self.shape.q_len, self.shape.kv_len);
+        let (rows, keys, stride) = (0..l, 0..s, s);
+        gemm(
             self.scale,
             MatRef::strided(from(self.q, rows.start * e), rows.len(), e, e, 1),
             MatRef::strided(from(self.k, keys.start * e), keys.len(), e, e, 1).t(),
             0.0,
             MatMut::strided(dst, rows.len(), keys.len(), stride, 1),
         )?;
+        self.mask_rows(rows, keys, dst, stride);
+        Ok(())
+    }
+
+    /// Masks scores of `rows × keys` held at row stride `stride`.
+    fn mask_rows(&self, rows: core::ops::Range<usize>, keys: core::ops::Range<usize>, dst: &mut [f32], stride: usize) {
         for (r, i) in rows.enumerate() {
             self.mask.apply(&mut dst[r * stride..r * stride + keys.len()], i, keys.start, self.shape.kv_len);
         }
-        Ok(())
     }
 
     /// Forms the whole `(L, S)` weights, then `out = weights · V`.
     fn with_weights(&self, weights: &mut [f32], out: &mut [f32]) -> Result<(), Error> {
         let (l, s, ev) = (self.shape.q_len, self.shape.kv_len, self.shape.v_dim);
         let weights = &mut weights[..l * s];
-        self.scores(gemm, 0..l, 0..s, weights, s)?;
+        self.scores(weights)?;
         if s > 0 {
             simd::dispatch(SoftmaxRows { weights, keys: s });
         }
@@ -470,10 +483,18 @@ impl<'a> Head<'a> {
     }
 
     /// FlashAttention: tiles over queries and keys with an online softmax.
-    fn flash(&self, out: &mut [f32], workspace: &mut [f32]) -> Result<(), Error> {
-        let (l, s, ev) = (self.shape.q_len, self.shape.kv_len, self.shape.v_dim);
-        let (tile, stats) = workspace.split_at_mut(TILE_QUERIES * TILE_KEYS);
-        let (max, sum) = stats.split_at_mut(TILE_QUERIES);
+    /// The head's `Kᵀ` and `V` are packed into panels once, so each tile
+    /// product is the microkernel alone.
+    fn flash(&self, out: &mut [f32], workspace: &mut [f32]) {
+        let (l, s, e, ev) = (self.shape.q_len, self.shape.kv_len, self.shape.qk_dim, self.shape.v_dim);
+        let (tile, rest) = workspace.split_at_mut(TILE_QUERIES * TILE_KEYS);
+        let (max, rest) = rest.split_at_mut(TILE_QUERIES);
+        let (sum, rest) = rest.split_at_mut(TILE_QUERIES);
+        // `forward` sized the workspace for exactly these two.
+        let (keys_t, rest) = rest.split_at_mut(packed_len(e, s).unwrap_or(0));
+        let values = &mut rest[..packed_len(s, ev).unwrap_or(0)];
+        pack(self.k, e, s, 1, e, keys_t);
+        pack(self.v, s, ev, ev, 1, values);
         for i0 in (0..l).step_by(TILE_QUERIES) {
             let rows = i0..(i0 + TILE_QUERIES).min(l);
             let n = rows.len();
@@ -486,7 +507,22 @@ impl<'a> Head<'a> {
             for j0 in (0..last_key).step_by(TILE_KEYS) {
                 let keys = j0..(j0 + TILE_KEYS).min(last_key);
                 let cols = keys.len();
-                self.scores(gemm_tiles, rows.clone(), keys.clone(), tile, TILE_KEYS)?;
+                // TILE_KEYS is a multiple of PANEL, so key j0 starts a panel.
+                simd::dispatch(PanelProduct {
+                    m: n,
+                    n: cols,
+                    kc: e,
+                    alpha: self.scale,
+                    a: &self.q[i0 * e..rows.end * e],
+                    a_strides: (e, 1),
+                    packed: &keys_t[j0 / PANEL * e * PANEL..],
+                    packed_rows: e,
+                    k0: 0,
+                    beta: 0.0,
+                    c: tile,
+                    c_row_stride: TILE_KEYS,
+                });
+                self.mask_rows(rows.clone(), keys.clone(), tile, TILE_KEYS);
                 simd::dispatch(OnlineSoftmaxTile {
                     scores: &mut tile[..n * TILE_KEYS],
                     stride: TILE_KEYS,
@@ -497,23 +533,25 @@ impl<'a> Head<'a> {
                     out_stride: ev,
                     out_cols: ev,
                 });
-                gemm_tiles(
-                    1.0,
-                    MatRef::strided(tile, n, cols, TILE_KEYS, 1),
-                    MatRef::new(from(self.v, j0 * ev), cols, ev),
-                    1.0,
-                    MatMut::new(&mut *o, n, ev),
-                )?;
+                simd::dispatch(PanelProduct {
+                    m: n,
+                    n: ev,
+                    kc: cols,
+                    alpha: 1.0,
+                    a: tile,
+                    a_strides: (TILE_KEYS, 1),
+                    packed: values,
+                    packed_rows: s,
+                    k0: j0,
+                    beta: 1.0,
+                    c: &mut *o,
+                    c_row_stride: ev,
+                });
             }
-            for (r, row) in o.chunks_exact_mut(ev.max(1)).take(n).enumerate() {
-                // A row that saw no key (l = 0) is all zeros already.
-                let norm = if sum[r] > 0.0 || sum[r].is_nan() { 1.0 / sum[r] } else { 0.0 };
-                for x in row.iter_mut() {
-                    *x *= norm;
-                }
+            for (row, &sum) in o.chunks_exact_mut(ev.max(1)).zip(&sum[..n]) {
+                normalize(row, RowStats { max: 0.0, sum });
             }
         }
-        Ok(())
     }
 }
 

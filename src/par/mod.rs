@@ -260,7 +260,7 @@ pub fn sdpa(
         return split_keys::sdpa(op, shape, [query, key, value], &mask, out);
     }
     if cost < PARALLEL_MIN_WORK || heads < 2 {
-        let mut ws = vec![0.0; op.workspace_len(weights.is_some())];
+        let mut ws = vec![0.0; op.workspace_len(shape, weights.is_some())?];
         return op.forward(shape, query, key, value, mask, out, weights, &mut ws);
     }
     let counts = vec![1usize; heads];
@@ -268,7 +268,7 @@ pub fn sdpa(
     let ws = split_optional(weights, shape.q_len * shape.kv_len, &counts);
     let tasks: Vec<_> = (0..heads).zip(outs).zip(ws).collect();
     run_tasks(tasks, |((i, out), weights)| {
-        let mut ws = vec![0.0; op.workspace_len(weights.is_some())];
+        let mut ws = vec![0.0; op.workspace_len(shape, weights.is_some())?];
         let (b, h) = (i / shape.q_heads, i % shape.q_heads);
         op.head(shape, [query, key, value], &mask, (b, h), out, weights, &mut ws)
     })
