@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# fuzz/run.sh [SECONDS]: runs every cargo-fuzz target for SECONDS (default 60)
+# fuzz/run.sh [SECONDS] [TARGET...]: runs each named cargo-fuzz target (all
+# of them when none is named) for SECONDS (default 60)
 # under AddressSanitizer on the stable toolchain (RUSTC_BOOTSTRAP=1 lets it
 # take cargo-fuzz's -Z flags), installing cargo-fuzz first if it is missing.
 # New inputs go to a scratch corpus; the committed seeds in corpus/ are read
@@ -7,11 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
+shift || true
 if ! command -v cargo-fuzz >/dev/null; then
     timeout 900 cargo install cargo-fuzz --locked
 fi
 export RUSTC_BOOTSTRAP=1
-targets=$(cargo fuzz list)
+targets="${*:-$(cargo fuzz list)}"
 cargo fuzz build --sanitizer address
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

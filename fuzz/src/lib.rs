@@ -267,7 +267,7 @@ pub fn sdpa(data: &[u8]) {
     op.forward(&s, &q, &k, &v, mask, &mut direct, Some(&mut weights), &mut []).unwrap();
     if finite {
         for (a, b) in flash.iter().zip(&direct) {
-            assert!((a - b).abs() <= 1e-4 + 1e-4 * b.abs(), "flash {a} vs weights {b}");
+            assert!((a - b).abs() <= 1e-4 + 1e-4 * b.abs(), "flash {a} vs weights {b} for {s:?} {mask:?}");
         }
     }
     let mut parallel = vec![0.0; n_out];

@@ -26,6 +26,9 @@ pub(crate) fn packed_len(rows: usize, cols: usize) -> Option<usize> {
 /// Packs `src`, read as `rows × cols` with element `(r, c)` at
 /// `src[r·rs + c·cs]`, into `dst` (`packed_len(rows, cols)` values).
 pub(crate) fn pack(src: &[f32], rows: usize, cols: usize, rs: usize, cs: usize, dst: &mut [f32]) {
+    if rows == 0 {
+        return;
+    }
     for (w, panel) in dst.chunks_exact_mut(rows * PANEL).take(cols.div_ceil(PANEL)).enumerate() {
         let c0 = w * PANEL;
         let width = PANEL.min(cols - c0);

@@ -139,6 +139,12 @@ const DOT_ACCUMULATORS: usize = 4;
 #[inline(always)]
 fn dot_rows<V: F32Vector>(query: &[f32], keys: &[f32], scale: f32, scores: &mut [f32]) {
     let e = query.len();
+    if e == 0 {
+        // An empty product is 0, unscaled, as in `gemm` (with E = 0 the
+        // default scale 1/√E is infinite).
+        scores.fill(0.0);
+        return;
+    }
     for (j, score) in scores.iter_mut().enumerate() {
         *score = scale * dot::<V>(query, &keys[j * e..(j + 1) * e]);
     }

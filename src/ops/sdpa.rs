@@ -13,6 +13,9 @@
 //! - GQA: `Hq` a multiple of `Hkv`; query head `h` reads kv head
 //!   `h / (Hq/Hkv)`.
 //! - A row with no key left gives an output of zeros.
+//! - With `E = 0` every score is 0, the empty product left unscaled (as
+//!   [`crate::gemm::gemm`] does with `k = 0`), so attention is uniform;
+//!   PyTorch would form `0·∞ = NaN` from the default scale `1/√0`.
 //!
 //! Without weights it runs FlashAttention-style: key tiles of [`TILE_KEYS`],
 //! an online softmax per query row, and no `(L, S)` matrix, so scratch is a

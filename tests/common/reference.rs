@@ -196,7 +196,8 @@ pub fn sdpa(
                     .map(|j| {
                         let k = &key[(kv * s + j) * e..][..e];
                         let dot: f64 = q.iter().zip(k).map(|(&x, &y)| x as f64 * y as f64).sum();
-                        let v = dot * scale + bias(b, h, i, j);
+                        // The empty product (E = 0) is 0, unscaled, as the engine documents.
+                        let v = if e == 0 { 0.0 } else { dot * scale } + bias(b, h, i, j);
                         (allowed(b, h, i, j) && v != f64::NEG_INFINITY).then_some(v)
                     })
                     .collect();
