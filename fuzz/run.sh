@@ -24,7 +24,7 @@ for target in $targets; do
     status=0
     cargo fuzz run --sanitizer address "$target" "$work/$target" "corpus/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 >"$log" 2>&1 || status=$?
-    grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|thread .* panicked)' "$log" || true
+    grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|thread .* panicked)' "$log" || true
     if [ "$status" -ne 0 ]; then
         echo "fuzz target $target failed; reproducer under fuzz/artifacts/$target/"
         exit 1
