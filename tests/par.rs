@@ -183,3 +183,29 @@ fn sdpa_decode_split_keys_equals_serial() {
         }
     }
 }
+
+/// Fewer heads than threads: a head's query tiles are split across tasks.
+#[test]
+fn sdpa_query_blocks_equal_serial() {
+    let mut rng = Rng(6);
+    let s = SdpaShape { batch: 1, q_heads: 2, kv_heads: 1, q_len: 300, kv_len: 270, qk_dim: 16, v_dim: 12 };
+    let q = random(&mut rng, s.batch * s.q_heads * s.q_len * s.qk_dim, 1.0);
+    let k = random(&mut rng, s.batch * s.kv_heads * s.kv_len * s.qk_dim, 1.0);
+    let v = random(&mut rng, s.batch * s.kv_heads * s.kv_len * s.v_dim, 1.0);
+    let keep: Vec<bool> = (0..s.q_len * s.kv_len).map(|i| i % 5 != 1).collect();
+    let op = ScaledDotProductAttention::default();
+    let out_len = s.batch * s.q_heads * s.q_len * s.v_dim;
+    let w_len = s.batch * s.q_heads * s.q_len * s.kv_len;
+    for mask in [SdpaMask::None, SdpaMask::Causal, SdpaMask::Keep { mask: &keep, batch: 1, heads: 1 }] {
+        check(
+            &format!("sdpa query blocks {mask:?}"),
+            out_len,
+            w_len,
+            |out, w| {
+                let mut ws = vec![0.0; op.workspace_len(&s, w.is_some()).unwrap()];
+                op.forward(&s, &q, &k, &v, mask, out, w, &mut ws).unwrap()
+            },
+            |out, w| par::sdpa(&op, &s, &q, &k, &v, mask, out, w).unwrap(),
+        );
+    }
+}

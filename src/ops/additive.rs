@@ -19,6 +19,15 @@ use crate::kernels::softmax::softmax_row;
 use crate::simd::{self, F32Vector, WithSimd};
 use crate::vmath;
 
+/// A run of key rows of a [`KeyCache`] under construction: `n` rows of
+/// keys in, their `n × H` projections, exponentials and `n` magnitudes out.
+pub(crate) struct CacheRows<'k> {
+    pub keys: &'k [f32],
+    pub b: &'k mut [f32],
+    pub exp_2b: &'k mut [f32],
+    pub magnitude: &'k mut [f32],
+}
+
 /// The parameters of d2l's `AdditiveAttention`, borrowed: `W_q.weight`
 /// `(H, query_dim)`, `W_k.weight` `(H, key_dim)`, `w_v.weight` `(1, H)`, no
 /// biases (as in d2l).
@@ -93,6 +102,20 @@ impl<'p> AdditiveAttention<'p> {
         values: &'a [f32],
         buffer: &'a mut [f32],
     ) -> Result<KeyCache<'a>, Error> {
+        self.key_cache_with(shape, keys, values, buffer, |rows| self.fill_cache_rows(rows))
+    }
+
+    /// [`key_cache`](Self::key_cache) with the rows filled by `fill`, which
+    /// may split them (the parallel layer does): each row's cache entries
+    /// depend on that row alone.
+    pub(crate) fn key_cache_with<'a>(
+        &self,
+        shape: &AttentionShape,
+        keys: &[f32],
+        values: &'a [f32],
+        buffer: &'a mut [f32],
+        fill: impl FnOnce(CacheRows<'_>) -> Result<(), Error>,
+    ) -> Result<KeyCache<'a>, Error> {
         self.check_dims(shape)?;
         let sizes = shape.sizes()?;
         expect_len("keys", sizes.keys, keys.len())?;
@@ -102,11 +125,7 @@ impl<'p> AdditiveAttention<'p> {
         let projected = sizes.key_rows * self.hidden;
         let (b, rest) = buffer.split_at_mut(projected);
         let (exp_2b, magnitude) = rest.split_at_mut(projected);
-        project(keys, sizes.key_rows, self.key_dim, self.w_k, self.hidden, b)?;
-        exp_of_double(b, exp_2b);
-        for (m, row) in magnitude.iter_mut().zip(b.chunks_exact(self.hidden.max(1))) {
-            *m = max_abs(row);
-        }
+        fill(CacheRows { keys, b: &mut *b, exp_2b: &mut *exp_2b, magnitude: &mut *magnitude })?;
         Ok(KeyCache {
             batch: shape.batch,
             keys: shape.keys,
@@ -118,6 +137,23 @@ impl<'p> AdditiveAttention<'p> {
             magnitude,
             values,
         })
+    }
+
+    /// Fills the cache entries of a run of key rows: `W_k k`, `e^{2 W_k k}`
+    /// and the largest `|W_k k|` of each row.
+    pub(crate) fn fill_cache_rows(&self, rows: CacheRows<'_>) -> Result<(), Error> {
+        let n = rows.magnitude.len();
+        project(rows.keys, n, self.key_dim, self.w_k, self.hidden, rows.b)?;
+        exp_of_double(rows.b, rows.exp_2b);
+        for (m, row) in rows.magnitude.iter_mut().zip(rows.b.chunks_exact(self.hidden.max(1))) {
+            *m = max_abs(row);
+        }
+        Ok(())
+    }
+
+    /// `W_k`'s shape, `(H, key_dim)`.
+    pub(crate) fn key_projection_dims(&self) -> (usize, usize) {
+        (self.hidden, self.key_dim)
     }
 
     /// Additive attention of `queries` `(B, Q, query_dim)` over the keys and

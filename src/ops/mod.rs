@@ -3,7 +3,7 @@
 //! Each has a `workspace_len` that says how much scratch it needs, and
 //! (with `alloc`) an `attend` that allocates everything itself.
 
-mod additive;
+pub(crate) mod additive;
 #[cfg(feature = "alloc")]
 mod attended;
 mod attention;

@@ -218,6 +218,24 @@ impl ScaledDotProductAttention {
         check_mask(shape, mask)
     }
 
+    /// Query rows `queries` of one head on the flash path (`L >`
+    /// [`STREAM_MAX_QUERIES`], no weights): `out` holds just those rows, and
+    /// `queries.start` is a multiple of [`TILE_QUERIES`]. Same bits as
+    /// [`forward`](Self::forward).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn head_rows(
+        &self,
+        shape: &SdpaShape,
+        inputs: [&[f32]; 3],
+        mask: &SdpaMask<'_>,
+        bh: (usize, usize),
+        queries: core::ops::Range<usize>,
+        out: &mut [f32],
+        workspace: &mut [f32],
+    ) {
+        Head::new(self, shape, inputs, mask, bh).flash_rows(queries, out, workspace);
+    }
+
     /// Computes head `h` of batch entry `b` into its output (and weights).
     /// Calls already checked by `forward` may run heads in any order or in
     /// parallel: each touches only its own slices.
@@ -489,19 +507,29 @@ impl<'a> Head<'a> {
     /// The head's `Kᵀ` and `V` are packed into panels once, so each tile
     /// product is the microkernel alone.
     fn flash(&self, out: &mut [f32], workspace: &mut [f32]) {
-        let (l, s, e, ev) = (self.shape.q_len, self.shape.kv_len, self.shape.qk_dim, self.shape.v_dim);
+        self.flash_rows(0..self.shape.q_len, out, workspace);
+    }
+
+    /// [`flash`](Self::flash) for query rows `queries` only (starting on a
+    /// tile boundary), into `out`, which holds just those rows. Each tile of
+    /// queries is computed on its own, so splitting rows never changes a bit.
+    fn flash_rows(&self, queries: core::ops::Range<usize>, out: &mut [f32], workspace: &mut [f32]) {
+        let (e, ev) = (self.shape.qk_dim, self.shape.v_dim);
         let (tile, rest) = workspace.split_at_mut(TILE_QUERIES * TILE_KEYS);
         let (max, rest) = rest.split_at_mut(TILE_QUERIES);
         let (sum, rest) = rest.split_at_mut(TILE_QUERIES);
-        // `forward` sized the workspace for exactly these two.
+        // Only the keys some query here may see are packed (causal rows see
+        // a prefix); `forward` sized the workspace for all of them.
+        let s =
+            if matches!(self.mask, HeadMask::Causal) { self.shape.kv_len.min(queries.end) } else { self.shape.kv_len };
         let (keys_t, rest) = rest.split_at_mut(packed_len(e, s).unwrap_or(0));
         let values = &mut rest[..packed_len(s, ev).unwrap_or(0)];
         pack(self.k, e, s, 1, e, keys_t);
         pack(self.v, s, ev, ev, 1, values);
-        for i0 in (0..l).step_by(TILE_QUERIES) {
-            let rows = i0..(i0 + TILE_QUERIES).min(l);
+        for i0 in queries.clone().step_by(TILE_QUERIES) {
+            let rows = i0..(i0 + TILE_QUERIES).min(queries.end);
             let n = rows.len();
-            let o = &mut out[i0 * ev..rows.end * ev];
+            let o = &mut out[(i0 - queries.start) * ev..(rows.end - queries.start) * ev];
             o.fill(0.0);
             max[..n].fill(f32::NEG_INFINITY);
             sum[..n].fill(0.0);

@@ -12,7 +12,10 @@
 //! pool, so a caller can bound it with `ThreadPool::install`.
 
 use crate::Error;
+use crate::ops::TILE_QUERIES;
+use crate::ops::additive::CacheRows;
 use crate::ops::nothing_to_write;
+use crate::ops::sdpa::STREAM_MAX_QUERIES;
 use crate::ops::{
     AdditiveAttention, Attention, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
 };
@@ -85,8 +88,39 @@ pub fn additive(
         return Ok(());
     }
     let mut buffer = vec![0.0; KeyCache::buffer_len(shape.batch, shape.keys, attn.hidden())?];
-    let cache = attn.key_cache(shape, keys, values, &mut buffer)?;
+    let cache = key_cache(attn, shape, keys, values, &mut buffer)?;
     additive_cached(attn, &cache, shape.queries, queries, valid_lens, out, weights)
+}
+
+/// Key rows per task when a key cache is built in parallel.
+const KEY_ROW_BLOCK: usize = 64;
+
+/// [`AdditiveAttention::key_cache`] with the key projection split across
+/// threads in blocks of key rows (each row's entries depend on it alone,
+/// and the GEMM path ignores the row count, so the bits are the serial ones).
+pub fn key_cache<'a>(
+    attn: &AdditiveAttention<'_>,
+    shape: &AttentionShape,
+    keys: &[f32],
+    values: &'a [f32],
+    buffer: &'a mut [f32],
+) -> Result<KeyCache<'a>, Error> {
+    let (hidden, key_dim) = attn.key_projection_dims();
+    attn.key_cache_with(shape, keys, values, buffer, |rows| {
+        let n = rows.magnitude.len();
+        if hidden == 0 || key_dim == 0 || work(&[n, hidden, key_dim]) < PARALLEL_MIN_WORK {
+            return attn.fill_cache_rows(rows);
+        }
+        let CacheRows { keys, b, exp_2b, magnitude } = rows;
+        let tasks: Vec<_> = keys
+            .chunks(KEY_ROW_BLOCK * key_dim)
+            .zip(b.chunks_mut(KEY_ROW_BLOCK * hidden))
+            .zip(exp_2b.chunks_mut(KEY_ROW_BLOCK * hidden))
+            .zip(magnitude.chunks_mut(KEY_ROW_BLOCK))
+            .map(|(((keys, b), exp_2b), magnitude)| CacheRows { keys, b, exp_2b, magnitude })
+            .collect();
+        run_tasks(tasks, |rows| attn.fill_cache_rows(rows))
+    })
 }
 
 /// [`AdditiveAttention::forward_cached`] over (batch, query-block) tasks.
@@ -112,7 +146,10 @@ pub fn additive_cached(
     }
     // Tasks of about QUERY_BLOCK query rows: query blocks of one batch entry,
     // or (for short query runs, such as decoding) several whole entries.
-    let batches_per_task = QUERY_BLOCK.div_ceil(nq.max(1)).max(1);
+    // Short query runs group whole entries, but into at least two tasks per
+    // thread when the batch allows. Grouping never changes a bit.
+    let per_thread = shape.batch.div_ceil(2 * rayon::current_num_threads());
+    let batches_per_task = QUERY_BLOCK.div_ceil(nq.max(1)).min(per_thread).max(1);
     let blocks: Vec<Block> = if nq >= QUERY_BLOCK {
         (0..shape.batch)
             .flat_map(|b| {
@@ -259,17 +296,64 @@ pub fn sdpa(
     if cost >= PARALLEL_MIN_WORK && split_keys::worth_it(shape, weights.is_some()) {
         return split_keys::sdpa(op, shape, [query, key, value], &mask, out);
     }
+    let threads = rayon::current_num_threads();
+    let flash = weights.is_none() && shape.q_len > STREAM_MAX_QUERIES;
+    if cost >= PARALLEL_MIN_WORK && flash && heads < 2 * threads && shape.q_len > TILE_QUERIES {
+        return sdpa_query_blocks(op, shape, [query, key, value], &mask, out, threads);
+    }
     if cost < PARALLEL_MIN_WORK || heads < 2 {
         let mut ws = vec![0.0; op.workspace_len(shape, weights.is_some())?];
         return op.forward(shape, query, key, value, mask, out, weights, &mut ws);
     }
     let counts = vec![1usize; heads];
+    let with_weights = weights.is_some();
     let outs = split_rows(out, shape.q_len * shape.v_dim, counts.iter().copied());
     let ws = split_optional(weights, shape.q_len * shape.kv_len, &counts);
     let tasks: Vec<_> = (0..heads).zip(outs).zip(ws).collect();
-    run_tasks(tasks, |((i, out), weights)| {
-        let mut ws = vec![0.0; op.workspace_len(shape, weights.is_some())?];
-        let (b, h) = (i / shape.q_heads, i % shape.q_heads);
-        op.head(shape, [query, key, value], &mask, (b, h), out, weights, &mut ws)
-    })
+    // One workspace per rayon job, not per head: a flash head's packed K
+    // and V can be hundreds of KiB.
+    let ws_len = op.workspace_len(shape, with_weights)?;
+    let backend = simd::active();
+    tasks.into_par_iter().try_for_each_init(
+        || vec![0.0; ws_len],
+        |ws, ((i, out), weights)| {
+            let (b, h) = (i / shape.q_heads, i % shape.q_heads);
+            with_backend(backend, || op.head(shape, [query, key, value], &mask, (b, h), out, weights, ws))?
+        },
+    )
+}
+
+/// Flash SDPA with fewer heads than threads (long causal sequences): tasks
+/// are runs of query tiles within a head, about four per thread. Each task
+/// packs the keys its rows can see; each query tile's arithmetic is the
+/// serial one.
+fn sdpa_query_blocks(
+    op: &ScaledDotProductAttention,
+    shape: &SdpaShape,
+    inputs: [&[f32]; 3],
+    mask: &SdpaMask<'_>,
+    out: &mut [f32],
+    threads: usize,
+) -> Result<(), Error> {
+    let heads = shape.batch * shape.q_heads;
+    let tiles = shape.q_len.div_ceil(TILE_QUERIES);
+    let tiles_per_task = (heads * tiles).div_ceil(4 * threads).clamp(1, tiles);
+    let rows_per_task = tiles_per_task * TILE_QUERIES;
+    let ev = shape.v_dim;
+    let mut tasks = Vec::new();
+    for (head, head_out) in out.chunks_mut(shape.q_len * ev).enumerate() {
+        for (t, rows_out) in head_out.chunks_mut(rows_per_task * ev).enumerate() {
+            let start = t * rows_per_task;
+            tasks.push((head, start..(start + rows_per_task).min(shape.q_len), rows_out));
+        }
+    }
+    let ws_len = op.workspace_len(shape, false)?;
+    let backend = simd::active();
+    tasks.into_par_iter().try_for_each_init(
+        || vec![0.0; ws_len],
+        |ws, (head, rows, out)| {
+            let bh = (head / shape.q_heads, head % shape.q_heads);
+            with_backend(backend, || op.head_rows(shape, inputs, mask, bh, rows, out, ws))
+        },
+    )
 }

@@ -59,7 +59,7 @@ fn additive(batch: usize, queries: usize, keys: usize, h: usize, steps: usize) -
                 .map_err(|e| e.to_string());
         }
         // A decoder: one cache, then `steps` single-query steps.
-        let cache = attn.key_cache(&shape, &k, &v, &mut cache_buf).map_err(|e| e.to_string())?;
+        let cache = par::key_cache(&attn, &shape, &k, &v, &mut cache_buf).map_err(|e| e.to_string())?;
         for _ in 0..steps {
             par::additive_cached(&attn, &cache, queries, &q, ValidLens::PerBatch(&lens), &mut out, Some(&mut weights))
                 .map_err(|e| e.to_string())?;
