@@ -142,7 +142,7 @@ fn additive(c: &mut Criterion) {
         let label = format!("B{batch}xQ{queries}xK{keys}xH{h}");
 
         let attn = AdditiveAttention::new(&w_q, &w_k, &w_v, h, h, h).expect("weights agree");
-        let mut cache_buffer = vec![0.0f32; KeyCache::buffer_len(batch, keys, h).expect("fits")];
+        let mut cache_buffer = vec![0.0f32; KeyCache::buffer_len(batch, keys, h, h).expect("fits")];
         let cache = attn.key_cache(&shape, &k, &v, &mut cache_buffer).expect("shapes agree");
         let mut workspace = vec![0.0f32; attn.cached_workspace_len(&shape, true).expect("fits")];
         group.bench_function(BenchmarkId::new("fused", &label), |bench| {

@@ -181,7 +181,7 @@ proptest! {
         let attn = case.attention();
         let s = &case.shape;
         let (out, weights) = case.run();
-        let mut buffer = vec![0.0; KeyCache::buffer_len(s.batch, s.keys, case.hidden).unwrap()];
+        let mut buffer = vec![0.0; KeyCache::buffer_len(s.batch, s.keys, case.hidden, s.query_dim).unwrap()];
         let cache = attn.key_cache(s, &case.keys, &case.values, &mut buffer).unwrap();
         // Twice through the same cache, as a decoder would.
         for _ in 0..2 {
@@ -257,4 +257,26 @@ fn bad_input_is_refused_and_nothing_written() {
         AdditiveAttention::new(&case.w_q, &case.w_k, &case.w_v[1..], case.hidden, s.query_dim, s.key_dim).unwrap_err(),
         Error::Length { arg: "w_v", expected: case.hidden, actual: case.hidden - 1 }
     );
+}
+
+/// A key cache packs the `W_q` of the attention that built it; an attention
+/// with the same `W_k` but another `W_q` still projects with its own.
+#[test]
+fn key_cache_from_another_query_projection() {
+    let (h, d, k) = (8, 5, 6);
+    let s = AttentionShape { batch: 2, queries: 3, keys: k, query_dim: d, key_dim: d, value_dim: 4 };
+    let fill = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n).map(|i| ((i * 7 + seed * 13) % 11) as f32 / 11.0 - 0.4).collect()
+    };
+    let (w_q1, w_q2, w_k, w_v) = (fill(h * d, 1), fill(h * d, 2), fill(h * d, 3), fill(h, 4));
+    let (q, keys, values) = (fill(2 * 3 * d, 5), fill(2 * k * d, 6), fill(2 * k * 4, 7));
+    let first = AdditiveAttention::new(&w_q1, &w_k, &w_v, h, d, d).unwrap();
+    let second = AdditiveAttention::new(&w_q2, &w_k, &w_v, h, d, d).unwrap();
+    let mut buffer = vec![0.0; KeyCache::buffer_len(2, k, h, d).unwrap()];
+    let cache = first.key_cache(&s, &keys, &values, &mut buffer).unwrap();
+    let mut ws = vec![0.0; second.cached_workspace_len(&s, false).unwrap()];
+    let mut cached = vec![0.0; 2 * 3 * 4];
+    second.forward_cached(&cache, 3, &q, ValidLens::All, &mut cached, None, &mut ws).unwrap();
+    let want = second.attend(&s, &q, &keys, &values, ValidLens::All, false).unwrap();
+    assert_allclose(&cached, &want.output, 1e-6, 1e-5, "second attention through the first's cache");
 }

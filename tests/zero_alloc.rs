@@ -159,7 +159,7 @@ fn attention_operators() {
 
     // The decoder's path: one key cache, then cached single-query steps.
     let (k, v, q) = (data(s.batch * s.keys * D, 17), data(s.batch * s.keys * D, 18), data(s.batch * D, 19));
-    let mut cache_buf = vec![0.0; KeyCache::buffer_len(s.batch, s.keys, D).unwrap()];
+    let mut cache_buf = vec![0.0; KeyCache::buffer_len(s.batch, s.keys, D, D).unwrap()];
     let step = AttentionShape { queries: 1, ..s };
     let mut ws = vec![0.0; additive.cached_workspace_len(&step, true).unwrap()];
     let (mut out, mut w) = (vec![0.0; s.batch * D], vec![0.0; s.batch * s.keys]);

@@ -211,7 +211,7 @@ pub fn additive(data: &[u8]) {
     if out.is_empty() && w.is_empty() {
         return;
     }
-    let cache_len = KeyCache::buffer_len(s.batch, s.keys, h).unwrap_or(usize::MAX);
+    let cache_len = KeyCache::buffer_len(s.batch, s.keys, h, s.query_dim).unwrap_or(usize::MAX);
     if cache_len > 1 << 24 {
         return;
     }

@@ -44,6 +44,17 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'
     Ok(())
 }
 
+/// [`gemm`] on our own microkernel whatever the size. For products whose
+/// rows a caller cannot batch (one query row per batch entry when decoding),
+/// where `matrixmultiply` would pad each row to its 8-row kernel and repack
+/// B on every call. The path depends on nothing but the call site, so the
+/// parallel layer may still split rows.
+pub(crate) fn gemm_own(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'_>) -> Result<(), Error> {
+    let Some(dims) = checked_dims(&a, &b, &mut c, beta)? else { return Ok(()) };
+    blocked(alpha, dims, a, b, beta, c);
+    Ok(())
+}
+
 /// Checks the views and their agreement; handles the empty products, and
 /// returns `(m, n, k)` when there is a product left to compute.
 fn checked_dims(

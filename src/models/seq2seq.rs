@@ -248,15 +248,15 @@ impl Layout {
             value_dim: d.hidden,
         };
         let sizes = [
-            m(m(batch, src_len)?, d.hidden)?,                // encoder outputs
-            m(d.layers, bh)?,                                // GRU states
-            m(batch, d.hidden + d.embed)?,                   // GRU input rows
-            m(bh, 6)?,                                       // GRU gates
-            KeyCache::buffer_len(batch, src_len, d.hidden)?, // key cache
+            m(m(batch, src_len)?, d.hidden)?, // encoder outputs
+            m(d.layers, bh)?,                 // GRU states
+            m(batch, d.hidden + d.embed)?,    // GRU input rows
+            m(bh, 6)?,                        // GRU gates
+            KeyCache::buffer_len(batch, src_len, d.hidden, attention.query_dim())?, // key cache
             bh.checked_add(attention.cached_workspace_len(&shape, true)?)
                 .ok_or(Error::Overflow { arg: "workspace" })?, // context + attention
-            m(batch, src_len)?,                              // step weights
-            m(batch, d.vocab)?,                              // logits
+            m(batch, src_len)?,               // step weights
+            m(batch, d.vocab)?,               // logits
         ];
         let total =
             sizes.iter().try_fold(0usize, |a, &b| a.checked_add(b)).ok_or(Error::Overflow { arg: "workspace" })?;

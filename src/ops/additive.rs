@@ -13,8 +13,9 @@
 
 use super::{Attention, AttentionShape, ValidLens};
 use crate::error::{Error, checked_mul, expect_len, take};
-use crate::gemm::{MatMut, MatRef, gemm};
+use crate::gemm::{MatMut, MatRef, gemm, gemm_own};
 use crate::kernels::additive_score::{EXP_PRODUCT_LIMIT, ProjectedQuery, ScoreWeights, score_keys};
+use crate::kernels::packed_panels::{PanelProduct, pack, packed_len};
 use crate::kernels::softmax::softmax_row;
 use crate::simd::{self, F32Vector, WithSimd};
 use crate::vmath;
@@ -42,8 +43,10 @@ pub struct AdditiveAttention<'p> {
     key_dim: usize,
 }
 
-/// Everything about the keys that the scores need: their projections
-/// `b = W_k k`, `e^{2b}`, each key's `max_h |b_h|`, and the values.
+/// Everything prepared once per source sequence: the keys' projections
+/// `b = W_k k`, `e^{2b}`, each key's `max_h |b_h|`, the values, and `W_qᵀ`
+/// packed into panels so that each decoding step's query projection is the
+/// microkernel alone.
 #[derive(Debug)]
 pub struct KeyCache<'a> {
     batch: usize,
@@ -55,6 +58,10 @@ pub struct KeyCache<'a> {
     exp_2b: &'a [f32],
     magnitude: &'a [f32],
     values: &'a [f32],
+    /// `W_qᵀ` `(query_dim, H)` in panels, and the `W_q` it was packed from
+    /// (by address): another attention's queries are projected afresh.
+    w_q_panels: &'a [f32],
+    w_q_source: usize,
 }
 
 impl<'p> AdditiveAttention<'p> {
@@ -120,12 +127,14 @@ impl<'p> AdditiveAttention<'p> {
         let sizes = shape.sizes()?;
         expect_len("keys", sizes.keys, keys.len())?;
         expect_len("values", sizes.values, values.len())?;
-        let needed = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden)?;
+        let needed = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden, self.query_dim)?;
         let buffer = take("workspace", buffer, needed)?;
         let projected = sizes.key_rows * self.hidden;
         let (b, rest) = buffer.split_at_mut(projected);
-        let (exp_2b, magnitude) = rest.split_at_mut(projected);
+        let (exp_2b, rest) = rest.split_at_mut(projected);
+        let (magnitude, w_q_panels) = rest.split_at_mut(sizes.key_rows);
         fill(CacheRows { keys, b: &mut *b, exp_2b: &mut *exp_2b, magnitude: &mut *magnitude })?;
+        pack(self.w_q, self.query_dim, self.hidden, 1, self.query_dim, w_q_panels);
         Ok(KeyCache {
             batch: shape.batch,
             keys: shape.keys,
@@ -136,6 +145,8 @@ impl<'p> AdditiveAttention<'p> {
             exp_2b,
             magnitude,
             values,
+            w_q_panels,
+            w_q_source: self.w_q.as_ptr() as usize,
         })
     }
 
@@ -187,7 +198,24 @@ impl<'p> AdditiveAttention<'p> {
             Some(w) => w,
             None => &mut rest[..sizes.weights],
         };
-        project(queries, sizes.query_rows, self.query_dim, self.w_q, self.hidden, a)?;
+        if cache.w_q_source == self.w_q.as_ptr() as usize {
+            simd::dispatch(PanelProduct {
+                m: sizes.query_rows,
+                n: self.hidden,
+                kc: self.query_dim,
+                alpha: 1.0,
+                a: queries,
+                a_strides: (self.query_dim, 1),
+                packed: cache.w_q_panels,
+                packed_rows: self.query_dim,
+                k0: 0,
+                beta: 0.0,
+                c: &mut *a,
+                c_row_stride: self.hidden,
+            });
+        } else {
+            project(queries, sizes.query_rows, self.query_dim, self.w_q, self.hidden, a)?;
+        }
         exp_of_double(a, exp_2a);
         simd::dispatch(AdditiveRows {
             a,
@@ -232,7 +260,7 @@ impl Attention for AdditiveAttention<'_> {
     /// cache, the projected queries, and the scores unless the caller takes
     /// the weights.
     fn workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
-        let cache = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden)?;
+        let cache = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden, self.query_dim)?;
         let rest = self.cached_workspace_len(shape, with_weights)?;
         cache.checked_add(rest).ok_or(Error::Overflow { arg: "workspace" })
     }
@@ -258,7 +286,7 @@ impl Attention for AdditiveAttention<'_> {
         }
         let needed = self.workspace_len(shape, weights.is_some())?;
         let workspace = take("workspace", workspace, needed)?;
-        let cache_len = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden)?;
+        let cache_len = KeyCache::buffer_len(shape.batch, shape.keys, self.hidden, self.query_dim)?;
         let (cache_buffer, rest) = workspace.split_at_mut(cache_len);
         let cache = self.key_cache(shape, keys, values, cache_buffer)?;
         self.forward_cached(&cache, shape.queries, queries, valid_lens, out, weights, rest)
@@ -283,11 +311,16 @@ impl KeyCache<'_> {
         })
     }
 
-    /// Values a cache of `batch × keys` keys with `hidden` features needs.
-    pub fn buffer_len(batch: usize, keys: usize, hidden: usize) -> Result<usize, Error> {
+    /// Values a cache of `batch × keys` keys needs, for an attention of
+    /// `hidden` features over queries of `query_dim`.
+    pub fn buffer_len(batch: usize, keys: usize, hidden: usize, query_dim: usize) -> Result<usize, Error> {
         let rows = checked_mul("workspace", batch, keys)?;
         let projected = checked_mul("workspace", rows, hidden)?;
-        checked_mul("workspace", projected, 2)?.checked_add(rows).ok_or(Error::Overflow { arg: "workspace" })
+        let w_q = packed_len(query_dim, hidden).ok_or(Error::Overflow { arg: "workspace" })?;
+        [rows, w_q]
+            .into_iter()
+            .try_fold(checked_mul("workspace", projected, 2)?, usize::checked_add)
+            .ok_or(Error::Overflow { arg: "workspace" })
     }
 
     pub(crate) fn shape(&self, queries: usize, query_dim: usize) -> AttentionShape {
@@ -324,7 +357,7 @@ fn max_abs(x: &[f32]) -> f32 {
 fn weighted_sum(shape: &AttentionShape, weights: &[f32], values: &[f32], out: &mut [f32]) -> Result<(), Error> {
     let (q, k, d) = (shape.queries, shape.keys, shape.value_dim);
     for b in 0..shape.batch {
-        gemm(
+        gemm_own(
             1.0,
             MatRef::new(&weights[b * q * k..(b + 1) * q * k], q, k),
             MatRef::new(&values[b * k * d..(b + 1) * k * d], k, d),

@@ -87,12 +87,12 @@ pub fn additive(
     if nothing_to_write(out, weights.as_deref()) {
         return Ok(());
     }
-    let mut buffer = vec![0.0; KeyCache::buffer_len(shape.batch, shape.keys, attn.hidden())?];
+    let mut buffer = vec![0.0; KeyCache::buffer_len(shape.batch, shape.keys, attn.hidden(), attn.query_dim())?];
     let cache = key_cache(attn, shape, keys, values, &mut buffer)?;
     additive_cached(attn, &cache, shape.queries, queries, valid_lens, out, weights)
 }
 
-/// Key rows per task when a key cache is built in parallel.
+/// The fewest key rows per task when a key cache is built in parallel.
 const KEY_ROW_BLOCK: usize = 64;
 
 /// [`AdditiveAttention::key_cache`] with the key projection split across
@@ -111,12 +111,14 @@ pub fn key_cache<'a>(
         if hidden == 0 || key_dim == 0 || work(&[n, hidden, key_dim]) < PARALLEL_MIN_WORK {
             return attn.fill_cache_rows(rows);
         }
+        // About four tasks per thread: each task's GEMM packs W_k again.
+        let block = n.div_ceil(4 * rayon::current_num_threads()).max(KEY_ROW_BLOCK);
         let CacheRows { keys, b, exp_2b, magnitude } = rows;
         let tasks: Vec<_> = keys
-            .chunks(KEY_ROW_BLOCK * key_dim)
-            .zip(b.chunks_mut(KEY_ROW_BLOCK * hidden))
-            .zip(exp_2b.chunks_mut(KEY_ROW_BLOCK * hidden))
-            .zip(magnitude.chunks_mut(KEY_ROW_BLOCK))
+            .chunks(block * key_dim)
+            .zip(b.chunks_mut(block * hidden))
+            .zip(exp_2b.chunks_mut(block * hidden))
+            .zip(magnitude.chunks_mut(block))
             .map(|(((keys, b), exp_2b), magnitude)| CacheRows { keys, b, exp_2b, magnitude })
             .collect();
         run_tasks(tasks, |rows| attn.fill_cache_rows(rows))

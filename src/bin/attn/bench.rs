@@ -51,7 +51,7 @@ fn additive(batch: usize, queries: usize, keys: usize, h: usize, steps: usize) -
     let lens: Vec<usize> = (0..batch).map(|b| keys / 2 + (b * 7919) % (keys - keys / 2 + 1)).collect();
     let mut out = vec![0.0; batch * queries * h];
     let mut weights = vec![0.0; batch * queries * keys];
-    let mut cache_buf = vec![0.0; KeyCache::buffer_len(batch, keys, h).map_err(|e| e.to_string())?];
+    let mut cache_buf = vec![0.0; KeyCache::buffer_len(batch, keys, h, h).map_err(|e| e.to_string())?];
     let run = move || -> Result<(), String> {
         let attn = AdditiveAttention::new(&w_q, &w_k, &w_v, h, h, h).map_err(|e| e.to_string())?;
         if steps == 0 {
