@@ -3,7 +3,7 @@
 //! Group `additive_scores`: Bahdanau's additive attention over `(B, Q, K)`
 //! with `H` hidden features, ids `fused/B<b>xQ<q>xK<k>xH<h>` and
 //! `naive/B<b>xQ<q>xK<k>xH<h>`, for `4×256×512×128` (long, encoder-like)
-//! and `64×1×50×256` (one decoder step). Query, key and value widths all
+//! `32×64×64×256` (a batch) and `64×1×50×256` (one decoder step). Query, key and value widths all
 //! equal `H`; no mask.
 //! - `fused` is `AdditiveAttention::forward_cached` with its `KeyCache`
 //!   built once outside the timed loop, so the key projection is not timed.
@@ -27,7 +27,8 @@
 //! Group `sdpa`: `ScaledDotProductAttention::forward` without weights (the
 //! FlashAttention path), batch 1, ids `<mask>/H<heads>xL<l>xS<s>xE<e>`:
 //! no mask at 32 heads × 512 × 512 × 64, `is_causal` at 8 heads × 2048 ×
-//! 2048 × 64. Throughput is the nominal FLOP count `4·B·H·L·S·E` (2 for
+//! 2048 × 64, and one decoding step (`L = 1`, the streaming path) at 64
+//! heads × 4096 keys × 128. Throughput is the nominal FLOP count `4·B·H·L·S·E` (2 for
 //! `Q Kᵀ`, 2 for `P V`, `Ev = E`), halved for the causal mask, so `elem/s`
 //! reads as FLOP/s: `Gelem/s` is GFLOP/s.
 
@@ -44,11 +45,14 @@ use simd_attention::ops::{
 };
 
 /// `(B, Q, K, H)` of the additive cases; every feature width is `H`.
-const ADDITIVE_SHAPES: [(usize, usize, usize, usize); 2] = [(4, 256, 512, 128), (64, 1, 50, 256)];
+const ADDITIVE_SHAPES: [(usize, usize, usize, usize); 3] = [(4, 256, 512, 128), (32, 64, 64, 256), (64, 1, 50, 256)];
 
-/// `(id, mask, heads, L = S, E = Ev)` of the SDPA cases, batch 1.
-const SDPA_CASES: [(&str, SdpaMask<'static>, usize, usize, usize); 2] =
-    [("none", SdpaMask::None, 32, 512, 64), ("causal", SdpaMask::Causal, 8, 2048, 64)];
+/// `(id, mask, heads, L, S, E = Ev)` of the SDPA cases, batch 1.
+const SDPA_CASES: [(&str, SdpaMask<'static>, usize, usize, usize, usize); 3] = [
+    ("none", SdpaMask::None, 32, 512, 512, 64),
+    ("causal", SdpaMask::Causal, 8, 2048, 2048, 64),
+    ("decode", SdpaMask::None, 64, 1, 4096, 128),
+];
 
 /// A `(rows, fan_in)` weight matrix, uniform in ±1/√fan_in.
 fn weight(rows: usize, fan_in: usize, seed: u32) -> Vec<f32> {
@@ -181,20 +185,18 @@ fn additive(c: &mut Criterion) {
 fn sdpa(c: &mut Criterion) {
     let mut group = slow_group(c, "sdpa");
     let sdpa = ScaledDotProductAttention::default();
-    for (name, mask, heads, len, e) in SDPA_CASES {
-        let shape =
-            SdpaShape { batch: 1, q_heads: heads, kv_heads: heads, q_len: len, kv_len: len, qk_dim: e, v_dim: e };
-        let size = heads * len * e;
-        let (q, k, v) =
-            (uniform(size, 0x510E_527F, 1.0), uniform(size, 0x9B05_688C, 1.0), uniform(size, 0x1F83_D9AB, 1.0));
-        let mut out = vec![0.0f32; size];
+    for (name, mask, heads, l, s, e) in SDPA_CASES {
+        let shape = SdpaShape { batch: 1, q_heads: heads, kv_heads: heads, q_len: l, kv_len: s, qk_dim: e, v_dim: e };
+        let q = uniform(heads * l * e, 0x510E_527F, 1.0);
+        let (k, v) = (uniform(heads * s * e, 0x9B05_688C, 1.0), uniform(heads * s * e, 0x1F83_D9AB, 1.0));
+        let mut out = vec![0.0f32; heads * l * e];
         let mut workspace = vec![0.0f32; sdpa.workspace_len(&shape, false).expect("a small shape")];
 
         // Elements = nominal FLOPs; the causal mask skips half the (L, S) plane.
-        let flops = 4 * heads * len * len * e;
+        let flops = 4 * heads * l * s * e;
         let flops = if matches!(mask, SdpaMask::Causal) { flops / 2 } else { flops };
         group.throughput(Throughput::Elements(flops as u64));
-        group.bench_function(BenchmarkId::new(name, format!("H{heads}xL{len}xS{len}xE{e}")), |bench| {
+        group.bench_function(BenchmarkId::new(name, format!("H{heads}xL{l}xS{s}xE{e}")), |bench| {
             bench.iter(|| {
                 sdpa.forward(&shape, black_box(&q), &k, &v, mask, black_box(&mut out), None, &mut workspace)
                     .expect("shapes agree");
