@@ -150,7 +150,7 @@ fn check_additive(failures: &mut i32) {
     let attn = AdditiveAttention::new(&w_q, &w_k, &w_v, 2, 2, 2);
     let shape = AttentionShape { batch: 1, queries: 1, keys: 3, query_dim: 2, key_dim: 2, value_dim: 1 };
     let (q, k, v) = ([1.0f32, 2.0], [0.5f32, -1.0, 2.0, 0.0, 1.0, 1.0], [1.0f32, 3.0, 100.0]);
-    let (mut out, mut w, mut ws) = ([0.0f32; 1], [0.0f32; 3], [0.0f32; 64]);
+    let (mut out, mut w, mut ws) = ([0.0f32; 1], [0.0f32; 3], [0.0f32; 256]);
     let ran = attn.is_ok_and(|a| {
         a.forward(&shape, &q, &k, &v, ValidLens::PerBatch(&[2]), &mut out, Some(&mut w), &mut ws).is_ok()
     });
