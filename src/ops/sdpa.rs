@@ -44,8 +44,11 @@ const FLASH_SCRATCH: usize = TILE_QUERIES * TILE_KEYS + 2 * TILE_QUERIES;
 
 /// Heads with at most this many query rows take the streaming (decode)
 /// path: each row reads K and V once, straight from the caller's tensors,
-/// instead of through the packed tiles. Measured on `attn bench`: faster
-/// than the tiles for 1 to 4 rows.
+/// instead of through the packed tiles. Measured for one row only
+/// (`attn bench`'s `sdpa-decode`: 69 ms through the earlier GEMM tiles, 21 ms
+/// streamed, on a 2-core EPYC);
+/// up to 4 is a judgment: the tiles would first pack all of K and V, which
+/// so few rows cannot repay.
 pub const STREAM_MAX_QUERIES: usize = 4;
 
 /// Sizes of one SDPA call.
