@@ -131,19 +131,21 @@ fn dot_bilinear_and_mha_parallel_equal_serial() {
     );
 }
 
-#[test]
-fn sdpa_parallel_equals_serial() {
-    let mut rng = Rng(3);
-    let s = SdpaShape { batch: 2, q_heads: 4, kv_heads: 2, q_len: 70, kv_len: 131, qk_dim: 16, v_dim: 12 };
+/// `par::sdpa` against the serial operator on random inputs, with no mask,
+/// `is_causal`, and a bool mask keeping the keys `keep(i)` says (flat over
+/// `(L, S)`, broadcast over batch and heads).
+fn check_sdpa(s: SdpaShape, seed: u64, keep: impl Fn(usize) -> bool) {
+    let mut rng = Rng(seed);
     let q = random(&mut rng, s.batch * s.q_heads * s.q_len * s.qk_dim, 1.0);
     let k = random(&mut rng, s.batch * s.kv_heads * s.kv_len * s.qk_dim, 1.0);
     let v = random(&mut rng, s.batch * s.kv_heads * s.kv_len * s.v_dim, 1.0);
+    let keep: Vec<bool> = (0..s.q_len * s.kv_len).map(keep).collect();
     let op = ScaledDotProductAttention::default();
     let out_len = s.batch * s.q_heads * s.q_len * s.v_dim;
     let w_len = s.batch * s.q_heads * s.q_len * s.kv_len;
-    for mask in [SdpaMask::None, SdpaMask::Causal] {
+    for mask in [SdpaMask::None, SdpaMask::Causal, SdpaMask::Keep { mask: &keep, batch: 1, heads: 1 }] {
         check(
-            "sdpa",
+            &format!("sdpa {s:?} {mask:?}"),
             out_len,
             w_len,
             |out, w| {
@@ -153,59 +155,28 @@ fn sdpa_parallel_equals_serial() {
             |out, w| par::sdpa(&op, &s, &q, &k, &v, mask, out, w).unwrap(),
         );
     }
+}
+
+/// Heads split across tasks, on the flash path.
+#[test]
+fn sdpa_parallel_equals_serial() {
+    let s = SdpaShape { batch: 2, q_heads: 4, kv_heads: 2, q_len: 70, kv_len: 131, qk_dim: 16, v_dim: 12 };
+    check_sdpa(s, 3, |i| i % 3 != 0);
 }
 
 /// Decoding shapes: few query rows stream over several key chunks, and with
 /// fewer rows than threads the chunks are split across threads (split-K).
 #[test]
 fn sdpa_decode_split_keys_equals_serial() {
-    let mut rng = Rng(4);
     for (batch, q_heads, kv_heads, q_len) in [(1, 1, 1, 1), (1, 2, 1, 3), (2, 1, 1, 1), (1, 8, 2, 1)] {
         let s = SdpaShape { batch, q_heads, kv_heads, q_len, kv_len: 1500, qk_dim: 128, v_dim: 100 };
-        let q = random(&mut rng, s.batch * s.q_heads * s.q_len * s.qk_dim, 1.0);
-        let k = random(&mut rng, s.batch * s.kv_heads * s.kv_len * s.qk_dim, 1.0);
-        let v = random(&mut rng, s.batch * s.kv_heads * s.kv_len * s.v_dim, 1.0);
-        let keep: Vec<bool> = (0..s.q_len * s.kv_len).map(|i| i % 7 != 3 && i < 1200).collect();
-        let op = ScaledDotProductAttention::default();
-        let out_len = s.batch * s.q_heads * s.q_len * s.v_dim;
-        let w_len = s.batch * s.q_heads * s.q_len * s.kv_len;
-        for mask in [SdpaMask::None, SdpaMask::Causal, SdpaMask::Keep { mask: &keep, batch: 1, heads: 1 }] {
-            check(
-                &format!("sdpa decode {s:?} {mask:?}"),
-                out_len,
-                w_len,
-                |out, w| {
-                    let mut ws = vec![0.0; op.workspace_len(&s, w.is_some()).unwrap()];
-                    op.forward(&s, &q, &k, &v, mask, out, w, &mut ws).unwrap()
-                },
-                |out, w| par::sdpa(&op, &s, &q, &k, &v, mask, out, w).unwrap(),
-            );
-        }
+        check_sdpa(s, 4, |i| i % 7 != 3 && i < 1200);
     }
 }
 
 /// Fewer heads than threads: a head's query tiles are split across tasks.
 #[test]
 fn sdpa_query_blocks_equal_serial() {
-    let mut rng = Rng(6);
     let s = SdpaShape { batch: 1, q_heads: 2, kv_heads: 1, q_len: 300, kv_len: 270, qk_dim: 16, v_dim: 12 };
-    let q = random(&mut rng, s.batch * s.q_heads * s.q_len * s.qk_dim, 1.0);
-    let k = random(&mut rng, s.batch * s.kv_heads * s.kv_len * s.qk_dim, 1.0);
-    let v = random(&mut rng, s.batch * s.kv_heads * s.kv_len * s.v_dim, 1.0);
-    let keep: Vec<bool> = (0..s.q_len * s.kv_len).map(|i| i % 5 != 1).collect();
-    let op = ScaledDotProductAttention::default();
-    let out_len = s.batch * s.q_heads * s.q_len * s.v_dim;
-    let w_len = s.batch * s.q_heads * s.q_len * s.kv_len;
-    for mask in [SdpaMask::None, SdpaMask::Causal, SdpaMask::Keep { mask: &keep, batch: 1, heads: 1 }] {
-        check(
-            &format!("sdpa query blocks {mask:?}"),
-            out_len,
-            w_len,
-            |out, w| {
-                let mut ws = vec![0.0; op.workspace_len(&s, w.is_some()).unwrap()];
-                op.forward(&s, &q, &k, &v, mask, out, w, &mut ws).unwrap()
-            },
-            |out, w| par::sdpa(&op, &s, &q, &k, &v, mask, out, w).unwrap(),
-        );
-    }
+    check_sdpa(s, 6, |i| i % 5 != 1);
 }
