@@ -45,7 +45,9 @@ def additive_inputs(b, q, k, h):
     return (n(h, h) / np.sqrt(h), n(h, h) / np.sqrt(h), n(1, h) / np.sqrt(h), n(b, q, h), n(b, k, h), n(b, k, h), lens)
 
 
-def jax_workloads(samples):
+def jax_workloads(samples, wanted):
+    if not wanted & {"add-decode", "add-batch", "add-long"}:
+        return {}
     import jax
     import jax.numpy as jnp
 
@@ -66,6 +68,8 @@ def jax_workloads(samples):
         "add-batch": (32, 64, 64, 256, 0),
         "add-long": (4, 256, 512, 128, 0),
     }.items():
+        if name not in wanted:
+            continue
         args = [jnp.asarray(a) for a in additive_inputs(b, q, k, h)]
 
         def run(args=args, steps=max(steps, 1)):
@@ -80,7 +84,7 @@ def jax_workloads(samples):
     return results
 
 
-def torch_workloads(samples):
+def torch_workloads(samples, wanted):
     import torch
     import torch.nn.functional as F
 
@@ -91,6 +95,8 @@ def torch_workloads(samples):
         "sdpa-causal-2048": (8, 2048, 2048, 64, True),
         "sdpa-decode": (64, 1, 4096, 128, False),
     }.items():
+        if name not in wanted:
+            continue
         g = torch.Generator().manual_seed(0)
         q, k, v = (torch.randn(1, heads, n, e, generator=g) for n in (l, s, s))
 
@@ -102,15 +108,20 @@ def torch_workloads(samples):
     return results
 
 
+WORKLOADS = ("add-decode", "add-batch", "add-long", "sdpa-512", "sdpa-causal-2048", "sdpa-decode")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", type=int, default=7)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--workload", default=",".join(WORKLOADS), help="comma-separated workloads (default: all)")
     args = ap.parse_args()
+    wanted = set(args.workload.split(","))
     results = {}
     for peer, fn in (("jax", jax_workloads), ("torch", torch_workloads)):
         try:
-            for name, r in fn(args.samples).items():
+            for name, r in fn(args.samples, wanted).items():
                 results[name] = dict(r, peer=peer, workload=name)
         except (ImportError, ValueError, OSError) as e:
             print(f"peers: {peer} skipped ({e})", file=sys.stderr)

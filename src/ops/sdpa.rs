@@ -37,8 +37,11 @@ use crate::simd::{self, F32Vector, WithSimd};
 
 /// Query rows per tile.
 pub const TILE_QUERIES: usize = 64;
-/// Keys per tile.
-pub const TILE_KEYS: usize = 64;
+/// Keys per tile. Longer tiles rescale the running output less often and
+/// give the `P·V` product a deeper loop per tile: 256 measured 12 % faster
+/// than 64 on `sdpa-512` and 20 % on `sdpa-causal-2048` (medians, one core
+/// of a 2-core EPYC); 512 was no better, and 96 query rows no better than 64.
+pub const TILE_KEYS: usize = 256;
 /// The flash loop's fixed scratch: a score tile and two rows of statistics.
 const FLASH_SCRATCH: usize = TILE_QUERIES * TILE_KEYS + 2 * TILE_QUERIES;
 
@@ -354,11 +357,9 @@ impl<'a> HeadMask<'a> {
         match *self {
             HeadMask::None => {}
             HeadMask::Causal => {
-                for (j, v) in row.iter_mut().enumerate() {
-                    if j0 + j > i {
-                        *v = f32::NEG_INFINITY;
-                    }
-                }
+                // Keys j > i are hidden: a suffix of the row, if any.
+                let visible = (i + 1).saturating_sub(j0).min(row.len());
+                row[visible..].fill(f32::NEG_INFINITY);
             }
             HeadMask::Keep(m) => {
                 for (v, &keep) in row.iter_mut().zip(&m[i * s + j0..]) {
