@@ -58,7 +58,7 @@ pub(crate) unsafe fn tile<V: F32Vector, const MR: usize>(
     let mut acc = [[V::splat(0.0); TILE_VECTORS]; MR];
     // One pointer per row of A, so each step's broadcasts share one offset
     // register. `black_box` hides that the rows are `i·rs` apart: without it
-    // LLVM folds them back into a chain of adds, 5 more instructions a step.
+    // LLVM folds them back into a chain of adds, 4 more instructions a step.
     let a_rows: [*const f32; MR] = core::hint::black_box(core::array::from_fn(|i| a.ptr.wrapping_add(i * a.rs)));
     for p in 0..kc {
         // SAFETY: p < kc, so this row of the panel is in bounds, and (i, p) of A is readable.

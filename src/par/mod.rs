@@ -87,9 +87,17 @@ pub fn additive(
     if nothing_to_write(out, weights.as_deref()) {
         return Ok(());
     }
-    let mut buffer = vec![0.0; KeyCache::buffer_len(shape.batch, shape.keys, attn.hidden(), attn.query_dim())?];
+    let mut buffer = zeroed(KeyCache::buffer_len(shape.batch, shape.keys, attn.hidden(), attn.query_dim())?);
     let cache = key_cache(attn, shape, keys, values, &mut buffer)?;
     additive_cached(attn, &cache, shape.queries, queries, valid_lens, out, weights)
+}
+
+/// `len` zeros, written by all threads: a key cache can take megabytes,
+/// and zeroing them on one thread would be the serial part of the call.
+fn zeroed(len: usize) -> Vec<f32> {
+    let mut buffer = Vec::with_capacity(len);
+    buffer.par_extend(rayon::iter::repeat_n(0.0f32, len));
+    buffer
 }
 
 /// The fewest key rows per task when a key cache is built in parallel.
