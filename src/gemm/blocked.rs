@@ -72,6 +72,13 @@ impl WithSimd for BlockedGemm {
 fn pack_panel(b: &Strided, (p0, kc): (usize, usize), (j0, cols): (usize, usize), width: usize, panel: &mut [f32]) {
     for p in 0..kc {
         let dst = &mut panel[p * width..(p + 1) * width];
+        if b.cs == 1 {
+            // SAFETY: row p0 + p holds columns j0..j0 + cols of B; the view was checked.
+            let row = unsafe { core::slice::from_raw_parts(b.ptr.add((p0 + p) * b.rs + j0), cols) };
+            dst[..cols].copy_from_slice(row);
+            dst[cols..].fill(0.0);
+            continue;
+        }
         for (j, d) in dst.iter_mut().enumerate() {
             // SAFETY: (p0 + p, j0 + j) is inside B for j < cols; the view was checked.
             *d = if j < cols { unsafe { *b.ptr.add((p0 + p) * b.rs + (j0 + j) * b.cs) } } else { 0.0 };

@@ -46,6 +46,15 @@ impl F32Vector for __m256 {
         unsafe { _mm256_div_ps(self, rhs) }
     }
     #[inline(always)]
+    fn recip(self) -> Self {
+        // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
+        unsafe {
+            let estimate = _mm256_rcp_ps(self);
+            // One Newton step: r + r·(1 − x·r) squares the estimate's error.
+            _mm256_fmadd_ps(estimate, _mm256_fnmadd_ps(self, estimate, _mm256_set1_ps(1.0)), estimate)
+        }
+    }
+    #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         // SAFETY: the CPU has AVX2 and FMA: this type only runs inside dispatch's avx2 entry point.
         unsafe { _mm256_fmadd_ps(self, b, c) }

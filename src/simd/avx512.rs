@@ -48,6 +48,15 @@ impl F32Vector for __m512 {
         unsafe { _mm512_div_ps(self, rhs) }
     }
     #[inline(always)]
+    fn recip(self) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe {
+            let estimate = _mm512_rcp14_ps(self);
+            // One Newton step: r + r·(1 − x·r) squares the estimate's error.
+            _mm512_fmadd_ps(estimate, _mm512_fnmadd_ps(self, estimate, _mm512_set1_ps(1.0)), estimate)
+        }
+    }
+    #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
         unsafe { _mm512_fmadd_ps(self, b, c) }
