@@ -38,6 +38,9 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "std")]
+#[doc(hidden)]
+pub mod bench_kernels;
 mod error;
 pub mod gemm;
 #[cfg(feature = "std")]

@@ -377,8 +377,16 @@ impl<'a> HeadMask<'a> {
     }
 }
 
+/// A query tile's scratch on the flash path: its score tile and running
+/// row statistics.
+pub(crate) struct TileState<'w> {
+    pub tile: &'w mut [f32],
+    pub max: &'w mut [f32],
+    pub sum: &'w mut [f32],
+}
+
 /// One (batch, query head) and its kv head.
-struct Head<'a> {
+pub(crate) struct Head<'a> {
     q: &'a [f32],
     k: &'a [f32],
     v: &'a [f32],
@@ -388,7 +396,7 @@ struct Head<'a> {
 }
 
 impl<'a> Head<'a> {
-    fn new(
+    pub(crate) fn new(
         op: &ScaledDotProductAttention,
         shape: &'a SdpaShape,
         [query, key, value]: [&'a [f32]; 3],
@@ -539,54 +547,72 @@ impl<'a> Head<'a> {
             sum[..n].fill(0.0);
             // A causal block never sees keys past its last query.
             let last_key = if matches!(self.mask, HeadMask::Causal) { s.min(rows.end) } else { s };
+            let mut state = TileState { tile: &mut *tile, max: &mut max[..n], sum: &mut sum[..n] };
             for j0 in (0..last_key).step_by(TILE_KEYS) {
                 let keys = j0..(j0 + TILE_KEYS).min(last_key);
-                let cols = keys.len();
-                // TILE_KEYS is a multiple of PANEL, so key j0 starts a panel.
-                simd::dispatch(PanelProduct {
-                    m: n,
-                    n: cols,
-                    kc: e,
-                    alpha: self.scale,
-                    a: &self.q[i0 * e..rows.end * e],
-                    a_strides: (e, 1),
-                    packed: &keys_t[j0 / PANEL * e * PANEL..],
-                    packed_rows: e,
-                    k0: 0,
-                    beta: 0.0,
-                    c: tile,
-                    c_row_stride: TILE_KEYS,
-                });
-                self.mask_rows(rows.clone(), keys.clone(), tile, TILE_KEYS);
-                simd::dispatch(OnlineSoftmaxTile {
-                    scores: &mut tile[..n * TILE_KEYS],
-                    stride: TILE_KEYS,
-                    cols,
-                    max: &mut max[..n],
-                    sum: &mut sum[..n],
-                    out: &mut *o,
-                    out_stride: ev,
-                    out_cols: ev,
-                });
-                simd::dispatch(PanelProduct {
-                    m: n,
-                    n: ev,
-                    kc: cols,
-                    alpha: 1.0,
-                    a: tile,
-                    a_strides: (TILE_KEYS, 1),
-                    packed: values,
-                    packed_rows: s,
-                    k0: j0,
-                    beta: 1.0,
-                    c: &mut *o,
-                    c_row_stride: ev,
-                });
+                self.key_tile(rows.clone(), keys, &mut state, (keys_t, values), s, o);
             }
             for (row, &sum) in o.chunks_exact_mut(ev.max(1)).zip(&sum[..n]) {
                 normalize(row, RowStats { max: 0.0, sum });
             }
         }
+    }
+
+    /// One FlashAttention step: query rows `rows` (one tile) meet key tile
+    /// `keys` (starting on a tile boundary). `packed` holds the head's `Kᵀ`
+    /// and `V` packed into panels, `V` as `packed_rows` rows; `o` holds the
+    /// rows' unnormalised outputs.
+    pub(crate) fn key_tile(
+        &self,
+        rows: core::ops::Range<usize>,
+        keys: core::ops::Range<usize>,
+        state: &mut TileState<'_>,
+        (keys_t, values): (&[f32], &[f32]),
+        packed_rows: usize,
+        o: &mut [f32],
+    ) {
+        let (e, ev) = (self.shape.qk_dim, self.shape.v_dim);
+        let (n, cols, j0) = (rows.len(), keys.len(), keys.start);
+        // TILE_KEYS is a multiple of PANEL, so key j0 starts a panel.
+        simd::dispatch(PanelProduct {
+            m: n,
+            n: cols,
+            kc: e,
+            alpha: self.scale,
+            a: &self.q[rows.start * e..rows.end * e],
+            a_strides: (e, 1),
+            packed: &keys_t[j0 / PANEL * e * PANEL..],
+            packed_rows: e,
+            k0: 0,
+            beta: 0.0,
+            c: state.tile,
+            c_row_stride: TILE_KEYS,
+        });
+        self.mask_rows(rows, keys, state.tile, TILE_KEYS);
+        simd::dispatch(OnlineSoftmaxTile {
+            scores: &mut state.tile[..n * TILE_KEYS],
+            stride: TILE_KEYS,
+            cols,
+            max: state.max,
+            sum: state.sum,
+            out: &mut *o,
+            out_stride: ev,
+            out_cols: ev,
+        });
+        simd::dispatch(PanelProduct {
+            m: n,
+            n: ev,
+            kc: cols,
+            alpha: 1.0,
+            a: state.tile,
+            a_strides: (TILE_KEYS, 1),
+            packed: values,
+            packed_rows,
+            k0: j0,
+            beta: 1.0,
+            c: o,
+            c_row_stride: ev,
+        });
     }
 }
 
