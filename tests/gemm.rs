@@ -112,6 +112,23 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(60))]
+
+    /// One row of C, wide enough for the wide single-row tiles and their
+    /// leftover columns (B kept under `LARGE_GEMM_MIN_B`, so our kernel runs).
+    #[test]
+    fn single_rows_are_exact(
+        k in 0usize..5, n in 56usize..200,
+        layouts in any::<[bool; 3]>(), pad in 0usize..3,
+        alpha in prop::sample::select(vec![1.0f32, 2.0, -0.5]),
+        beta in prop::sample::select(vec![0.0f32, 1.0, -2.0]),
+        seed in any::<u64>(),
+    ) {
+        check(Case { m: 1, k, n, layouts, pad, alpha, beta, seed });
+    }
+}
+
 #[test]
 fn large_products_take_matrixmultiply_and_are_exact() {
     // B past LARGE_GEMM_MIN_B, odd sizes on purpose, in every layout.
@@ -164,7 +181,8 @@ fn rows_of_c_do_not_depend_on_how_a_is_split() {
     // The parallel layer splits A's rows into separate calls; each row of C
     // must come out with the same bits as in one big call, on either path.
     let mut rng = Rng(7);
-    for (k, n) in [(20usize, 30usize), (70, 41), (256, 256)] {
+    // (10, 96) and (5, 200): single rows take the wide one-row tiles.
+    for (k, n) in [(20usize, 30usize), (70, 41), (10, 96), (5, 200), (256, 256)] {
         let m = 37;
         let a: Vec<f32> = (0..m * k).map(|_| rng.unit()).collect();
         let b: Vec<f32> = (0..k * n).map(|_| rng.unit()).collect();

@@ -9,7 +9,7 @@
 //! once, and copying it would double that). Knows nothing of the ISA: the
 //! vector type comes from dispatch.
 
-use crate::kernels::matmul_tile::{Strided, StridedMut, TILE_ROWS, TILE_VECTORS, tile_rows};
+use crate::kernels::matmul_tile::{ROW_VECTORS, Strided, StridedMut, TILE_ROWS, TILE_VECTORS, tile, tile_rows};
 use crate::simd::vector::MAX_LANES;
 use crate::simd::{F32Vector, WithSimd};
 
@@ -35,8 +35,36 @@ impl WithSimd for BlockedGemm {
     fn run<V: F32Vector>(self) {
         let BlockedGemm { m, n, k, alpha, a, b, beta, c } = self;
         let width = TILE_VECTORS * V::LANES;
+        // A single row with B's rows contiguous (a GEMV, such as one decoding
+        // step's weighted sum) goes through wide one-row tiles, reading B in
+        // place; the columns left over take the loop below.
+        let wide = ROW_VECTORS * V::LANES;
+        let in_wide_rows = if m == 1 && b.cs == 1 { n - n % wide } else { 0 };
+        for j0 in (0..in_wide_rows).step_by(wide) {
+            for p0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - p0);
+                let beta = if p0 == 0 { beta } else { 1.0 };
+                let a_block = Strided { ptr: a.ptr.wrapping_add(p0 * a.cs), ..a };
+                let c_block = StridedMut { ptr: c.ptr.wrapping_add(j0 * c.cs), ..c };
+                // SAFETY: row 0, depth p0..p0 + kc and columns j0..j0 + wide <= n lie inside
+                // the checked views, and B's rows are contiguous, so each of its kc rows
+                // holds those wide values.
+                unsafe {
+                    tile::<V, 1, ROW_VECTORS>(
+                        kc,
+                        a_block,
+                        b.ptr.wrapping_add(p0 * b.rs + j0),
+                        b.rs,
+                        c_block,
+                        wide,
+                        alpha,
+                        beta,
+                    )
+                };
+            }
+        }
         let mut panel = [0.0f32; KC * TILE_VECTORS * MAX_LANES];
-        for j0 in (0..n).step_by(width) {
+        for j0 in (in_wide_rows..n).step_by(width) {
             let cols = width.min(n - j0);
             for p0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - p0);
@@ -82,6 +110,40 @@ fn pack_panel(b: &Strided, (p0, kc): (usize, usize), (j0, cols): (usize, usize),
         for (j, d) in dst.iter_mut().enumerate() {
             // SAFETY: (p0 + p, j0 + j) is inside B for j < cols; the view was checked.
             *d = if j < cols { unsafe { *b.ptr.add((p0 + p) * b.rs + (j0 + j) * b.cs) } } else { 0.0 };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::super::{MatMut, MatRef, gemm_own};
+    use crate::simd::{Backend, with_backend};
+    use std::vec;
+    use std::vec::Vec;
+
+    /// A row computed alone (wide one-row tiles) has the bits it has inside
+    /// a taller product (6-row tiles), across several depth blocks and with
+    /// leftover columns, on every backend this CPU has.
+    #[test]
+    fn a_row_alone_matches_the_row_in_a_block() {
+        let (m, k, n) = (7, 150, 100);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 53 % 97) as f32 - 48.0) / 13.0).collect();
+        for backend in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+            with_backend(backend, || {
+                let mut whole = vec![0.0f32; m * n];
+                gemm_own(1.5, MatRef::new(&a, m, k), MatRef::new(&b, k, n), 0.0, MatMut::new(&mut whole, m, n))
+                    .unwrap();
+                for i in 0..m {
+                    let mut row = vec![0.0f32; n];
+                    let a_row = MatRef::new(&a[i * k..(i + 1) * k], 1, k);
+                    gemm_own(1.5, a_row, MatRef::new(&b, k, n), 0.0, MatMut::new(&mut row, 1, n)).unwrap();
+                    let same = row.iter().zip(&whole[i * n..]).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{backend:?}: row {i} alone differs");
+                }
+            })
+            .unwrap();
         }
     }
 }

@@ -16,6 +16,10 @@ use crate::simd::vector::MAX_LANES;
 pub(crate) const TILE_ROWS: usize = 6;
 /// Vectors of C per tile row.
 pub(crate) const TILE_VECTORS: usize = 2;
+/// Vectors of C in a single-row tile ([`tile`] with `MR = 1`, `NV =
+/// ROW_VECTORS`): one row has only `NV` independent sums, and 2 of them
+/// would leave the FMA units waiting on each other's latency.
+pub(crate) const ROW_VECTORS: usize = 8;
 
 /// A strided read-only operand: element `(i, j)` is at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy)]
@@ -37,14 +41,17 @@ pub(crate) struct StridedMut {
 ///
 /// # Safety
 /// - `a` must be readable at `(i, p)` for `i < MR`, `p < kc`;
-/// - `panel` must be readable for `TILE_VECTORS · V::LANES` values at each
+/// - `panel` must be readable for `NV · V::LANES` values at each
 ///   of `panel + p·panel_stride`, `p < kc`;
 /// - `c` must be readable and writable at `(i, j)` for `i < MR`, `j < cols`,
 ///   with no two of those elements at the same address;
-/// - `cols <= TILE_VECTORS · V::LANES`.
+/// - `cols <= NV · V::LANES` and `NV <= ROW_VECTORS`.
+///
+/// Each element of C gets the same operations whatever `MR` and `NV` are,
+/// so how a product is cut into tiles never changes a bit.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn tile<V: F32Vector, const MR: usize>(
+pub(crate) unsafe fn tile<V: F32Vector, const MR: usize, const NV: usize>(
     kc: usize,
     a: Strided,
     panel: *const f32,
@@ -54,8 +61,8 @@ pub(crate) unsafe fn tile<V: F32Vector, const MR: usize>(
     alpha: f32,
     beta: f32,
 ) {
-    let width = TILE_VECTORS * V::LANES;
-    let mut acc = [[V::splat(0.0); TILE_VECTORS]; MR];
+    let width = NV * V::LANES;
+    let mut acc = [[V::splat(0.0); NV]; MR];
     // One pointer per row of A, so each step's broadcasts share one offset
     // register. `black_box` hides that the rows are `i·rs` apart: without it
     // LLVM folds them back into a chain of adds, 4 more instructions a step.
@@ -64,7 +71,7 @@ pub(crate) unsafe fn tile<V: F32Vector, const MR: usize>(
         // SAFETY: p < kc, so this row of the panel is in bounds, and (i, p) of A is readable.
         unsafe {
             let row = panel.add(p * panel_stride);
-            let b = [V::load(row), V::load(row.add(V::LANES))];
+            let b: [V; NV] = core::array::from_fn(|v| V::load(row.add(v * V::LANES)));
             for (acc_row, a_row) in acc.iter_mut().zip(&a_rows) {
                 let a_ip = V::splat(*a_row.add(p * a.cs));
                 for (acc_v, &b_v) in acc_row.iter_mut().zip(&b) {
@@ -90,10 +97,10 @@ pub(crate) unsafe fn tile<V: F32Vector, const MR: usize>(
         }
         return;
     }
-    let mut sums = [0.0f32; TILE_VECTORS * MAX_LANES];
+    let mut sums = [0.0f32; ROW_VECTORS * MAX_LANES];
     for (i, acc_row) in acc.iter().enumerate() {
         for (v, acc_v) in acc_row.iter().enumerate() {
-            // SAFETY: sums holds TILE_VECTORS · MAX_LANES >= (v + 1) · LANES values.
+            // SAFETY: sums holds ROW_VECTORS · MAX_LANES >= (v + 1) · LANES values.
             unsafe { acc_v.store(sums.as_mut_ptr().add(v * V::LANES)) };
         }
         for (j, &sum) in sums[..cols].iter().enumerate() {
@@ -127,10 +134,10 @@ pub(crate) unsafe fn tile_rows<V: F32Vector>(
     // SAFETY: each arm runs no more rows than rows_left, as the caller allows.
     unsafe {
         match rows_left {
-            TILE_ROWS.. => tile::<V, TILE_ROWS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            4..TILE_ROWS => tile::<V, 4>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            2..4 => tile::<V, 2>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            _ => tile::<V, 1>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            TILE_ROWS.. => tile::<V, TILE_ROWS, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            4..TILE_ROWS => tile::<V, 4, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            2..4 => tile::<V, 2, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            _ => tile::<V, 1, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
         }
     }
     match rows_left {
