@@ -30,7 +30,7 @@ fn sdpa_tile(c: &mut Criterion) {
         let mut tile = SdpaTile::new(&q, &k, &v, e, e).expect("tile-sized inputs");
         group.throughput(Throughput::Elements((4 * TILE_QUERIES * TILE_KEYS * e) as u64));
         group.bench_function(BenchmarkId::from_parameter(format!("E{e}")), |bench| {
-            bench.iter(|| black_box(tile.run()[0]));
+            bench.iter(|| black_box(tile.run().0[0]));
         });
     }
     group.finish();

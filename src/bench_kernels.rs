@@ -57,8 +57,9 @@ impl SdpaTile {
     }
 
     /// Runs the step from a fresh query tile and returns its unnormalised
-    /// output rows.
-    pub fn run(&mut self) -> &[f32] {
+    /// output rows (`TILE_QUERIES × ev`) and each row's `Σ e^{s − max}`:
+    /// row `i` over its sum is SDPA's output row.
+    pub fn run(&mut self) -> (&[f32], &[f32]) {
         let op = ScaledDotProductAttention::default();
         let head = Head::new(&op, &self.shape, [&self.q, &self.k, &self.v], &SdpaMask::None, (0, 0));
         let (tile, stats) = self.scratch.split_at_mut(TILE_QUERIES * TILE_KEYS);
@@ -69,7 +70,7 @@ impl SdpaTile {
         let mut state = TileState { tile, max, sum };
         let packed = (&self.packed.0[..], &self.packed.1[..]);
         head.key_tile(0..TILE_QUERIES, 0..TILE_KEYS, &mut state, packed, TILE_KEYS, &mut self.out);
-        &self.out
+        (&self.out, &self.scratch[TILE_QUERIES * TILE_KEYS + TILE_QUERIES..])
     }
 }
 

@@ -39,11 +39,9 @@ impl WithSimd for BlockedGemm {
         // step's weighted sum) goes through wide one-row tiles, reading B in
         // place; the columns left over take the loop below.
         let wide = ROW_VECTORS * V::LANES;
-        let in_wide_rows = if m == 1 && b.cs == 1 { n - n % wide } else { 0 };
-        for j0 in (0..in_wide_rows).step_by(wide) {
-            for p0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - p0);
-                let beta = if p0 == 0 { beta } else { 1.0 };
+        let wide_cols = if m == 1 && b.cs == 1 { n - n % wide } else { 0 };
+        for j0 in (0..wide_cols).step_by(wide) {
+            for (p0, kc, beta) in depth_blocks(k, beta) {
                 let a_block = Strided { ptr: a.ptr.wrapping_add(p0 * a.cs), ..a };
                 let c_block = StridedMut { ptr: c.ptr.wrapping_add(j0 * c.cs), ..c };
                 // SAFETY: row 0, depth p0..p0 + kc and columns j0..j0 + wide <= n lie inside
@@ -64,10 +62,9 @@ impl WithSimd for BlockedGemm {
             }
         }
         let mut panel = [0.0f32; KC * TILE_VECTORS * MAX_LANES];
-        for j0 in (in_wide_rows..n).step_by(width) {
+        for j0 in (wide_cols..n).step_by(width) {
             let cols = width.min(n - j0);
-            for p0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - p0);
+            for (p0, kc, beta) in depth_blocks(k, beta) {
                 // Few rows read the block of B once: read it in place when
                 // its rows are contiguous, rather than copy it. The values
                 // and their order are the same either way.
@@ -77,8 +74,6 @@ impl WithSimd for BlockedGemm {
                     pack_panel(&b, (p0, kc), (j0, cols), width, &mut panel);
                     (panel.as_ptr(), width)
                 };
-                // Later depth blocks accumulate onto what the first one wrote.
-                let beta = if p0 == 0 { beta } else { 1.0 };
                 let mut i = 0;
                 while i < m {
                     let a_block = Strided { ptr: a.ptr.wrapping_add(i * a.rs + p0 * a.cs), ..a };
@@ -93,6 +88,12 @@ impl WithSimd for BlockedGemm {
             }
         }
     }
+}
+
+/// The depth blocks `(p0, kc, β)` of a product of depth `k`: later blocks
+/// accumulate onto what the first one wrote, so only the first uses `beta`.
+fn depth_blocks(k: usize, beta: f32) -> impl Iterator<Item = (usize, usize, f32)> {
+    (0..k).step_by(KC).map(move |p0| (p0, KC.min(k - p0), if p0 == 0 { beta } else { 1.0 }))
 }
 
 /// Copies rows `p0..p0 + kc`, columns `j0..j0 + cols` of B into `panel`
