@@ -38,10 +38,9 @@ fn pow2<V: F32Vector>(k: V) -> V {
     k.add(V::splat(ROUND_MAGIC + 127.0)).shl_23()
 }
 
-/// `exp(x)` for lanes already inside [`EXP_ARG_MIN`], [`EXP_ARG_MAX`] (no NaN).
+/// `e^r` for `r = x − n·ln2`, with `n` integral and `|r| ≤ ln2/2` or so.
 #[inline(always)]
-pub(crate) fn exp_in_range<V: F32Vector>(x: V) -> V {
-    let n = round_to_integer(x.mul(V::splat(LOG2_E)));
+fn exp_remainder<V: F32Vector>(x: V, n: V) -> V {
     let r = n.mul_add(V::splat(-LN2_HI), x);
     let r = n.mul_add(V::splat(-LN2_LO), r);
     let mut p = V::splat(P[4]);
@@ -49,7 +48,14 @@ pub(crate) fn exp_in_range<V: F32Vector>(x: V) -> V {
     p = p.mul_add(r, V::splat(P[2]));
     p = p.mul_add(r, V::splat(P[1]));
     p = p.mul_add(r, V::splat(P[0]));
-    let e_r = r.mul(r).mul_add(p, r).add(V::splat(1.0));
+    r.mul(r).mul_add(p, r).add(V::splat(1.0))
+}
+
+/// `exp(x)` for lanes already inside [`EXP_ARG_MIN`], [`EXP_ARG_MAX`] (no NaN).
+#[inline(always)]
+pub(crate) fn exp_in_range<V: F32Vector>(x: V) -> V {
+    let n = round_to_integer(x.mul(V::splat(LOG2_E)));
+    let e_r = exp_remainder(x, n);
     // n in [-152, 129] splits into two halves in [-76, 65]: both powers are
     // normal, and the last multiply rounds once into the subnormals or inf.
     let half = round_to_integer(n.mul(V::splat(0.5)));
@@ -61,4 +67,81 @@ pub(crate) fn exp_in_range<V: F32Vector>(x: V) -> V {
 pub(crate) fn exp<V: F32Vector>(x: V) -> V {
     let clamped = x.max(V::splat(EXP_ARG_MIN)).min(V::splat(EXP_ARG_MAX));
     V::select(x.is_nan(), x, exp_in_range(clamped))
+}
+
+/// Below this, [`exp_nonpositive`] gives 0: `e^-87 ≈ 1.6e-38` is still
+/// above the smallest normal float (`2^-126 ≈ 1.2e-38`).
+pub(crate) const NONPOSITIVE_ARG_MIN: f32 = -87.0;
+
+/// `exp(x)` for lanes `x ≤ 0`, the softmax's `s − max`: within 2 ulp down to
+/// [`NONPOSITIVE_ARG_MIN`] and 0 below it (so `-inf` gives 0); NaN stays NaN.
+///
+/// It skips what [`exp`] spends on the rest of the line: no clamps, and
+/// `2^n` comes in one piece from the bits of the rounding sum itself. The
+/// price is that results under `e^-87` flush to 0 instead of going through
+/// the subnormals: an absolute error below 2e-38 in a softmax weight, whose
+/// row sum is at least 1. Lanes above 88 give garbage.
+#[inline(always)]
+pub(crate) fn exp_nonpositive<V: F32Vector>(x: V) -> V {
+    // The rounding sum holds n + 127, with n = round(x·log2 e), in its low
+    // mantissa bits; shifted into the exponent field, that is 2^n.
+    const BIASED_MAGIC: f32 = ROUND_MAGIC + 127.0;
+    let t = x.mul_add(V::splat(LOG2_E), V::splat(BIASED_MAGIC));
+    let n = t.sub(V::splat(BIASED_MAGIC));
+    let value = exp_remainder(x, n).mul(t.shl_23());
+    V::select(x.lt(V::splat(NONPOSITIVE_ARG_MIN)), V::splat(0.0), value)
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::{NONPOSITIVE_ARG_MIN, exp_nonpositive};
+    use crate::simd::vector::MAX_LANES;
+    use crate::simd::{Backend, F32Vector, WithSimd, dispatch_on};
+    use std::vec::Vec;
+
+    /// `exp_nonpositive` of every value, on one backend.
+    struct ExpNonpositive<'a>(&'a [f32]);
+
+    impl WithSimd for ExpNonpositive<'_> {
+        type Output = Vec<f32>;
+
+        #[inline(always)]
+        fn run<V: F32Vector>(self) -> Vec<f32> {
+            let mut out = Vec::new();
+            for chunk in self.0.chunks_exact(V::LANES) {
+                let mut got = [0.0f32; MAX_LANES];
+                // SAFETY: chunk and got hold at least LANES values.
+                unsafe { exp_nonpositive(V::load(chunk.as_ptr())).store(got.as_mut_ptr()) };
+                out.extend_from_slice(&got[..V::LANES]);
+            }
+            out
+        }
+    }
+
+    /// 2 ulp over [-87, 0], 0 below, and NaN kept, on every backend here.
+    #[test]
+    fn exp_nonpositive_is_within_two_ulp_and_flushes_below_its_range() {
+        let mut xs: Vec<f32> = (0..=1 << 20).map(|i| NONPOSITIVE_ARG_MIN * i as f32 / (1 << 20) as f32).collect();
+        // Every float near 0 and near the flush threshold, and the specials.
+        xs.extend((0..4096u32).map(|b| -f32::from_bits(b * 4096)));
+        xs.extend((0..4096u32).map(|b| f32::from_bits(NONPOSITIVE_ARG_MIN.to_bits() - 2048 + b)));
+        xs.extend([f32::NEG_INFINITY, f32::NAN, -1e30, f32::MIN, -0.0]);
+        xs.resize(xs.len().next_multiple_of(16), 0.0);
+        for backend in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+            let got = dispatch_on(backend, ExpNonpositive(&xs));
+            for (&x, &y) in xs.iter().zip(&got) {
+                if x.is_nan() {
+                    assert!(y.is_nan(), "{backend:?}: exp({x}) = {y}");
+                } else if x < NONPOSITIVE_ARG_MIN {
+                    assert_eq!(y, 0.0, "{backend:?}: exp({x}) should flush to 0");
+                } else {
+                    let exact = f64::from(x).exp();
+                    let ulp = f64::from(f32::from_bits((exact as f32).to_bits() + 1) - exact as f32);
+                    let err = (f64::from(y) - exact).abs() / ulp;
+                    assert!(err <= 2.0, "{backend:?}: exp({x}) = {y}, {err} ulp from {exact}");
+                }
+            }
+        }
+    }
 }

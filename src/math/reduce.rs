@@ -4,7 +4,7 @@
 //! Each keeps one accumulator vector and reduces its lanes with the
 //! backend's fixed pairwise tree, so a backend always gives the same bits.
 
-use super::exp::exp;
+use super::exp::exp_nonpositive;
 use crate::simd::F32Vector;
 use crate::simd::vector::{load_partial, store_partial};
 
@@ -26,6 +26,9 @@ pub(crate) fn max<V: F32Vector>(x: &[f32]) -> f32 {
 }
 
 /// Replaces each `x[i]` by `exp(x[i] − shift)` and returns their sum.
+/// `shift` must be at least every `x[i]` (the softmax's row maximum): the
+/// exponent is then never positive, and results under `e^-87` are 0 (see
+/// [`exp_nonpositive`]).
 #[inline(always)]
 pub(crate) fn exp_shifted_sum<V: F32Vector>(x: &mut [f32], shift: f32) -> f32 {
     let shift = V::splat(shift);
@@ -34,7 +37,7 @@ pub(crate) fn exp_shifted_sum<V: F32Vector>(x: &mut [f32], shift: f32) -> f32 {
     for chunk in &mut chunks {
         // SAFETY: chunk holds exactly LANES values.
         unsafe {
-            let e = exp(V::load(chunk.as_ptr()).sub(shift));
+            let e = exp_nonpositive(V::load(chunk.as_ptr()).sub(shift));
             e.store(chunk.as_mut_ptr());
             acc = acc.add(e);
         }
@@ -43,7 +46,7 @@ pub(crate) fn exp_shifted_sum<V: F32Vector>(x: &mut [f32], shift: f32) -> f32 {
     if !rest.is_empty() {
         // SAFETY: rest.len() < LANES values; the padding lanes are -inf, so their exp is 0.
         unsafe {
-            let e = exp(load_partial::<V>(rest.as_ptr(), rest.len(), f32::NEG_INFINITY).sub(shift));
+            let e = exp_nonpositive(load_partial::<V>(rest.as_ptr(), rest.len(), f32::NEG_INFINITY).sub(shift));
             store_partial(e, rest.as_mut_ptr(), rest.len());
             acc = acc.add(e);
         }
