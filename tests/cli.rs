@@ -4,7 +4,7 @@
 #![cfg(feature = "cli")]
 
 mod common;
-use common::{Golden, assert_allclose};
+use common::{Golden, Scratch, assert_allclose};
 use simd_attention::io::case::{CaseTensor, run_case};
 use simd_attention::io::{TensorFile, seq2seq::Seq2SeqModel};
 use std::path::{Path, PathBuf};
@@ -32,12 +32,6 @@ const CASES: [&str; 17] = [
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(format!("{name}.safetensors"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("attn-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
 }
 
 fn attn(args: &[&std::ffi::OsStr]) -> std::process::Output {
@@ -83,10 +77,11 @@ fn golden_cases_through_the_library() {
 
 #[test]
 fn golden_cases_through_attn_run_with_one_and_two_threads() {
+    let dir = Scratch::new("cli-golden");
     for name in CASES {
         let mut files = Vec::new();
         for threads in ["1", "2"] {
-            let out = scratch(&format!("{name}-{threads}.safetensors"));
+            let out = dir.path(&format!("{name}-{threads}.safetensors"));
             let run = attn(&[
                 "run".as_ref(),
                 data(name).as_os_str(),
@@ -116,12 +111,13 @@ fn refused(input: &Path, output: &Path, needle: &str) {
 
 #[test]
 fn bad_input_is_refused_with_status_2_and_no_output() {
-    let out = scratch("refused.safetensors");
-    refused(&scratch("does-not-exist"), &out, "does-not-exist");
-    let garbage = scratch("garbage.safetensors");
+    let dir = Scratch::new("cli-refused");
+    let out = dir.path("refused.safetensors");
+    refused(&dir.path("does-not-exist"), &out, "does-not-exist");
+    let garbage = dir.path("garbage.safetensors");
     std::fs::write(&garbage, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
     refused(&garbage, &out, "not a valid safetensors file");
-    let empty = scratch("empty.safetensors");
+    let empty = dir.path("empty.safetensors");
     std::fs::write(&empty, b"").unwrap();
     refused(&empty, &out, "not a valid safetensors file");
     // A valid file whose kind is unknown, and one missing a tensor.
@@ -135,7 +131,7 @@ fn bad_input_is_refused_with_status_2_and_no_output() {
             })
             .collect();
         let meta = std::collections::HashMap::from([("kind".to_string(), kind.to_string())]);
-        let path = scratch(name);
+        let path = dir.path(name);
         std::fs::write(&path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
         path
     };
@@ -158,6 +154,7 @@ fn model_path() -> PathBuf {
 
 #[test]
 fn seq2seq_case_through_library_and_attn_run() {
+    let dir = Scratch::new("cli-seq2seq");
     let model = Seq2SeqModel::load(&TensorFile::read(&model_path()).unwrap()).unwrap();
     let golden = Golden::load("seq2seq-reverse-decode");
     let want_tokens = golden.lens("expected.tokens");
@@ -178,7 +175,7 @@ fn seq2seq_case_through_library_and_attn_run() {
     let (CaseTensor::I64(tokens), CaseTensor::F32(weights)) = (&results[0].1, &results[1].1) else { panic!("dtypes") };
     check(&tokens.data, &weights.data);
     for model_arg in [Some(model_path()), None] {
-        let out = scratch("seq2seq.safetensors");
+        let out = dir.path("seq2seq.safetensors");
         let mut args: Vec<std::ffi::OsString> =
             vec!["run".into(), data("seq2seq-reverse-decode").into(), "-o".into(), out.clone().into()];
         if let Some(m) = &model_arg {

@@ -4,17 +4,11 @@
 #![cfg(feature = "cli")]
 
 mod common;
-use common::Golden;
+use common::{Golden, Scratch};
 use safetensors::{Dtype, tensor::TensorView};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("attn-hostile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
 
 /// A tensor to write: name, dtype, shape and raw little-endian bytes.
 struct T(&'static str, Dtype, Vec<usize>, Vec<u8>);
@@ -28,10 +22,10 @@ fn i64s(name: &'static str, shape: &[usize], values: &[i64]) -> T {
     T(name, Dtype::I64, shape.to_vec(), values.iter().flat_map(|v| v.to_le_bytes()).collect())
 }
 
-fn write(name: &str, meta: &[(&str, &str)], tensors: &[T]) -> PathBuf {
+fn write(dir: &Scratch, name: &str, meta: &[(&str, &str)], tensors: &[T]) -> PathBuf {
     let views: Vec<_> = tensors.iter().map(|T(n, d, s, b)| (*n, TensorView::new(*d, s.clone(), b).unwrap())).collect();
     let meta: HashMap<String, String> = meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let path = scratch(name);
+    let path = dir.path(name);
     std::fs::write(&path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
     path
 }
@@ -40,8 +34,8 @@ fn run(input: &Path, output: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_attn")).arg("run").arg(input).arg("-o").arg(output).output().unwrap()
 }
 
-fn refused(input: &Path, needle: &str) {
-    let out = scratch("out.safetensors");
+fn refused(dir: &Scratch, input: &Path, needle: &str) {
+    let out = dir.path("out.safetensors");
     let run = run(input, &out);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{}: {stderr}", input.display());
@@ -51,7 +45,7 @@ fn refused(input: &Path, needle: &str) {
 }
 
 /// A valid dot-product case (B=2, Q=3, K=4, d=5) with optional replacements.
-fn dot_case(name: &str, replace: Vec<T>, meta: &[(&str, &str)]) -> PathBuf {
+fn dot_case(dir: &Scratch, name: &str, replace: Vec<T>, meta: &[(&str, &str)]) -> PathBuf {
     let mut tensors = vec![
         f32s("queries", &[2, 3, 5], |i| (i as f32 * 0.37).sin()),
         f32s("keys", &[2, 4, 5], |i| (i as f32 * 0.11).cos()),
@@ -64,61 +58,77 @@ fn dot_case(name: &str, replace: Vec<T>, meta: &[(&str, &str)]) -> PathBuf {
     }
     let mut all_meta = vec![("kind", "dot")];
     all_meta.extend_from_slice(meta);
-    write(name, &all_meta, &tensors)
+    write(dir, name, &all_meta, &tensors)
 }
 
 #[test]
 fn malformed_files_are_refused() {
-    let valid = std::fs::read(dot_case("valid.safetensors", vec![], &[])).unwrap();
-    let truncated = scratch("truncated.safetensors");
+    let dir = Scratch::new("hostile-malformed");
+    let valid = std::fs::read(dot_case(&dir, "valid.safetensors", vec![], &[])).unwrap();
+    let truncated = dir.path("truncated.safetensors");
     std::fs::write(&truncated, &valid[..valid.len() - 7]).unwrap();
-    refused(&truncated, "not a valid safetensors file");
-    let random = scratch("random.safetensors");
+    refused(&dir, &truncated, "not a valid safetensors file");
+    let random = dir.path("random.safetensors");
     std::fs::write(&random, (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<_>>())
         .unwrap();
-    refused(&random, "not a valid safetensors file");
-    let huge_header = scratch("huge-header.safetensors");
+    refused(&dir, &random, "not a valid safetensors file");
+    let huge_header = dir.path("huge-header.safetensors");
     let mut bytes = (1u64 << 62).to_le_bytes().to_vec();
     bytes.extend_from_slice(b"{}");
     std::fs::write(&huge_header, bytes).unwrap();
-    refused(&huge_header, "not a valid safetensors file");
+    refused(&dir, &huge_header, "not a valid safetensors file");
     // A header whose shape multiplies past usize.
     let header = r#"{"queries":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,4]}}"#;
-    let overflow = scratch("overflow.safetensors");
+    let overflow = dir.path("overflow.safetensors");
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend_from_slice(&[0; 4]);
     std::fs::write(&overflow, bytes).unwrap();
-    refused(&overflow, "not a valid safetensors file");
+    refused(&dir, &overflow, "not a valid safetensors file");
 }
 
 #[test]
 fn wrong_content_is_refused() {
-    refused(&write("no-kind.safetensors", &[], &[f32s("queries", &[1, 1, 1], |_| 0.0)]), "metadata `kind`: missing");
+    let dir = Scratch::new("hostile-wrong-content");
     refused(
-        &dot_case("int-queries.safetensors", vec![i64s("queries", &[2, 3, 5], &[1; 30])], &[]),
+        &dir,
+        &write(&dir, "no-kind.safetensors", &[], &[f32s("queries", &[1, 1, 1], |_| 0.0)]),
+        "metadata `kind`: missing",
+    );
+    refused(
+        &dir,
+        &dot_case(&dir, "int-queries.safetensors", vec![i64s("queries", &[2, 3, 5], &[1; 30])], &[]),
         "tensor `queries`: expected dtype",
     );
     refused(
-        &dot_case("float-lens.safetensors", vec![f32s("valid_lens", &[2], |_| 2.0)], &[]),
+        &dir,
+        &dot_case(&dir, "float-lens.safetensors", vec![f32s("valid_lens", &[2], |_| 2.0)], &[]),
         "tensor `valid_lens`: expected dtype",
     );
-    refused(&dot_case("negative-lens.safetensors", vec![i64s("valid_lens", &[2], &[2, -1])], &[]), "negative length");
     refused(
-        &dot_case("lens-shape.safetensors", vec![i64s("valid_lens", &[3], &[1, 2, 3])], &[]),
+        &dir,
+        &dot_case(&dir, "negative-lens.safetensors", vec![i64s("valid_lens", &[2], &[2, -1])], &[]),
+        "negative length",
+    );
+    refused(
+        &dir,
+        &dot_case(&dir, "lens-shape.safetensors", vec![i64s("valid_lens", &[3], &[1, 2, 3])], &[]),
         "tensor `valid_lens`: expected shape (2)",
     );
     refused(
-        &dot_case("key-len.safetensors", vec![f32s("values", &[2, 3, 5], |_| 0.0)], &[]),
+        &dir,
+        &dot_case(&dir, "key-len.safetensors", vec![f32s("values", &[2, 3, 5], |_| 0.0)], &[]),
         "tensor `values`: expected shape (2, 4, _)",
     );
     refused(
-        &dot_case("width.safetensors", vec![f32s("keys", &[2, 4, 6], |_| 0.0)], &[]),
+        &dir,
+        &dot_case(&dir, "width.safetensors", vec![f32s("keys", &[2, 4, 6], |_| 0.0)], &[]),
         "`shape.key_dim`: expected dimension 5, got 6",
     );
     let mha = |heads: &'static str| {
         let w = |n: &'static str, out: usize, inp: usize| f32s(n, &[out, inp], |i| (i % 7) as f32 * 0.1);
         write(
+            &dir,
             "mha-heads.safetensors",
             &[("kind", "mha"), ("num_heads", heads), ("num_hiddens", "16"), ("bias", "false")],
             &[
@@ -132,19 +142,21 @@ fn wrong_content_is_refused() {
             ],
         )
     };
-    refused(&mha("3"), "`num_heads`: expected dimension 16, got 3");
-    refused(&mha("x"), "metadata `num_heads`: not a whole number");
+    refused(&dir, &mha("3"), "`num_heads`: expected dimension 16, got 3");
+    refused(&dir, &mha("x"), "metadata `num_heads`: not a whole number");
 }
 
 #[test]
 fn extreme_but_valid_inputs_give_the_right_numbers() {
+    let dir = Scratch::new("hostile-extreme");
     // NaN in one query row: that output row is NaN, no other.
     let nan_row = dot_case(
+        &dir,
         "nan-row.safetensors",
         vec![f32s("queries", &[2, 3, 5], |i| if i / 5 == 4 { f32::NAN } else { 0.3 })],
         &[],
     );
-    let out = scratch("nan-out.safetensors");
+    let out = dir.path("nan-out.safetensors");
     assert!(run(&nan_row, &out).status.success());
     let file = simd_attention::io::TensorFile::read(&out).unwrap();
     let output = file.f32s("output").unwrap().data;
@@ -157,6 +169,7 @@ fn extreme_but_valid_inputs_give_the_right_numbers() {
     let shape = |n: &str| g.shape(n);
     let flip = |i: usize| if i.is_multiple_of(3) { 1e30 } else { -1e30 };
     let path = write(
+        &dir,
         "additive-1e30.safetensors",
         &[("kind", "additive"), ("num_hiddens", "64")],
         &[
@@ -168,7 +181,7 @@ fn extreme_but_valid_inputs_give_the_right_numbers() {
             f32s("w_v.weight", &shape("w_v.weight"), |i| g.f32s("w_v.weight")[i]),
         ],
     );
-    let out = scratch("additive-1e30-out.safetensors");
+    let out = dir.path("additive-1e30-out.safetensors");
     let run = run(&path, &out);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let file = simd_attention::io::TensorFile::read(&out).unwrap();
@@ -178,14 +191,16 @@ fn extreme_but_valid_inputs_give_the_right_numbers() {
 
 #[test]
 fn huge_dimensions_from_a_small_file_are_refused() {
+    let dir = Scratch::new("hostile-huge-dims");
     // Zero-width queries and keys name 2^40 weights in a few hundred bytes.
     let empty = |name: &'static str, shape: &[usize]| T(name, Dtype::F32, shape.to_vec(), Vec::new());
     let path = write(
+        &dir,
         "huge-dims.safetensors",
         &[("kind", "dot")],
         &[empty("queries", &[1, 1 << 20, 0]), empty("keys", &[1, 1 << 20, 0]), empty("values", &[1, 1 << 20, 0])],
     );
-    refused(&path, "exceed the limit");
+    refused(&dir, &path, "exceed the limit");
     let g = Golden::load("seq2seq-reverse-decode");
     let src = i64s("src", &g.shape("src"), &g.lens("src").iter().map(|&t| t as i64).collect::<Vec<_>>());
     let lens = i64s(
@@ -193,7 +208,11 @@ fn huge_dimensions_from_a_small_file_are_refused() {
         &g.shape("src_valid_lens"),
         &g.lens("src_valid_lens").iter().map(|&t| t as i64).collect::<Vec<_>>(),
     );
-    let steps =
-        write("huge-steps.safetensors", &[("kind", "seq2seq_decode"), ("num_steps", "1000000000000")], &[src, lens]);
-    refused(&steps, "exceed the limit");
+    let steps = write(
+        &dir,
+        "huge-steps.safetensors",
+        &[("kind", "seq2seq_decode"), ("num_steps", "1000000000000")],
+        &[src, lens],
+    );
+    refused(&dir, &steps, "exceed the limit");
 }

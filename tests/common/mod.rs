@@ -5,6 +5,7 @@
 pub mod reference;
 
 use simd_attention::Backend;
+use std::path::{Path, PathBuf};
 
 /// Distance from `got` to the exact `want`, in units of the f32 ulp at `want`.
 /// Equal non-finite values (and NaN against NaN) are 0 apart.
@@ -99,5 +100,30 @@ pub fn assert_allclose(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &s
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!((g - w).abs() <= atol + rtol * w.abs(), "{what}[{i}]: got {g}, want {w}");
+    }
+}
+
+/// One test's folder for the files it writes, under cargo's `target/tmp`
+/// (never the system temp folder), removed when the test ends, failed or
+/// not, so test runs leave nothing behind.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A fresh folder named after the test and this process.
+    pub fn new(test: &str) -> Scratch {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// The path of file `name` in the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
