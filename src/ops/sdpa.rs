@@ -133,7 +133,7 @@ impl SdpaShape {
 impl ScaledDotProductAttention {
     /// Scratch for [`forward`](Self::forward):
     /// - nothing when the caller takes the weights;
-    /// - one chunk of scores when heads stream (`L ≤` [`STREAM_MAX_QUERIES`]);
+    /// - one chunk of scores when heads stream (`L ≤ STREAM_MAX_QUERIES`, 4);
     /// - otherwise one score tile, two rows of running statistics, and one
     ///   head's `Kᵀ` and `V` packed into panels (about `S·(E + Ev)` values,
     ///   each rounded up to whole panels of 32 columns).

@@ -1,8 +1,8 @@
 //! The SIMD layer: one `f32` vector trait, its backends, and the dispatch
 //! that enters the right one.
 //!
-//! Algorithms elsewhere in the crate implement [`WithSimd`] once, generic
-//! over [`F32Vector`]. [`dispatch`] then calls that code inside a
+//! Algorithms elsewhere in the crate implement `WithSimd` once, generic
+//! over `F32Vector`. `dispatch` then calls that code inside a
 //! `#[target_feature]` entry point for the active [`Backend`], so the
 //! generic code is compiled once per instruction set and a plain
 //! `cargo build --release` runs AVX2 or AVX-512 where the CPU has it.

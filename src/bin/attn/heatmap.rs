@@ -31,7 +31,7 @@ const MAX_TERM_ROW_LABEL: usize = 12;
 /// Terminal shading, from weight 0 to weight 1 in steps of 0.25.
 const SHADES: [char; 5] = [' ', '░', '▒', '▓', '█'];
 
-/// Draws `weights` (rows × cols, row-major, values in [0,1]) as a picture at `path`:
+/// Draws `weights` (rows × cols, row-major, values in \[0, 1\]) as a picture at `path`:
 /// PNG for `.png`, SVG for `.svg` (case-insensitive); any other extension is an Err naming it.
 /// Rows are labelled with `row_labels` (output tokens, down the left), columns with `col_labels`
 /// (source tokens, across the top), and there is a colour scale (legend bar with tick values 0, 0.5, 1).
@@ -321,7 +321,7 @@ const VIRIDIS: [(u8, u8, u8); 9] = [
     (253, 231, 37),
 ];
 
-/// Viridis colour for a weight, interpolated between the stops; values outside [0,1] are clamped.
+/// Viridis colour for a weight, interpolated between the stops; values outside \[0, 1\] are clamped.
 fn colour(w: f32) -> RGBColor {
     let x = w.clamp(0.0, 1.0) * (VIRIDIS.len() - 1) as f32;
     let i = (x.floor() as usize).min(VIRIDIS.len() - 2);
