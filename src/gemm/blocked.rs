@@ -61,6 +61,11 @@ impl WithSimd for BlockedGemm {
                 };
             }
         }
+        if wide_cols == n {
+            // All done above: skip zeroing the 8 KiB panel, which a decoding
+            // step's many small products would otherwise pay each call.
+            return;
+        }
         let mut panel = [0.0f32; KC * TILE_VECTORS * MAX_LANES];
         for j0 in (wide_cols..n).step_by(width) {
             let cols = width.min(n - j0);
