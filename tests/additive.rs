@@ -183,11 +183,12 @@ proptest! {
         let (out, weights) = case.run();
         let mut buffer = vec![0.0; KeyCache::buffer_len(s.batch, s.keys, case.hidden, s.query_dim).unwrap()];
         let cache = attn.key_cache(s, &case.keys, &case.values, &mut buffer).unwrap();
-        // Twice through the same cache, as a decoder would.
+        // Twice through the same cache, as a decoder would, with one
+        // workspace: NaN at first, then what the first pass left in it.
+        let mut ws = vec![f32::NAN; attn.cached_workspace_len(s, true).unwrap()];
         for _ in 0..2 {
             let mut out2 = vec![0.0; out.len()];
             let mut w2 = vec![0.0; weights.len()];
-            let mut ws = vec![0.0; attn.cached_workspace_len(s, true).unwrap()];
             attn.forward_cached(&cache, s.queries, &case.queries, lens_of(&case.lens), &mut out2, Some(&mut w2), &mut ws).unwrap();
             prop_assert_eq!(bits(&out2), bits(&out));
             prop_assert_eq!(bits(&w2), bits(&weights));
