@@ -76,8 +76,9 @@ pub(crate) const NONPOSITIVE_ARG_MIN: f32 = -87.0;
 /// `exp(x)` for lanes `x ≤ 0`, the softmax's `s − max`: within 2 ulp down to
 /// [`NONPOSITIVE_ARG_MIN`] and 0 below it (so `-inf` gives 0); NaN stays NaN.
 ///
-/// It skips what [`exp`] spends on the rest of the line: no clamps, and
-/// `2^n` comes in one piece from the bits of the rounding sum itself. The
+/// It skips what [`exp`] spends on positive arguments and subnormal
+/// results: no clamps, and `2^n` comes in one piece from the bits of the
+/// rounding sum itself. The
 /// price is that results under `e^-87` flush to 0 instead of going through
 /// the subnormals: an absolute error below 2e-38 in a softmax weight, whose
 /// row sum is at least 1. Lanes above 88 give garbage.
