@@ -184,45 +184,31 @@ pub fn additive_cached(
     let outs = split_rows(out, shape.value_dim, counts.iter().copied());
     let ws = split_optional(weights, shape.keys, &counts);
     let tasks: Vec<_> = blocks.into_iter().zip(outs).zip(ws).collect();
+    let qd = shape.query_dim;
+    // One task: `block`'s rows of the queries, lengths, output and weights.
+    let run_block = |block: Block, out: &mut [f32], weights: Option<&mut [f32]>, ws: &mut [f32]| {
+        let Block { batches, queries: q } = block;
+        let sub = cache.batches(batches.clone())?;
+        let lens = match valid_lens {
+            ValidLens::All => ValidLens::All,
+            ValidLens::PerBatch(l) => ValidLens::PerBatch(&l[batches.clone()]),
+            ValidLens::PerQuery(l) if batches.len() == 1 => {
+                ValidLens::PerQuery(&l[batches.start * nq + q.start..batches.start * nq + q.end])
+            }
+            ValidLens::PerQuery(l) => ValidLens::PerQuery(&l[batches.start * nq..batches.end * nq]),
+        };
+        let rows = if batches.len() == 1 {
+            batches.start * nq + q.start..batches.start * nq + q.end
+        } else {
+            batches.start * nq..batches.end * nq
+        };
+        attn.forward_cached(&sub, q.len(), &queries[rows.start * qd..rows.end * qd], lens, out, weights, ws)
+    };
     let backend = simd::active();
     tasks.into_par_iter().try_for_each_init(
         || vec![0.0; ws_len],
-        |ws, ((block, out), weights)| {
-            with_backend(backend, || cached_block(attn, cache, &shape, block, queries, valid_lens, out, weights, ws))?
-        },
+        |ws, ((block, out), weights)| with_backend(backend, || run_block(block, out, weights, ws))?,
     )
-}
-
-/// One task of [`additive_cached`]: `block`'s rows into `out` (and `weights`).
-#[allow(clippy::too_many_arguments)]
-fn cached_block(
-    attn: &AdditiveAttention<'_>,
-    cache: &KeyCache<'_>,
-    shape: &AttentionShape,
-    block: Block,
-    queries: &[f32],
-    valid_lens: ValidLens<'_>,
-    out: &mut [f32],
-    weights: Option<&mut [f32]>,
-    ws: &mut [f32],
-) -> Result<(), Error> {
-    let (nq, qd) = (shape.queries, shape.query_dim);
-    let Block { batches, queries: q } = block;
-    let sub = cache.batches(batches.clone())?;
-    let lens = match valid_lens {
-        ValidLens::All => ValidLens::All,
-        ValidLens::PerBatch(l) => ValidLens::PerBatch(&l[batches.clone()]),
-        ValidLens::PerQuery(l) if batches.len() == 1 => {
-            ValidLens::PerQuery(&l[batches.start * nq + q.start..batches.start * nq + q.end])
-        }
-        ValidLens::PerQuery(l) => ValidLens::PerQuery(&l[batches.start * nq..batches.end * nq]),
-    };
-    let rows = if batches.len() == 1 {
-        batches.start * nq + q.start..batches.start * nq + q.end
-    } else {
-        batches.start * nq..batches.end * nq
-    };
-    attn.forward_cached(&sub, q.len(), &queries[rows.start * qd..rows.end * qd], lens, out, weights, ws)
 }
 
 /// A task of the additive split: whole batch entries, or one entry's query block.
