@@ -51,6 +51,9 @@ pub mod models;
 pub mod ops;
 #[cfg(feature = "std")]
 pub mod par;
+#[cfg(feature = "std")]
+#[doc(hidden)]
+pub mod roofline;
 pub mod simd;
 
 pub use error::Error;

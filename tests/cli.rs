@@ -226,6 +226,35 @@ fn bench_json_is_one_document_with_every_field() {
     let (min, med, max) =
         (r["min_ms"].as_f64().unwrap(), r["median_ms"].as_f64().unwrap(), r["max_ms"].as_f64().unwrap());
     assert!(0.0 < min && min <= med && med <= max, "{r}");
+    // The roofline of this core, and the work that places the workload under it.
+    let (peak, bw) = (doc["roofline"]["fma_gflops"].as_f64().unwrap(), doc["roofline"]["read_gbs"].as_f64().unwrap());
+    assert!(peak > 0.1 && bw > 0.1, "{doc}");
+    assert_eq!(r["flop"].as_f64(), Some(21_702_016.0), "{r}");
+    assert!(r["bytes"].is_null(), "{r}");
     let bad = Command::new(env!("CARGO_BIN_EXE_attn")).args(["bench", "--workload", "warp"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn bench_draws_the_roofline_and_refuses_a_bad_plot_path() {
+    let dir = Scratch::new("bench-plot");
+    let chart = dir.path("roofline.svg");
+    let args = ["bench", "--workload", "sdpa-decode,seq2seq-token-b1", "--samples", "5", "--json", "--plot"];
+    let run = Command::new(env!("CARGO_BIN_EXE_attn")).args(args).arg(&chart).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let (decode, token) = (&doc["results"][0], &doc["results"][1]);
+    // sdpa-decode reads 64 heads of K and V (4096 × 128) and the query, once.
+    assert_eq!(decode["bytes"].as_f64(), Some(4.0 * (64 * (1 + 2 * 4096) * 128) as f64), "{decode}");
+    assert!(decode["flop"].is_null() && token["bytes"].is_null(), "{doc}");
+    assert!(token["flop"].as_f64().unwrap() > 1e5, "{token}");
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.contains("sdpa-decode") && svg.contains("FMA peak"), "{svg:.200}");
+
+    let bad = dir.path("roofline.gif");
+    let run = Command::new(env!("CARGO_BIN_EXE_attn")).args(["bench", "--plot"]).arg(&bad).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("unsupported extension `.gif`") && stderr.lines().count() == 1, "{stderr}");
+    assert!(!bad.exists());
 }

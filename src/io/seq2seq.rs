@@ -134,8 +134,10 @@ impl Seq2SeqModel {
         self.vocab.iter().position(|t| t == token)
     }
 
-    /// Runs `f` on the borrowed model (checks every shape on the way).
-    fn with_view<R>(&self, f: impl FnOnce(&Seq2Seq<'_>) -> Result<R, LoadError>) -> Result<R, LoadError> {
+    /// Runs `f` on the borrowed model (checks every shape on the way), for
+    /// callers that decode into their own buffers with
+    /// [`Seq2Seq::greedy_decode`].
+    pub fn with_view<R>(&self, f: impl FnOnce(&Seq2Seq<'_>) -> Result<R, LoadError>) -> Result<R, LoadError> {
         fn layers<'a>(params: &'a [GruParams], prefix: &str) -> Result<Vec<GruLayer<'a>>, LoadError> {
             params.iter().enumerate().map(|(l, p)| p.layer(prefix, l)).collect()
         }

@@ -1,103 +1,40 @@
-//! `attn bench`: the issue-5 workloads, timed end to end.
+//! `attn bench`: the standard workloads ([`crate::workloads`]), timed end
+//! to end, held against the roofline of the core they run on.
 //!
-//! Each workload is built once (f32, uniform inputs of unit variance,
-//! weights scaled 1/√fan_in, additive `valid_lens` drawn from [K/2, K]),
-//! run once to warm up, then timed `samples` times; the median, minimum and
-//! maximum are reported with a throughput in units a reader can hold
-//! against the hardware. Every workload runs through the `par` layer in a
-//! local rayon pool of `--threads` threads (1 by default, so figures are
-//! per core).
+//! The two roofs are measured in the same run, before and after the
+//! workloads (the better of the two is kept), on the same pool of
+//! `--threads` threads and the same backend ([`simd_attention::roofline`]):
+//! the FMA peak (best of [`ROOF_ROUNDS`] register-resident loops per
+//! thread, summed over threads) and the read bandwidth (best of
+//! [`ROOF_ROUNDS`] multi-stream sums over [`READ_BYTES`], split between the
+//! threads). Then each workload is built once, run once to warm up, and
+//! timed `samples` times; the median, minimum and maximum per unit are
+//! reported with the workload's share of its roof.
 
-use simd_attention::ops::{
-    AdditiveAttention, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
-};
-use simd_attention::par;
-use std::io::{IsTerminal, Write};
+use crate::roofline_chart::{self, Point, Roofs};
+use crate::workloads::{Bound, WORKLOADS, prepare};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use simd_attention::roofline;
+use std::io::IsTerminal;
+use std::path::Path;
 use std::time::Instant;
 
-/// Every workload, in the order they run.
-pub const WORKLOADS: [&str; 6] = ["add-decode", "add-batch", "add-long", "sdpa-512", "sdpa-causal-2048", "sdpa-decode"];
-
-/// xorshift32 uniform values with variance `var`.
-fn uniform(len: usize, seed: u32, var: f32) -> Vec<f32> {
-    let scale = (3.0 * var).sqrt();
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            scale * (2.0 * ((state >> 8) as f32 / (1u32 << 24) as f32) - 1.0)
-        })
-        .collect()
+/// What one `attn bench` run does.
+pub struct BenchArgs<'a> {
+    pub workloads: Option<&'a str>,
+    pub threads: usize,
+    pub samples: usize,
+    pub json: bool,
+    pub plot: Option<&'a Path>,
 }
 
-/// One prepared workload: `run` does one timed unit of work.
-struct Prepared {
-    run: Box<dyn FnMut() -> Result<(), String> + Send>,
-    /// Work per run and its unit, e.g. (q, k, h) terms or FLOP or bytes.
-    work: f64,
-    unit: &'static str,
-}
-
-fn additive(batch: usize, queries: usize, keys: usize, h: usize, steps: usize) -> Result<Prepared, String> {
-    let shape = AttentionShape { batch, queries, keys, query_dim: h, key_dim: h, value_dim: h };
-    let w_q = uniform(h * h, 1, 1.0 / h as f32);
-    let w_k = uniform(h * h, 2, 1.0 / h as f32);
-    let w_v = uniform(h, 3, 1.0 / h as f32);
-    let q = uniform(batch * queries * h, 4, 1.0);
-    let k = uniform(batch * keys * h, 5, 1.0);
-    let v = uniform(batch * keys * h, 6, 1.0);
-    let lens: Vec<usize> = (0..batch).map(|b| keys / 2 + (b * 7919) % (keys - keys / 2 + 1)).collect();
-    let mut out = vec![0.0; batch * queries * h];
-    let mut weights = vec![0.0; batch * queries * keys];
-    let mut cache_buf = vec![0.0; KeyCache::buffer_len(batch, keys, h, h).map_err(|e| e.to_string())?];
-    let run = move || -> Result<(), String> {
-        let attn = AdditiveAttention::new(&w_q, &w_k, &w_v, h, h, h).map_err(|e| e.to_string())?;
-        if steps == 0 {
-            return par::additive(&attn, &shape, &q, &k, &v, ValidLens::PerBatch(&lens), &mut out, Some(&mut weights))
-                .map_err(|e| e.to_string());
-        }
-        // A decoder: one cache, then `steps` single-query steps.
-        let cache = par::key_cache(&attn, &shape, &k, &v, &mut cache_buf).map_err(|e| e.to_string())?;
-        for _ in 0..steps {
-            par::additive_cached(&attn, &cache, queries, &q, ValidLens::PerBatch(&lens), &mut out, Some(&mut weights))
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    };
-    let steps_f = steps.max(1) as f64;
-    Ok(Prepared { run: Box::new(run), work: (batch * queries * keys * h) as f64 * steps_f, unit: "(q,k,h)" })
-}
-
-fn sdpa(heads: usize, l: usize, s: usize, e: usize, causal: bool) -> Prepared {
-    let shape = SdpaShape { batch: 1, q_heads: heads, kv_heads: heads, q_len: l, kv_len: s, qk_dim: e, v_dim: e };
-    let q = uniform(heads * l * e, 7, 1.0);
-    let k = uniform(heads * s * e, 8, 1.0);
-    let v = uniform(heads * s * e, 9, 1.0);
-    let mut out = vec![0.0; heads * l * e];
-    let op = ScaledDotProductAttention::default();
-    let mask = if causal { SdpaMask::Causal } else { SdpaMask::None };
-    let run = move || par::sdpa(&op, &shape, &q, &k, &v, mask, &mut out, None).map_err(|e| e.to_string());
-    if l == 1 {
-        // Decode reads every key and value once: report bandwidth.
-        return Prepared { run: Box::new(run), work: (2 * heads * s * e * 4) as f64, unit: "B" };
-    }
-    let flops = 4.0 * (heads * l * s * e) as f64 * if causal { 0.5 } else { 1.0 };
-    Prepared { run: Box::new(run), work: flops, unit: "FLOP" }
-}
-
-fn prepare(name: &str) -> Result<Prepared, String> {
-    match name {
-        "add-decode" => additive(64, 1, 50, 256, 50),
-        "add-batch" => additive(32, 64, 64, 256, 0),
-        "add-long" => additive(4, 256, 512, 128, 0),
-        "sdpa-512" => Ok(sdpa(32, 512, 512, 64, false)),
-        "sdpa-causal-2048" => Ok(sdpa(8, 2048, 2048, 64, true)),
-        "sdpa-decode" => Ok(sdpa(64, 1, 4096, 128, false)),
-        other => Err(format!("--workload: unknown workload `{other}` (known: {})", WORKLOADS.join(", "))),
-    }
-}
+/// Rounds of each roof measurement; the best is kept, as a roof is what
+/// the machine can do, not what it does on average.
+const ROOF_ROUNDS: usize = 5;
+/// Bytes of the bandwidth sum: 256 MiB, far past the last-level cache.
+const READ_BYTES: usize = 256 << 20;
+/// FMA-loop iterations per round (≈ 30 ms at 250 GFLOP/s with 16 lanes).
+const FMA_ITERATIONS: usize = 20_000_000;
 
 struct Measured {
     name: String,
@@ -105,16 +42,58 @@ struct Measured {
     min_ms: f64,
     max_ms: f64,
     samples: usize,
-    rate: f64,
-    unit: &'static str,
+    flop: f64,
+    bytes: f64,
+    bound: Bound,
 }
 
-pub fn bench(workloads: Option<&str>, threads: usize, samples: usize, json: bool) -> Result<(), String> {
+impl Measured {
+    fn gflops(&self) -> f64 {
+        self.flop / (self.median_ms * 1e6)
+    }
+
+    fn gbs(&self) -> f64 {
+        self.bytes / (self.median_ms * 1e6)
+    }
+
+    /// The share of its roof the median reaches.
+    fn share(&self, roofs: Roofs) -> f64 {
+        match self.bound {
+            Bound::Compute => self.gflops() / roofs.fma_gflops,
+            Bound::Memory => self.gbs() / roofs.read_gbs,
+        }
+    }
+}
+
+/// Both roofs on every thread of `pool` at once.
+fn measure_roofs(pool: &rayon::ThreadPool, threads: usize, progress: &ProgressBar) -> Roofs {
+    progress.set_message("roofline: FMA peak");
+    let fma_flops = (0..ROOF_ROUNDS)
+        .map(|_| pool.broadcast(|_| roofline::fma_flops(FMA_ITERATIONS)).iter().sum::<f64>())
+        .fold(0.0, f64::max);
+    progress.set_message("roofline: read bandwidth");
+    let data = vec![1.0f32; READ_BYTES / 4];
+    let part = data.len() / threads;
+    let read_bytes = (0..ROOF_ROUNDS)
+        .map(|_| {
+            pool.broadcast(|ctx| roofline::read_bytes(&data[ctx.index() * part..(ctx.index() + 1) * part]).0)
+                .iter()
+                .sum::<f64>()
+        })
+        .fold(0.0, f64::max);
+    Roofs { fma_gflops: fma_flops / 1e9, read_gbs: read_bytes / 1e9 }
+}
+
+pub fn bench(args: BenchArgs<'_>) -> Result<(), String> {
+    let BenchArgs { workloads, threads, samples, json, plot } = args;
     if threads == 0 {
         return Err("--threads: expected at least 1, got 0".to_string());
     }
     if samples < 5 {
         return Err(format!("--samples: expected at least 5, got {samples}"));
+    }
+    if let Some(path) = plot {
+        roofline_chart::check_path(path)?;
     }
     let names: Vec<&str> = match workloads {
         Some(list) => list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
@@ -128,62 +107,111 @@ pub fn bench(workloads: Option<&str>, threads: usize, samples: usize, json: bool
     }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| format!("--threads: {e}"))?;
     let backend = simd_attention::backend();
-    let progress = std::io::stderr().is_terminal();
+    let progress = ProgressBar::with_draw_target(
+        Some((names.len() * (samples + 1)) as u64),
+        if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+    );
+    progress.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} samples  {msg}").map_err(|e| e.to_string())?);
+    let measure = || {
+        pool.install(|| simd_attention::simd::with_backend(backend, || measure_roofs(&pool, threads, &progress)))
+            .map_err(|e| e.to_string())
+    };
     let mut results = Vec::new();
-    for (i, name) in names.iter().enumerate() {
+    let mut roofs = measure()?;
+    for name in &names {
+        progress.set_message(name.to_string());
         let mut work = prepare(name)?;
         let mut times = Vec::with_capacity(samples);
         for sample in 0..=samples {
-            if progress {
-                eprint!("\r[{}/{}] {name}: sample {sample}/{samples}   ", i + 1, names.len());
-                let _ = std::io::stderr().flush();
-            }
             let start = Instant::now();
             pool.install(|| simd_attention::simd::with_backend(backend, || (work.run)()))
                 .map_err(|e| e.to_string())??;
             if sample > 0 {
-                times.push(start.elapsed().as_secs_f64() * 1e3);
+                times.push(start.elapsed().as_secs_f64() * 1e3 / work.units);
             }
+            progress.inc(1);
         }
         times.sort_by(f64::total_cmp);
-        let median = times[times.len() / 2];
-        let per_run = if *name == "add-decode" { 50.0 } else { 1.0 };
         results.push(Measured {
             name: name.to_string(),
-            median_ms: median / per_run,
-            min_ms: times[0] / per_run,
-            max_ms: times[times.len() - 1] / per_run,
+            median_ms: times[times.len() / 2],
+            min_ms: times[0],
+            max_ms: times[times.len() - 1],
             samples,
-            rate: work.work / (median / 1e3),
-            unit: work.unit,
+            flop: work.flop,
+            bytes: work.bytes,
+            bound: work.bound,
         });
     }
-    if progress {
-        eprint!("\r{:60}\r", "");
-    }
+    // Measured again at the end: a roof is the best the machine did, and
+    // on a shared machine a neighbour may have held it down at the start.
+    let end = measure()?;
+    roofs = Roofs { fma_gflops: roofs.fma_gflops.max(end.fma_gflops), read_gbs: roofs.read_gbs.max(end.read_gbs) };
+    progress.finish_and_clear();
     if json {
-        let doc = serde_json::json!({
-            "backend": backend.name(),
-            "threads": threads,
-            "results": results.iter().map(|r| serde_json::json!({
-                "workload": r.name, "median_ms": r.median_ms, "min_ms": r.min_ms, "max_ms": r.max_ms, "samples": r.samples,
-            })).collect::<Vec<_>>(),
-        });
-        println!("{doc}");
+        print_json(backend, threads, roofs, &results);
     } else {
-        println!("backend {backend}, {threads} thread(s), {samples} samples after a warm-up; times per call");
-        println!("{:<18} {:>10} {:>10} {:>10}  throughput", "workload", "median ms", "min ms", "max ms");
-        for r in &results {
-            println!(
-                "{:<18} {:>10.3} {:>10.3} {:>10.3}  {:.2} G{}/s",
-                r.name,
-                r.median_ms,
-                r.min_ms,
-                r.max_ms,
-                r.rate / 1e9,
-                r.unit
-            );
-        }
+        print_table(backend, threads, samples, roofs, &results);
+    }
+    if let Some(path) = plot {
+        let points: Vec<Point> = results
+            .iter()
+            .map(|r| Point { name: r.name.clone(), intensity: r.flop / r.bytes, gflops: r.gflops() })
+            .collect();
+        let cpu = cpu_name().unwrap_or_else(|| "this CPU".to_string());
+        let title = format!("{cpu}, {backend}, {threads} thread(s)");
+        roofline_chart::write_chart(path, roofs, &points, &title)?;
     }
     Ok(())
+}
+
+fn print_json(backend: simd_attention::Backend, threads: usize, roofs: Roofs, results: &[Measured]) {
+    let bound = |r: &Measured, b: Bound, value: f64| {
+        if r.bound == b { serde_json::json!(value) } else { serde_json::Value::Null }
+    };
+    let doc = serde_json::json!({
+        "backend": backend.name(),
+        "threads": threads,
+        "roofline": { "fma_gflops": roofs.fma_gflops, "read_gbs": roofs.read_gbs },
+        "results": results.iter().map(|r| serde_json::json!({
+            "workload": r.name, "median_ms": r.median_ms, "min_ms": r.min_ms, "max_ms": r.max_ms, "samples": r.samples,
+            "flop": bound(r, Bound::Compute, r.flop), "bytes": bound(r, Bound::Memory, r.bytes),
+            "roof_share": r.share(roofs),
+        })).collect::<Vec<_>>(),
+    });
+    println!("{doc}");
+}
+
+fn print_table(backend: simd_attention::Backend, threads: usize, samples: usize, roofs: Roofs, results: &[Measured]) {
+    println!(
+        "backend {backend}, {threads} thread(s), {samples} samples after a warm-up; times per call, step or token"
+    );
+    println!(
+        "roofline: FMA peak {:.1} GFLOP/s, read bandwidth {:.1} GB/s (ridge at {:.1} FLOP/byte)",
+        roofs.fma_gflops,
+        roofs.read_gbs,
+        roofs.fma_gflops / roofs.read_gbs
+    );
+    println!("{:<18} {:>10} {:>10} {:>10}  {:>14}  of roof", "workload", "median ms", "min ms", "max ms", "rate");
+    for r in results {
+        let rate = match r.bound {
+            Bound::Compute => format!("{:.1} GFLOP/s", r.gflops()),
+            Bound::Memory => format!("{:.1} GB/s", r.gbs()),
+        };
+        println!(
+            "{:<18} {:>10.4} {:>10.4} {:>10.4}  {rate:>14}  {:5.1} %",
+            r.name,
+            r.median_ms,
+            r.min_ms,
+            r.max_ms,
+            100.0 * r.share(roofs)
+        );
+    }
+}
+
+/// The CPU's model name, from `/proc/cpuinfo` where there is one.
+fn cpu_name() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split_once(':')?.1.trim().to_string())
 }

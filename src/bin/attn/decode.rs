@@ -26,13 +26,13 @@ pub fn load_model(path: Option<&Path>) -> Result<Seq2SeqModel, String> {
 }
 
 /// One source, padded to the model's length, with its valid length.
-struct Source {
-    ids: Vec<usize>,
-    valid_len: usize,
+pub(crate) struct Source {
+    pub ids: Vec<usize>,
+    pub valid_len: usize,
 }
 
 /// Token strings → ids + `<eos>`, padded with `<pad>` to `num_steps`.
-fn encode(model: &Seq2SeqModel, tokens: &[String]) -> Result<Source, String> {
+pub(crate) fn encode(model: &Seq2SeqModel, tokens: &[String]) -> Result<Source, String> {
     let mut ids = tokens
         .iter()
         .map(|t| {
@@ -93,7 +93,7 @@ pub fn decode(model: Option<&Path>, heatmap: Option<&Path>, tokens: &[String]) -
 }
 
 /// xorshift64*: reproducible digit strings without a dependency.
-struct Rng(u64);
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
     fn below(&mut self, n: u64) -> u64 {
@@ -104,7 +104,7 @@ impl Rng {
     }
 
     /// 3 to 8 random digits, as the model was trained on.
-    fn digits(&mut self) -> Vec<String> {
+    pub fn digits(&mut self) -> Vec<String> {
         let len = 3 + self.below(6) as usize;
         (0..len).map(|_| self.below(10).to_string()).collect()
     }

@@ -1,24 +1,17 @@
 //! Attention heatmaps: a picture (PNG or SVG) and a text rendering for the terminal.
 //!
 //! Pictures are drawn with `plotters` on plain drawing areas (rectangles and text, no chart
-//! machinery), so the PNG and the SVG come from one code path. Text in the PNG is rasterised by
-//! plotters' `ab_glyph` font backend from DejaVu Sans, which the `dejavu` crate ships as bytes: no
-//! system fonts are needed. The SVG names the `sans-serif` family and leaves the font to the viewer.
-//! plotters' bitmap backend renders into a buffer that the `png` crate encodes, which avoids the
-//! older `image` crate (with JPEG and BMP codecs) that plotters' own encoder would bring.
+//! machinery), so the PNG and the SVG come from one code path ([`crate::picture`]).
 //!
 //! The colour scale is viridis (perceptually uniform, readable with colour-blindness and in grey).
 //! NaN weights are drawn as grey cells marked `?`.
 
+use crate::picture::{Drawing, Format, ensure_font, render, write_atomically};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::FontTransform;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::{FontTransform, register_font};
-use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Write};
 use std::path::Path;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Largest picture side in pixels; bigger maps are refused rather than allocating gigabytes.
 const MAX_SIDE: u32 = 8192;
@@ -43,7 +36,7 @@ pub fn write_heatmap(
     col_labels: &[String],
     title: &str,
 ) -> Result<(), String> {
-    let format = Format::of(path)?;
+    let format = Format::of(path, "heatmap")?;
     let fail = |e: String| format!("cannot write heatmap {}: {e}", path.display());
     let (rows, cols) = check_shape(weights, row_labels, col_labels).map_err(fail)?;
     if rows == 0 || cols == 0 {
@@ -52,11 +45,7 @@ pub fn write_heatmap(
     ensure_font().map_err(fail)?;
     let map = Map { weights, rows, cols, row_labels, col_labels, title };
     let layout = Layout::new(&map).map_err(fail)?;
-    let bytes = match format {
-        Format::Png => render_png(&map, &layout),
-        Format::Svg => render_svg(&map, &layout),
-    }
-    .map_err(fail)?;
+    let bytes = render(format, (layout.width, layout.height), &Heatmap { map: &map, layout: &layout }).map_err(fail)?;
     write_atomically(path, &bytes).map_err(fail)
 }
 
@@ -141,36 +130,6 @@ fn fit_label(label: &str, width: usize) -> String {
 fn center(s: &str, width: usize) -> String {
     let pad = width.saturating_sub(s.chars().count());
     format!("{}{s}{}", " ".repeat(pad / 2), " ".repeat(pad - pad / 2))
-}
-
-enum Format {
-    Png,
-    Svg,
-}
-
-impl Format {
-    fn of(path: &Path) -> Result<Self, String> {
-        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
-        match ext.as_deref() {
-            Some("png") => Ok(Format::Png),
-            Some("svg") => Ok(Format::Svg),
-            Some(other) => Err(format!(
-                "cannot write heatmap {}: unsupported extension `.{other}` (use .png or .svg)",
-                path.display()
-            )),
-            None => Err(format!("cannot write heatmap {}: no file extension (use .png or .svg)", path.display())),
-        }
-    }
-}
-
-/// Registers the embedded DejaVu Sans as plotters' `sans-serif` (once per process).
-fn ensure_font() -> Result<(), String> {
-    static FONT: OnceLock<Result<(), String>> = OnceLock::new();
-    FONT.get_or_init(|| {
-        register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
-            .map_err(|_| "the embedded DejaVu Sans font cannot be loaded".to_string())
-    })
-    .clone()
 }
 
 struct Map<'a> {
@@ -280,34 +239,6 @@ impl Layout {
     }
 }
 
-fn render_png(map: &Map, layout: &Layout) -> Result<Vec<u8>, String> {
-    let (w, h) = (layout.width, layout.height);
-    let mut pixels = vec![0u8; w as usize * h as usize * 3];
-    {
-        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
-        draw(&root, map, layout)?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, w, h);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().map_err(|e| format!("PNG encoding failed: {e}"))?;
-    writer.write_image_data(&pixels).map_err(|e| format!("PNG encoding failed: {e}"))?;
-    writer.finish().map_err(|e| format!("PNG encoding failed: {e}"))?;
-    Ok(out)
-}
-
-fn render_svg(map: &Map, layout: &Layout) -> Result<Vec<u8>, String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (layout.width, layout.height)).into_drawing_area();
-        draw(&root, map, layout)?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg.into_bytes())
-}
-
 /// Matplotlib's viridis at 0, 1/8, …, 1 (plotters' `colormaps` feature does not build alone in 0.3.7).
 const VIRIDIS: [(u8, u8, u8); 9] = [
     (68, 1, 84),
@@ -329,6 +260,18 @@ fn colour(w: f32) -> RGBColor {
     let mix = |a: u8, b: u8| (f32::from(a) + (f32::from(b) - f32::from(a)) * t).round() as u8;
     let ((r0, g0, b0), (r1, g1, b1)) = (VIRIDIS[i], VIRIDIS[i + 1]);
     RGBColor(mix(r0, r1), mix(g0, g1), mix(b0, b1))
+}
+
+/// One map at its layout, drawn on any plotters backend.
+struct Heatmap<'a> {
+    map: &'a Map<'a>,
+    layout: &'a Layout,
+}
+
+impl Drawing for Heatmap<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw(root, self.map, self.layout)
+    }
 }
 
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, map: &Map, layout: &Layout) -> Result<(), String> {
@@ -399,40 +342,10 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, map: &Map, layout: &L
     Ok(())
 }
 
-/// Writes `bytes` to a fresh temporary file beside `path`, then renames it over `path`; on any
-/// failure the temporary file is removed, so nothing is left behind.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let name = path.file_name().ok_or("the path does not name a file")?.to_string_lossy().into_owned();
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut attempts = 0;
-    let (tmp, mut file) = loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-        attempts += 1;
-        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-            Ok(file) => break (tmp, file),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists && attempts < 100 => continue,
-            Err(e) => return Err(format!("cannot create a temporary file in {}: {e}", dir.display())),
-        }
-    };
-    let result = file.write_all(bytes).and_then(|()| file.sync_all());
-    drop(file);
-    match result.and_then(|()| fs::rename(&tmp, path)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e.to_string())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::path::PathBuf;
 
     fn labels(v: &[&str]) -> Vec<String> {

@@ -7,8 +7,9 @@
 //!   source; the first line of stdout is the output up to `<eos>`.
 //! - `attn run INPUT -o OUTPUT [--model MODEL] [--threads N]`: runs a case
 //!   in the golden format and writes its results.
-//! - `attn bench [--workload a,b] [--threads N] [--json]`: times the
-//!   standard workloads.
+//! - `attn bench [--workload a,b] [--threads N] [--json] [--plot FILE]`:
+//!   measures the core's roofline, times the standard workloads against
+//!   it, and draws the roofline chart.
 //!
 //! Any bad input prints one line to stderr, exits with status 2, and leaves
 //! no output file behind.
@@ -16,7 +17,10 @@
 mod bench;
 mod decode;
 mod heatmap;
+mod picture;
+mod roofline_chart;
 mod run;
+mod workloads;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -55,7 +59,8 @@ enum Command {
         #[arg(required = true)]
         tokens: Vec<String>,
     },
-    /// Time the standard workloads (add-decode, add-batch, add-long, sdpa-512, sdpa-causal-2048, sdpa-decode).
+    /// Measure this core's roofline and time the standard workloads against it (add-decode, add-batch,
+    /// add-long, sdpa-512, sdpa-causal-2048, sdpa-decode, seq2seq-token-b1, seq2seq-token-b64).
     Bench {
         /// Comma-separated workloads to run (default: all).
         #[arg(long)]
@@ -69,6 +74,9 @@ enum Command {
         /// Print one JSON document instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also draw the roofline chart to FILE (.png or .svg).
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Run one case file (golden format) and write its results.
     Run {
@@ -104,9 +112,13 @@ fn main() -> ExitCode {
         Command::Demo { heatmap, count, seed } => decode::demo(heatmap.as_deref(), count, seed),
         Command::Decode { model, heatmap, tokens } => decode::decode(model.as_deref(), heatmap.as_deref(), &tokens),
         Command::Run { input, output, model, threads } => run::run(&input, &output, model.as_deref(), threads),
-        Command::Bench { workload, threads, samples, json } => {
-            bench::bench(workload.as_deref(), threads, samples, json)
-        }
+        Command::Bench { workload, threads, samples, json, plot } => bench::bench(bench::BenchArgs {
+            workloads: workload.as_deref(),
+            threads,
+            samples,
+            json,
+            plot: plot.as_deref(),
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
