@@ -17,7 +17,7 @@
 
 use simd_attention::gemm::{LARGE_GEMM_MIN_B, MatMut, MatRef, gemm};
 use simd_attention::kernels::{Mask, ScoreShape, masked_softmax};
-use simd_attention::models::{DecodeOptions, GruLayer, Seq2Seq};
+use simd_attention::models::{DecodeOptions, GruLayer, Seq2Seq, Weight};
 use simd_attention::ops::{
     AdditiveAttention, Attention, AttentionShape, BilinearAttention, DotProductAttention, KeyCache, Linear, MhaDims,
     MultiHeadAttention, NadarayaWatson, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
@@ -225,7 +225,7 @@ fn seq2seq_decoding() {
         decoder_embedding: &table,
         decoder: &decoder,
         attention: AdditiveAttention::new(&w_q, &w_k, &w_v, hidden, hidden, hidden).unwrap(),
-        dense_weight: &dense_w,
+        dense_weight: Weight::Rows(&dense_w),
         dense_bias: &dense_b,
     };
     let src: Vec<usize> = (0..batch * src_len).map(|i| i % vocab).collect();

@@ -9,27 +9,44 @@
 
 use super::params::AdditiveParams;
 use super::{LoadError, Tensor, TensorFile};
-use crate::models::{DecodeOptions, GruLayer, Seq2Seq};
+use crate::models::{DecodeOptions, GruLayer, Seq2Seq, Weight, transpose};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// One GRU layer's four tensors.
+/// One GRU layer's four tensors, with both weights also transposed once
+/// so each decoding step reads them in place ([`Weight::Columns`]).
 #[derive(Clone, Debug)]
 struct GruParams {
     weight_ih: Tensor<f32>,
     weight_hh: Tensor<f32>,
     bias_ih: Tensor<f32>,
     bias_hh: Tensor<f32>,
+    weight_ih_t: Vec<f32>,
+    weight_hh_t: Vec<f32>,
+}
+
+/// `t` `(rows, cols)` transposed, or empty when it is not 2-D (the shape
+/// check that follows names the tensor).
+fn transposed(t: &Tensor<f32>) -> Vec<f32> {
+    let [rows, cols] = t.shape[..] else { return Vec::new() };
+    let mut out = vec![0.0; t.data.len()];
+    match transpose(&t.data, rows, cols, &mut out) {
+        Ok(()) => out,
+        Err(_) => Vec::new(),
+    }
 }
 
 impl GruParams {
     fn load(file: &TensorFile, prefix: &str, l: usize) -> Result<GruParams, LoadError> {
         let t = |name: &str| file.f32s(&format!("{prefix}{name}_l{l}"));
+        let (weight_ih, weight_hh) = (t("weight_ih")?, t("weight_hh")?);
         Ok(GruParams {
-            weight_ih: t("weight_ih")?,
-            weight_hh: t("weight_hh")?,
+            weight_ih_t: transposed(&weight_ih),
+            weight_hh_t: transposed(&weight_hh),
+            weight_ih,
+            weight_hh,
             bias_ih: t("bias_ih")?,
             bias_hh: t("bias_hh")?,
         })
@@ -42,9 +59,9 @@ impl GruParams {
         self.weight_hh.expect_shape(&format!("{prefix}weight_hh_l{l}"), &[Some(3 * hidden), Some(hidden)])?;
         self.bias_ih.expect_shape(&format!("{prefix}bias_ih_l{l}"), &[Some(3 * hidden)])?;
         self.bias_hh.expect_shape(&format!("{prefix}bias_hh_l{l}"), &[Some(3 * hidden)])?;
-        Ok(GruLayer::new(
-            &self.weight_ih.data,
-            &self.weight_hh.data,
+        Ok(GruLayer::with_weights(
+            Weight::Columns(&self.weight_ih_t),
+            Weight::Columns(&self.weight_hh_t),
             &self.bias_ih.data,
             &self.bias_hh.data,
             input,
@@ -65,6 +82,8 @@ pub struct Seq2SeqModel {
     decoder: Vec<GruParams>,
     attention: AdditiveParams,
     dense_weight: Tensor<f32>,
+    /// `dense_weight` transposed, `(H, V)`.
+    dense_weight_t: Vec<f32>,
     dense_bias: Tensor<f32>,
     /// Token strings by id.
     pub vocab: Vec<String>,
@@ -106,12 +125,13 @@ impl Seq2SeqModel {
             }
             Ok(id)
         };
-        let model = Seq2SeqModel {
+        let mut model = Seq2SeqModel {
             encoder_embedding: file.f32s("encoder.embedding.weight")?,
             encoder,
             decoder_embedding: file.f32s("decoder.embedding.weight")?,
             decoder,
             attention: AdditiveParams::load(file, "decoder.attention.")?,
+            dense_weight_t: Vec::new(),
             dense_weight: file.f32s("decoder.dense.weight")?,
             dense_bias: file.f32s("decoder.dense.bias")?,
             bos: special("bos")?,
@@ -125,6 +145,7 @@ impl Seq2SeqModel {
         model.decoder_embedding.expect_shape("decoder.embedding.weight", &[Some(v), None])?;
         model.dense_bias.expect_shape("decoder.dense.bias", &[Some(v)])?;
         model.dense_weight.expect_shape("decoder.dense.weight", &[Some(v), None])?;
+        model.dense_weight_t = transposed(&model.dense_weight);
         model.with_view(|_| Ok(()))?;
         Ok(model)
     }
@@ -148,7 +169,7 @@ impl Seq2SeqModel {
             decoder_embedding: &self.decoder_embedding.data,
             decoder: &decoder,
             attention: self.attention.attention()?,
-            dense_weight: &self.dense_weight.data,
+            dense_weight: Weight::Columns(&self.dense_weight_t),
             dense_bias: &self.dense_bias.data,
         };
         model.workspace_len(1, 1)?;

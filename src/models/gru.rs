@@ -11,16 +11,16 @@
 //! Both products are GEMMs over the whole batch; σ is computed as
 //! `½ + ½·tanh(x/2)` so the gates reuse the vector tanh.
 
+use super::dense::{Weight, affine};
 use crate::error::{Error, checked_mul, expect_len, take};
-use crate::gemm::{MatMut, MatRef, gemm};
 use crate::vmath;
 
 /// One GRU layer's parameters, borrowed: `weight_ih` `(3H, input)`,
 /// `weight_hh` `(3H, H)`, `bias_ih` and `bias_hh` `(3H,)`.
 #[derive(Clone, Copy, Debug)]
 pub struct GruLayer<'p> {
-    weight_ih: &'p [f32],
-    weight_hh: &'p [f32],
+    weight_ih: Weight<'p>,
+    weight_hh: Weight<'p>,
     bias_ih: &'p [f32],
     bias_hh: &'p [f32],
     input: usize,
@@ -28,10 +28,26 @@ pub struct GruLayer<'p> {
 }
 
 impl<'p> GruLayer<'p> {
-    /// Wraps the four tensors of layer `l` (`weight_ih_l{l}`, …), checking shapes.
+    /// Wraps the four tensors of layer `l` (`weight_ih_l{l}`, …) in
+    /// PyTorch's layout, checking shapes.
     pub fn new(
         weight_ih: &'p [f32],
         weight_hh: &'p [f32],
+        bias_ih: &'p [f32],
+        bias_hh: &'p [f32],
+        input: usize,
+        hidden: usize,
+    ) -> Result<Self, Error> {
+        GruLayer::with_weights(Weight::Rows(weight_ih), Weight::Rows(weight_hh), bias_ih, bias_hh, input, hidden)
+    }
+
+    /// As [`new`](Self::new), with the two weights in either layout:
+    /// [`Weight::Columns`] (transposed once with
+    /// [`transpose`](super::transpose)) makes each step's products read
+    /// them in place, which is what a decoder loop of few rows wants.
+    pub fn with_weights(
+        weight_ih: Weight<'p>,
+        weight_hh: Weight<'p>,
         bias_ih: &'p [f32],
         bias_hh: &'p [f32],
         input: usize,
@@ -93,21 +109,6 @@ impl<'p> GruLayer<'p> {
         }
         Ok(())
     }
-}
-
-/// `y (rows × out) = x (rows × in) · Wᵀ + b`, `W` being `(out, in)`.
-pub(crate) fn affine(x: &[f32], rows: usize, inp: usize, w: &[f32], b: &[f32], y: &mut [f32]) -> Result<(), Error> {
-    let out = b.len();
-    for row in y.chunks_exact_mut(out.max(1)).take(rows) {
-        row.copy_from_slice(b);
-    }
-    gemm(
-        1.0,
-        MatRef::new(x, rows, inp),
-        MatRef::new(w, out, inp).t(),
-        1.0,
-        MatMut::new(&mut y[..rows * out], rows, out),
-    )
 }
 
 /// `a ← σ(a + b)`, as `½ + ½·tanh((a + b)/2)`.

@@ -13,7 +13,8 @@
 //!
 //! Everything runs on caller scratch ([`Seq2Seq::workspace_len`]).
 
-use super::gru::{GruLayer, affine};
+use super::dense::{Weight, affine};
+use super::gru::GruLayer;
 use crate::error::{Error, checked_mul, expect_len, take};
 use crate::ops::{AdditiveAttention, AttentionShape, KeyCache, ValidLens};
 
@@ -30,8 +31,8 @@ pub struct Seq2Seq<'p> {
     pub decoder: &'p [GruLayer<'p>],
     /// `decoder.attention.*`.
     pub attention: AdditiveAttention<'p>,
-    /// `decoder.dense.weight` `(V, H)`.
-    pub dense_weight: &'p [f32],
+    /// `decoder.dense.weight` `(V, H)`, in either layout.
+    pub dense_weight: Weight<'p>,
     /// `decoder.dense.bias` `(V,)`.
     pub dense_bias: &'p [f32],
 }
