@@ -9,7 +9,7 @@
 //! once, and copying it would double that). Knows nothing of the ISA: the
 //! vector type comes from dispatch.
 
-use crate::kernels::matmul_tile::{ROW_VECTORS, Strided, StridedMut, TILE_ROWS, TILE_VECTORS, tile, tile_rows};
+use crate::kernels::matmul_tile::{ROW_VECTORS, Strided, StridedMut, TILE_VECTORS, tile, tile_rows};
 use crate::simd::vector::MAX_LANES;
 use crate::simd::{F32Vector, WithSimd};
 
@@ -73,7 +73,7 @@ impl WithSimd for BlockedGemm {
                 // Few rows read the block of B once: read it in place when
                 // its rows are contiguous, rather than copy it. The values
                 // and their order are the same either way.
-                let (panel_ptr, panel_stride) = if m <= TILE_ROWS && b.cs == 1 && cols == width {
+                let (panel_ptr, panel_stride) = if m <= V::TILE_ROWS && b.cs == 1 && cols == width {
                     (b.ptr.wrapping_add(p0 * b.rs + j0), b.rs)
                 } else {
                     pack_panel(&b, (p0, kc), (j0, cols), width, &mut panel);

@@ -10,10 +10,6 @@
 use crate::simd::F32Vector;
 use crate::simd::vector::MAX_LANES;
 
-/// Rows of C per full tile. 6 rows × 2 vectors keeps 12 accumulators, 2 B
-/// vectors and a broadcast live: 15 of the 16 registers of AVX2, and the
-/// most multiply-adds per load.
-pub(crate) const TILE_ROWS: usize = 6;
 /// Vectors of C per tile row.
 pub(crate) const TILE_VECTORS: usize = 2;
 /// Vectors of C in a single-row tile ([`tile`] with `MR = 1`, `NV =
@@ -113,11 +109,12 @@ pub(crate) unsafe fn tile<V: F32Vector, const MR: usize, const NV: usize>(
     }
 }
 
-/// Runs the tallest tile (6, 4, 2 or 1 rows) that fits in `rows_left`
-/// rows and returns how many rows it did.
+/// Runs the tallest tile (of 12, 8, 6, 4, 2 or 1 rows, at most the
+/// backend's `V::TILE_ROWS`) that fits in `rows_left` rows and returns how
+/// many rows it did.
 ///
 /// # Safety
-/// As [`tile`], for `MR = rows_left.min(TILE_ROWS)` rows.
+/// As [`tile`], for `MR = rows_left.min(V::TILE_ROWS)` rows.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tile_rows<V: F32Vector>(
@@ -131,18 +128,23 @@ pub(crate) unsafe fn tile_rows<V: F32Vector>(
     alpha: f32,
     beta: f32,
 ) -> usize {
+    let rows = rows_left.min(V::TILE_ROWS);
     // SAFETY: each arm runs no more rows than rows_left, as the caller allows.
     unsafe {
-        match rows_left {
-            TILE_ROWS.. => tile::<V, TILE_ROWS, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            4..TILE_ROWS => tile::<V, 4, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+        match rows {
+            12.. => tile::<V, 12, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            8..12 => tile::<V, 8, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            6..8 => tile::<V, 6, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            4..6 => tile::<V, 4, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
             2..4 => tile::<V, 2, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
             _ => tile::<V, 1, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
         }
     }
-    match rows_left {
-        TILE_ROWS.. => TILE_ROWS,
-        4..TILE_ROWS => 4,
+    match rows {
+        12.. => 12,
+        8..12 => 8,
+        6..8 => 6,
+        4..6 => 4,
         2..4 => 2,
         _ => 1,
     }

@@ -134,9 +134,13 @@ impl WithSimd for MergeValues<'_> {
 /// of the fused multiply-add.
 const DOT_ACCUMULATORS: usize = 4;
 
-/// `scores[j] = scale · query·keys[j]`. Each key row is read front to back
-/// (the order the prefetchers follow best), and its score never depends on
-/// its neighbours.
+/// `scores[j] = scale · query·keys[j]`.
+///
+/// The chunk's keys are cut into `V::DECODE_STREAMS` runs of consecutive
+/// rows, and one row of each run is read per step: several streams keep
+/// more cache lines in flight than one, which is what decoding, bound by
+/// the read bandwidth, needs. Each score gets the same operations whether
+/// its row is read with others or alone.
 #[inline(always)]
 fn dot_rows<V: F32Vector>(query: &[f32], keys: &[f32], scale: f32, scores: &mut [f32]) {
     let e = query.len();
@@ -146,61 +150,113 @@ fn dot_rows<V: F32Vector>(query: &[f32], keys: &[f32], scale: f32, scores: &mut 
         scores.fill(0.0);
         return;
     }
-    for (j, score) in scores.iter_mut().enumerate() {
-        *score = scale * dot::<V>(query, &keys[j * e..(j + 1) * e]);
+    let row = |j: usize| &keys[j * e..(j + 1) * e];
+    match V::DECODE_STREAMS {
+        4.. => streamed_dots::<V, 4>(query, &row, scale, scores),
+        2..4 => streamed_dots::<V, 2>(query, &row, scale, scores),
+        _ => streamed_dots::<V, 1>(query, &row, scale, scores),
     }
 }
 
-/// `a·b` over [`DOT_ACCUMULATORS`] vector accumulators, summed pairwise.
+/// [`dot_rows`] with `R` runs read in lockstep; the rows past the last
+/// whole step go one at a time.
 #[inline(always)]
-fn dot<V: F32Vector>(a: &[f32], b: &[f32]) -> f32 {
-    let e = a.len().min(b.len());
+fn streamed_dots<'k, V: F32Vector, const R: usize>(
+    query: &[f32],
+    row: &impl Fn(usize) -> &'k [f32],
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let run = scores.len() / R;
+    for t in 0..run {
+        let dots = dots::<V, R>(query, core::array::from_fn(|r| row(r * run + t)));
+        for (r, d) in dots.into_iter().enumerate() {
+            scores[r * run + t] = scale * d;
+        }
+    }
+    for j in R * run..scores.len() {
+        scores[j] = scale * dots::<V, 1>(query, [row(j)])[0];
+    }
+}
+
+/// `a·b_r` for `R` rows at once, each over [`DOT_ACCUMULATORS`] vector
+/// accumulators summed pairwise: a row gets the same operations whatever `R` is.
+#[inline(always)]
+fn dots<V: F32Vector, const R: usize>(a: &[f32], b: [&[f32]; R]) -> [f32; R] {
+    let e = b.iter().fold(a.len(), |e, row| e.min(row.len()));
     let step = DOT_ACCUMULATORS * V::LANES;
-    let mut acc = [V::splat(0.0); DOT_ACCUMULATORS];
+    let mut acc = [[V::splat(0.0); DOT_ACCUMULATORS]; R];
     let mut p = 0;
     while p + step <= e {
-        for (r, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: p + (r + 1)·LANES <= p + step <= e.
-            unsafe {
-                let at = p + r * V::LANES;
-                *acc = V::load(a.as_ptr().add(at)).mul_add(V::load(b.as_ptr().add(at)), *acc);
+        for k in 0..DOT_ACCUMULATORS {
+            let at = p + k * V::LANES;
+            // SAFETY: at + LANES <= p + step <= e, within a and every row.
+            let a_k = unsafe { V::load(a.as_ptr().add(at)) };
+            for (acc, row) in acc.iter_mut().zip(&b) {
+                // SAFETY: as above.
+                acc[k] = a_k.mul_add(unsafe { V::load(row.as_ptr().add(at)) }, acc[k]);
             }
         }
         p += step;
     }
     // Fewer than `step` values remain: at most one (partial) vector each.
-    for acc in &mut acc {
+    for k in 0..DOT_ACCUMULATORS {
         if p >= e {
             break;
         }
         let n = (e - p).min(V::LANES);
-        // SAFETY: n values remain from p in both slices.
-        unsafe {
-            *acc = load_partial::<V>(a.as_ptr().add(p), n, 0.0)
-                .mul_add(load_partial::<V>(b.as_ptr().add(p), n, 0.0), *acc);
+        // SAFETY: n values remain from p in a and in every row.
+        let a_k = unsafe { load_partial::<V>(a.as_ptr().add(p), n, 0.0) };
+        for (acc, row) in acc.iter_mut().zip(&b) {
+            // SAFETY: as above.
+            acc[k] = a_k.mul_add(unsafe { load_partial::<V>(row.as_ptr().add(p), n, 0.0) }, acc[k]);
         }
         p += n;
     }
-    let [a0, a1, a2, a3] = acc;
-    a0.add(a1).add(a2.add(a3)).reduce_add()
+    // A plain loop: `array::map` with a closure leaves the intrinsics out of
+    // line, outside the backend's target features.
+    let mut sums = [0.0f32; R];
+    for (sum, &[a0, a1, a2, a3]) in sums.iter_mut().zip(&acc) {
+        *sum = a0.add(a1).add(a2.add(a3)).reduce_add();
+    }
+    sums
 }
 
-/// `dst[c] = Σ_j weights[j] · values[j][col + c]`, summed in key order per
-/// column (one fused multiply-add per key), so the blocking never changes a
-/// bit. Keys go outermost so each value row is read once, front to back,
-/// while `dst` stays in L1.
+/// `dst[c] = Σ_j weights[j] · values[j][col + c]`, the chunk's value rows
+/// read as `V::DECODE_STREAMS` runs in lockstep, as [`dot_rows`] reads the
+/// keys. Each column is summed in a fixed order (one fused multiply-add per
+/// key) that depends only on the chunk's length, so the column blocking
+/// never changes a bit. `dst` stays in L1 while the rows stream past.
 #[inline(always)]
 fn weighted_rows<V: F32Vector>(weights: &[f32], values: &[f32], v_dim: usize, col: usize, dst: &mut [f32]) {
     let width = dst.len();
     dst.fill(0.0);
-    for (j, &w) in weights.iter().enumerate() {
-        let row = &values[j * v_dim + col..j * v_dim + col + width];
-        axpy_rows::<V, VALUE_ROWS_PER_STEP>([V::splat(w)], [row], dst);
+    let row = |j: usize| &values[j * v_dim + col..j * v_dim + col + width];
+    match V::DECODE_STREAMS {
+        4.. => streamed_axpys::<V, 4>(weights, &row, dst),
+        2..4 => streamed_axpys::<V, 2>(weights, &row, dst),
+        _ => streamed_axpys::<V, 1>(weights, &row, dst),
     }
 }
 
-/// Value rows folded per pass over `dst`.
-const VALUE_ROWS_PER_STEP: usize = 1;
+/// [`weighted_rows`] with `R` runs in lockstep; the rows past the last
+/// whole step go one at a time.
+#[inline(always)]
+fn streamed_axpys<'v, V: F32Vector, const R: usize>(
+    weights: &[f32],
+    row: &impl Fn(usize) -> &'v [f32],
+    dst: &mut [f32],
+) {
+    let run = weights.len() / R;
+    for t in 0..run {
+        let rows: [usize; R] = core::array::from_fn(|r| r * run + t);
+        let w: [V; R] = core::array::from_fn(|r| V::splat(weights[rows[r]]));
+        axpy_rows::<V, R>(w, core::array::from_fn(|r| row(rows[r])), dst);
+    }
+    for j in R * run..weights.len() {
+        axpy_rows::<V, 1>([V::splat(weights[j])], [row(j)], dst);
+    }
+}
 
 /// `dst += Σ_r w_r · rows_r`, applied row after row to each lane.
 #[inline(always)]

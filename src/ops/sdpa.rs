@@ -292,10 +292,7 @@ impl ScaledDotProductAttention {
         partial: &mut [f32],
     ) -> Option<RowStats> {
         let head = Head::new(self, shape, inputs, mask, bh);
-        let keys = head.chunk(i, c);
-        let stats = head.chunk_weights(i, keys.clone(), scores)?;
-        head.chunk_values(keys, scores, 0, partial, None);
-        Some(stats)
+        simd::dispatch(RowChunk { head: &head, i, c, scores, partial })
     }
 }
 
@@ -423,21 +420,29 @@ impl<'a> Head<'a> {
     }
 
     /// Scores of row `i` against `keys`, masked, replaced by `e^{s − m_c}`.
-    fn chunk_weights(&self, i: usize, keys: core::ops::Range<usize>, scores: &mut [f32]) -> Option<RowStats> {
+    #[inline(always)]
+    fn chunk_weights<V: F32Vector>(
+        &self,
+        i: usize,
+        keys: core::ops::Range<usize>,
+        scores: &mut [f32],
+    ) -> Option<RowStats> {
         let (e, s) = (self.shape.qk_dim, self.shape.kv_len);
         let j0 = keys.start;
-        simd::dispatch(ChunkWeights {
+        ChunkWeights {
             query: &self.q[i * e..(i + 1) * e],
             keys: &self.k[keys.start * e..keys.end * e],
             scale: self.scale,
             mask: |scores: &mut [f32]| self.mask.apply(scores, i, j0, s),
             scores: &mut scores[..keys.len()],
-        })
+        }
+        .run::<V>()
     }
 
     /// `dst = Σ p_j v_j[col..col + dst.len()]` over `keys`, folded into
     /// `merge` when given.
-    fn chunk_values(
+    #[inline(always)]
+    fn chunk_values<V: F32Vector>(
         &self,
         keys: core::ops::Range<usize>,
         weights: &[f32],
@@ -446,40 +451,22 @@ impl<'a> Head<'a> {
         merge: Option<(&mut [f32], f32, f32)>,
     ) {
         let ev = self.shape.v_dim;
-        simd::dispatch(ChunkValues {
+        ChunkValues {
             weights: &weights[..keys.len()],
             values: &self.v[keys.start * ev..keys.end * ev],
             v_dim: ev,
             col,
             dst,
             merge,
-        });
+        }
+        .run::<V>();
     }
 
     /// The decode path: each query row streamed over its keys, chunk by
-    /// chunk, folding each chunk's partial result into the output row.
+    /// chunk, folding each chunk's partial result into the output row, all
+    /// inside one entry into the backend.
     fn stream(&self, out: &mut [f32], scores: &mut [f32]) {
-        let (l, ev) = (self.shape.q_len, self.shape.v_dim);
-        let scores = &mut scores[..CHUNK_KEYS];
-        let mut block = [0.0f32; VALUE_BLOCK];
-        for (i, row) in out.chunks_exact_mut(ev.max(1)).take(l).enumerate() {
-            let row = &mut row[..ev];
-            row.fill(0.0);
-            let mut stats = RowStats::EMPTY;
-            for c in 0.. {
-                let keys = self.chunk(i, c);
-                if keys.is_empty() {
-                    break;
-                }
-                let Some(chunk_stats) = self.chunk_weights(i, keys.clone(), scores) else { continue };
-                let (a, b) = stats.merge(chunk_stats);
-                for (col, out_block) in (0..ev).step_by(VALUE_BLOCK).zip(row.chunks_mut(VALUE_BLOCK)) {
-                    let dst = &mut block[..out_block.len()];
-                    self.chunk_values(keys.clone(), scores, col, dst, Some((out_block, a, b)));
-                }
-            }
-            normalize(row, stats);
-        }
+        simd::dispatch(StreamRows { head: self, out, scores });
     }
 
     /// The whole `(L, S)` masked scores.
@@ -629,5 +616,64 @@ impl WithSimd for SoftmaxRows<'_> {
         for row in self.weights.chunks_exact_mut(self.keys) {
             softmax_row::<V>(row);
         }
+    }
+}
+
+/// [`Head::stream`]'s body, for one backend.
+struct StreamRows<'h, 'a> {
+    head: &'h Head<'a>,
+    out: &'h mut [f32],
+    scores: &'h mut [f32],
+}
+
+impl WithSimd for StreamRows<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: F32Vector>(self) {
+        let StreamRows { head, out, scores } = self;
+        let (l, ev) = (head.shape.q_len, head.shape.v_dim);
+        let scores = &mut scores[..CHUNK_KEYS];
+        let mut block = [0.0f32; VALUE_BLOCK];
+        for (i, row) in out.chunks_exact_mut(ev.max(1)).take(l).enumerate() {
+            let row = &mut row[..ev];
+            row.fill(0.0);
+            let mut stats = RowStats::EMPTY;
+            for c in 0.. {
+                let keys = head.chunk(i, c);
+                if keys.is_empty() {
+                    break;
+                }
+                let Some(chunk_stats) = head.chunk_weights::<V>(i, keys.clone(), scores) else { continue };
+                let (a, b) = stats.merge(chunk_stats);
+                for (col, out_block) in (0..ev).step_by(VALUE_BLOCK).zip(row.chunks_mut(VALUE_BLOCK)) {
+                    let dst = &mut block[..out_block.len()];
+                    head.chunk_values::<V>(keys.clone(), scores, col, dst, Some((out_block, a, b)));
+                }
+            }
+            normalize(row, stats);
+        }
+    }
+}
+
+/// One chunk of one streamed row on its own (a split-K task): writes
+/// `o_c` to `partial` and returns the chunk's statistics.
+struct RowChunk<'h, 'a> {
+    head: &'h Head<'a>,
+    i: usize,
+    c: usize,
+    scores: &'h mut [f32],
+    partial: &'h mut [f32],
+}
+
+impl WithSimd for RowChunk<'_, '_> {
+    type Output = Option<RowStats>;
+
+    #[inline(always)]
+    fn run<V: F32Vector>(self) -> Option<RowStats> {
+        let keys = self.head.chunk(self.i, self.c);
+        let stats = self.head.chunk_weights::<V>(self.i, keys.clone(), self.scores)?;
+        self.head.chunk_values::<V>(keys, self.scores, 0, self.partial, None);
+        Some(stats)
     }
 }

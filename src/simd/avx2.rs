@@ -9,6 +9,11 @@ use core::arch::x86_64::*;
 impl F32Vector for __m256 {
     const LANES: usize = 8;
     type Mask = __m256;
+    /// 6: 12 accumulators, 2 B vectors and a broadcast are 15 of the 16
+    /// registers, the most multiply-adds per load.
+    const TILE_ROWS: usize = 6;
+    /// 2 runs: 8 accumulators; 4 would need all 16 registers for them.
+    const DECODE_STREAMS: usize = 4;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {

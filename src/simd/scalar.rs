@@ -13,6 +13,9 @@ pub(crate) struct Scalar(f32);
 impl F32Vector for Scalar {
     const LANES: usize = 1;
     type Mask = bool;
+    /// One lane: the shape only has to be valid, never fast.
+    const TILE_ROWS: usize = 4;
+    const DECODE_STREAMS: usize = 1;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {

@@ -19,6 +19,18 @@ pub(crate) trait F32Vector: Copy {
     /// The lane mask produced by comparisons.
     type Mask: Copy;
 
+    // The shapes of the kernels, which belong to the register file: each
+    // backend records beside its values the measurement that chose them.
+
+    /// Rows of the matmul microkernel's full tile
+    /// ([`crate::kernels::matmul_tile`]), which keeps `TILE_ROWS × 2`
+    /// accumulators, 2 B vectors and a broadcast live. At least 2.
+    const TILE_ROWS: usize;
+    /// Runs of key (and value) rows a decode chunk reads in lockstep
+    /// (`kernels::streaming_row`): 1, 2 or 4. More streams keep more cache
+    /// lines in flight; each needs its own accumulators.
+    const DECODE_STREAMS: usize;
+
     /// Loads `LANES` values from `ptr`, which need not be aligned.
     ///
     /// # Safety
