@@ -174,8 +174,8 @@ fn streamed_dots<'k, V: F32Vector, const R: usize>(
             scores[r * run + t] = scale * d;
         }
     }
-    for j in R * run..scores.len() {
-        scores[j] = scale * dots::<V, 1>(query, [row(j)])[0];
+    for (j, score) in scores.iter_mut().enumerate().skip(R * run) {
+        *score = scale * dots::<V, 1>(query, [row(j)])[0];
     }
 }
 
@@ -253,8 +253,8 @@ fn streamed_axpys<'v, V: F32Vector, const R: usize>(
         let w: [V; R] = core::array::from_fn(|r| V::splat(weights[rows[r]]));
         axpy_rows::<V, R>(w, core::array::from_fn(|r| row(rows[r])), dst);
     }
-    for j in R * run..weights.len() {
-        axpy_rows::<V, 1>([V::splat(weights[j])], [row(j)], dst);
+    for (j, &w) in weights.iter().enumerate().skip(R * run) {
+        axpy_rows::<V, 1>([V::splat(w)], [row(j)], dst);
     }
 }
 
