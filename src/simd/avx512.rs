@@ -13,6 +13,11 @@ impl F32Vector for __m512 {
     type Mask = __mmask16;
     /// 6: 12 of 32 registers. Zen 4 issues one 512-bit FMA a cycle, and 6
     /// rows already make the tile FMA-bound (12 FMAs to 8 loads a step).
+    /// Measured on one Zen 4 core (2026-12-01, `attn bench`, three
+    /// alternating rounds, medians in ms): sdpa-512 23.7 / 24.0 / 25.3 with
+    /// 6 rows, 25.3 / 24.4 / 26.9 with 8 and 59.2 / 54.1 / 51.7 with 12;
+    /// add-batch 12.2 / 12.5 / 12.2, 13.3 / 13.3 / 13.7 and 17.0 / 17.1 /
+    /// 16.6. Unmeasured on Intel's two-port AVX-512 cores.
     const TILE_ROWS: usize = 6;
     /// 4 runs: 16 accumulators and the query vector fit the 32 registers.
     /// `sdpa-decode` on one Zen 4 core (2026-12-01, `attn bench`, two
