@@ -67,10 +67,28 @@ impl SdpaTile {
         max.fill(f32::NEG_INFINITY);
         sum.fill(0.0);
         self.out.fill(0.0);
-        let mut state = TileState { tile, max, sum };
+        let state = TileState { tile, max, sum };
         let packed = (&self.packed.0[..], &self.packed.1[..]);
-        head.key_tile(0..TILE_QUERIES, 0..TILE_KEYS, &mut state, packed, TILE_KEYS, &mut self.out);
+        simd::dispatch(KeyTileStep { head: &head, state, packed, out: &mut self.out });
         (&self.out, &self.scratch[TILE_QUERIES * TILE_KEYS + TILE_QUERIES..])
+    }
+}
+
+/// One full query tile against one full key tile, on one backend.
+struct KeyTileStep<'h, 'a> {
+    head: &'h Head<'a>,
+    state: TileState<'h>,
+    packed: (&'h [f32], &'h [f32]),
+    out: &'h mut [f32],
+}
+
+impl WithSimd for KeyTileStep<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: F32Vector>(mut self) {
+        let (rows, keys) = (0..TILE_QUERIES, 0..TILE_KEYS);
+        self.head.key_tile::<V>(rows, keys, &mut self.state, self.packed, TILE_KEYS, self.out);
     }
 }
 

@@ -512,44 +512,17 @@ impl<'a> Head<'a> {
     /// [`flash`](Self::flash) for query rows `queries` only (starting on a
     /// tile boundary), into `out`, which holds just those rows. Each tile of
     /// queries is computed on its own, so splitting rows never changes a bit.
+    /// The whole run of tiles is one entry into the backend.
     fn flash_rows(&self, queries: core::ops::Range<usize>, out: &mut [f32], workspace: &mut [f32]) {
-        let (e, ev) = (self.shape.qk_dim, self.shape.v_dim);
-        let (tile, rest) = workspace.split_at_mut(TILE_QUERIES * TILE_KEYS);
-        let (max, rest) = rest.split_at_mut(TILE_QUERIES);
-        let (sum, rest) = rest.split_at_mut(TILE_QUERIES);
-        // Only the keys some query here may see are packed (causal rows see
-        // a prefix); `forward` sized the workspace for all of them.
-        let s =
-            if matches!(self.mask, HeadMask::Causal) { self.shape.kv_len.min(queries.end) } else { self.shape.kv_len };
-        let (keys_t, rest) = rest.split_at_mut(packed_len(e, s).unwrap_or(0));
-        let values = &mut rest[..packed_len(s, ev).unwrap_or(0)];
-        pack(self.k, e, s, 1, e, keys_t);
-        pack(self.v, s, ev, ev, 1, values);
-        for i0 in queries.clone().step_by(TILE_QUERIES) {
-            let rows = i0..(i0 + TILE_QUERIES).min(queries.end);
-            let n = rows.len();
-            let o = &mut out[(i0 - queries.start) * ev..(rows.end - queries.start) * ev];
-            o.fill(0.0);
-            max[..n].fill(f32::NEG_INFINITY);
-            sum[..n].fill(0.0);
-            // A causal block never sees keys past its last query.
-            let last_key = if matches!(self.mask, HeadMask::Causal) { s.min(rows.end) } else { s };
-            let mut state = TileState { tile: &mut *tile, max: &mut max[..n], sum: &mut sum[..n] };
-            for j0 in (0..last_key).step_by(TILE_KEYS) {
-                let keys = j0..(j0 + TILE_KEYS).min(last_key);
-                self.key_tile(rows.clone(), keys, &mut state, (keys_t, values), s, o);
-            }
-            for (row, &sum) in o.chunks_exact_mut(ev.max(1)).zip(&sum[..n]) {
-                normalize(row, RowStats { max: 0.0, sum });
-            }
-        }
+        simd::dispatch(FlashRows { head: self, queries, out, workspace });
     }
 
     /// One FlashAttention step: query rows `rows` (one tile) meet key tile
     /// `keys` (starting on a tile boundary). `packed` holds the head's `Kᵀ`
     /// and `V` packed into panels, `V` as `packed_rows` rows; `o` holds the
     /// rows' unnormalised outputs.
-    pub(crate) fn key_tile(
+    #[inline(always)]
+    pub(crate) fn key_tile<V: F32Vector>(
         &self,
         rows: core::ops::Range<usize>,
         keys: core::ops::Range<usize>,
@@ -561,7 +534,7 @@ impl<'a> Head<'a> {
         let (e, ev) = (self.shape.qk_dim, self.shape.v_dim);
         let (n, cols, j0) = (rows.len(), keys.len(), keys.start);
         // TILE_KEYS is a multiple of PANEL, so key j0 starts a panel.
-        simd::dispatch(PanelProduct {
+        PanelProduct {
             m: n,
             n: cols,
             kc: e,
@@ -574,9 +547,10 @@ impl<'a> Head<'a> {
             beta: 0.0,
             c: state.tile,
             c_row_stride: TILE_KEYS,
-        });
+        }
+        .run::<V>();
         self.mask_rows(rows, keys, state.tile, TILE_KEYS);
-        simd::dispatch(OnlineSoftmaxTile {
+        OnlineSoftmaxTile {
             scores: &mut state.tile[..n * TILE_KEYS],
             stride: TILE_KEYS,
             cols,
@@ -585,8 +559,9 @@ impl<'a> Head<'a> {
             out: &mut *o,
             out_stride: ev,
             out_cols: ev,
-        });
-        simd::dispatch(PanelProduct {
+        }
+        .run::<V>();
+        PanelProduct {
             m: n,
             n: ev,
             kc: cols,
@@ -599,7 +574,8 @@ impl<'a> Head<'a> {
             beta: 1.0,
             c: o,
             c_row_stride: ev,
-        });
+        }
+        .run::<V>();
     }
 }
 
@@ -675,5 +651,52 @@ impl WithSimd for RowChunk<'_, '_> {
         let stats = self.head.chunk_weights::<V>(self.i, keys.clone(), self.scores)?;
         self.head.chunk_values::<V>(keys, self.scores, 0, self.partial, None);
         Some(stats)
+    }
+}
+
+/// [`Head::flash_rows`]'s body, for one backend.
+struct FlashRows<'h, 'a> {
+    head: &'h Head<'a>,
+    queries: core::ops::Range<usize>,
+    out: &'h mut [f32],
+    workspace: &'h mut [f32],
+}
+
+impl WithSimd for FlashRows<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: F32Vector>(self) {
+        let FlashRows { head, queries, out, workspace } = self;
+        let (e, ev) = (head.shape.qk_dim, head.shape.v_dim);
+        let (tile, rest) = workspace.split_at_mut(TILE_QUERIES * TILE_KEYS);
+        let (max, rest) = rest.split_at_mut(TILE_QUERIES);
+        let (sum, rest) = rest.split_at_mut(TILE_QUERIES);
+        // Only the keys some query here may see are packed (causal rows see
+        // a prefix); `forward` sized the workspace for all of them.
+        let causal = matches!(head.mask, HeadMask::Causal);
+        let s = if causal { head.shape.kv_len.min(queries.end) } else { head.shape.kv_len };
+        let (keys_t, rest) = rest.split_at_mut(packed_len(e, s).unwrap_or(0));
+        let values = &mut rest[..packed_len(s, ev).unwrap_or(0)];
+        pack(head.k, e, s, 1, e, keys_t);
+        pack(head.v, s, ev, ev, 1, values);
+        for i0 in queries.clone().step_by(TILE_QUERIES) {
+            let rows = i0..(i0 + TILE_QUERIES).min(queries.end);
+            let n = rows.len();
+            let o = &mut out[(i0 - queries.start) * ev..(rows.end - queries.start) * ev];
+            o.fill(0.0);
+            max[..n].fill(f32::NEG_INFINITY);
+            sum[..n].fill(0.0);
+            // A causal block never sees keys past its last query.
+            let last_key = if causal { s.min(rows.end) } else { s };
+            let mut state = TileState { tile: &mut *tile, max: &mut max[..n], sum: &mut sum[..n] };
+            for j0 in (0..last_key).step_by(TILE_KEYS) {
+                let keys = j0..(j0 + TILE_KEYS).min(last_key);
+                head.key_tile::<V>(rows.clone(), keys, &mut state, (keys_t, values), s, o);
+            }
+            for (row, &sum) in o.chunks_exact_mut(ev.max(1)).zip(&sum[..n]) {
+                normalize(row, RowStats { max: 0.0, sum });
+            }
+        }
     }
 }
