@@ -9,8 +9,8 @@
 //! where `A` is computed once per query and `B_j` once per key (and kept in
 //! the `KeyCache`), so the inner loop is one FMA, one reciprocal
 //! ([`F32Vector::recip`]: an estimate and a Newton step on AVX2/AVX-512)
-//! and one FMA to accumulate per element, instead of a full tanh. Four keys
-//! share each loaded `A` vector (`KEY_BLOCK`).
+//! and one FMA to accumulate per element, instead of a full tanh. A block
+//! of keys (`V::SCORE_KEYS`, a shape of the backend) shares each loaded `A` vector.
 //!
 //! The guard: the product form is exact only while `A·B` stays finite and
 //! `A`, `B` stay normal. When every `|a_h|` and `|b_jh|` is at most
@@ -43,20 +43,34 @@ pub(crate) struct ScoreWeights<'a> {
     pub sum: f32,
 }
 
-/// Keys scored together: each loaded `A` and `w` vector serves this many
-/// keys, and their sums are independent chains, so the adds' latency hides
-/// behind each other.
-const KEY_BLOCK: usize = 4;
-
 /// `out[j] = s(query, key j)` for `j < out.len()`, where key `j` has
 /// projection `b[j·H..]`, `B = exp_2b[j·H..]` and `max |b_jh|` in
 /// `key_magnitude[j]`.
 ///
-/// Runs of [`KEY_BLOCK`] keys in the exp-product range go through
-/// [`sum_over_keys`] together; every key gets the same operations whichever
-/// way it is grouped, so its score never depends on its neighbours.
+/// Runs of `V::SCORE_KEYS` keys in the exp-product range go through
+/// [`sum_over_keys`] together (each loaded `A` and `w` vector serves them
+/// all, and their sums are independent chains); every key gets the same
+/// operations whichever way it is grouped, so its score never depends on
+/// its neighbours.
 #[inline(always)]
 pub(crate) fn score_keys<V: F32Vector>(
+    query: ProjectedQuery<'_>,
+    b: &[f32],
+    exp_2b: &[f32],
+    key_magnitude: &[f32],
+    w: ScoreWeights<'_>,
+    out: &mut [f32],
+) {
+    if V::SCORE_KEYS >= 8 {
+        score_key_blocks::<V, 8>(query, b, exp_2b, key_magnitude, w, out);
+    } else {
+        score_key_blocks::<V, 4>(query, b, exp_2b, key_magnitude, w, out);
+    }
+}
+
+/// [`score_keys`] in blocks of `KEY_BLOCK` keys.
+#[inline(always)]
+fn score_key_blocks<V: F32Vector, const KEY_BLOCK: usize>(
     query: ProjectedQuery<'_>,
     b: &[f32],
     exp_2b: &[f32],
