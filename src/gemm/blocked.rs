@@ -36,31 +36,12 @@ impl WithSimd for BlockedGemm {
         let BlockedGemm { m, n, k, alpha, a, b, beta, c } = self;
         let width = TILE_VECTORS * V::LANES;
         // A single row with B's rows contiguous (a GEMV, such as one decoding
-        // step's weighted sum) goes through wide one-row tiles, reading B in
-        // place; the columns left over take the loop below.
-        let wide = ROW_VECTORS * V::LANES;
-        let wide_cols = if m == 1 && b.cs == 1 { n - n % wide } else { 0 };
-        for j0 in (0..wide_cols).step_by(wide) {
-            for (p0, kc, beta) in depth_blocks(k, beta) {
-                let a_block = Strided { ptr: a.ptr.wrapping_add(p0 * a.cs), ..a };
-                let c_block = StridedMut { ptr: c.ptr.wrapping_add(j0 * c.cs), ..c };
-                // SAFETY: row 0, depth p0..p0 + kc and columns j0..j0 + wide <= n lie inside
-                // the checked views, and B's rows are contiguous, so each of its kc rows
-                // holds those wide values.
-                unsafe {
-                    tile::<V, 1, ROW_VECTORS>(
-                        kc,
-                        a_block,
-                        b.ptr.wrapping_add(p0 * b.rs + j0),
-                        b.rs,
-                        c_block,
-                        wide,
-                        alpha,
-                        beta,
-                    )
-                };
-            }
-        }
+        // step's product) goes through one-row tiles of 8, 4, 2 and 1
+        // vectors, reading B in place: one row has only as many independent
+        // sums as the tile has vectors, so the widest that fits keeps the
+        // FMA units busy. The columns left over (fewer than a vector) take
+        // the loop below.
+        let wide_cols = if m == 1 && b.cs == 1 { one_row_tiles::<V>(n, k, alpha, a, b, beta, c) } else { 0 };
         if wide_cols == n {
             // All done above: skip zeroing the 8 KiB panel, which a decoding
             // step's many small products would otherwise pay each call.
@@ -93,6 +74,44 @@ impl WithSimd for BlockedGemm {
             }
         }
     }
+}
+
+/// Row 0 of C over its leading columns in one-row tiles of 8, 4, 2 and
+/// 1 vectors (widest first), B read in place; returns the columns done,
+/// all but the last `n mod LANES`.
+#[inline(always)]
+fn one_row_tiles<V: F32Vector>(
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: Strided,
+    b: Strided,
+    beta: f32,
+    c: StridedMut,
+) -> usize {
+    let mut j0 = 0;
+    while n - j0 >= V::LANES {
+        let vectors = [ROW_VECTORS, 4, 2, 1].into_iter().find(|&nv| n - j0 >= nv * V::LANES).unwrap_or(1);
+        let cols = vectors * V::LANES;
+        for (p0, kc, beta) in depth_blocks(k, beta) {
+            let a_block = Strided { ptr: a.ptr.wrapping_add(p0 * a.cs), ..a };
+            let c_block = StridedMut { ptr: c.ptr.wrapping_add(j0 * c.cs), ..c };
+            let panel = b.ptr.wrapping_add(p0 * b.rs + j0);
+            // SAFETY: row 0, depth p0..p0 + kc and columns j0..j0 + cols <= n lie inside
+            // the checked views, and B's rows are contiguous, so each of its kc rows
+            // holds those cols values.
+            unsafe {
+                match vectors {
+                    ROW_VECTORS => tile::<V, 1, ROW_VECTORS>(kc, a_block, panel, b.rs, c_block, cols, alpha, beta),
+                    4 => tile::<V, 1, 4>(kc, a_block, panel, b.rs, c_block, cols, alpha, beta),
+                    2 => tile::<V, 1, 2>(kc, a_block, panel, b.rs, c_block, cols, alpha, beta),
+                    _ => tile::<V, 1, 1>(kc, a_block, panel, b.rs, c_block, cols, alpha, beta),
+                }
+            }
+        }
+        j0 += cols;
+    }
+    j0
 }
 
 /// The depth blocks `(p0, kc, β)` of a product of depth `k`: later blocks
