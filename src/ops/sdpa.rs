@@ -36,11 +36,18 @@ use crate::kernels::streaming_row::{CHUNK_KEYS, ChunkValues, ChunkWeights, RowSt
 use crate::simd::{self, F32Vector, WithSimd};
 
 /// Query rows per tile.
+///
+/// The flash tile is one shape for every backend: on AVX-512 (one Zen 4
+/// core, 2026-12-01, three alternating rounds, medians in ms) 60, 72 and 96
+/// query rows and 64 × 128, 32 × 256 and 96 × 128 tiles all ran within the
+/// noise of 64 × 256 (sdpa-512 23.9–26.9 against 24.0–26.9, causal-2048
+/// 48.1–52.8 against 48.1–51.0), so no backend has a reason to differ.
 pub const TILE_QUERIES: usize = 64;
 /// Keys per tile. Longer tiles rescale the running output less often and
 /// give the `P·V` product a deeper loop per tile: 256 measured 12 % faster
 /// than 64 on `sdpa-512` and 20 % on `sdpa-causal-2048` (medians, one core
-/// of a 2-core EPYC); 512 was no better, and 96 query rows no better than 64.
+/// of a 2-core EPYC, Zen 3, AVX2); 512 was no better, and 96 query rows no
+/// better than 64.
 pub const TILE_KEYS: usize = 256;
 /// The flash loop's fixed scratch: a score tile and two rows of statistics.
 const FLASH_SCRATCH: usize = TILE_QUERIES * TILE_KEYS + 2 * TILE_QUERIES;
