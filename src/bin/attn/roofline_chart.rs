@@ -108,32 +108,33 @@ impl Drawing for Chart<'_> {
             .map_err(err)?;
 
         let dot = RGBColor(30, 90, 170);
-        // Each label takes the first of four places beside its point that no
-        // earlier label overlaps (text width estimated at 8 px a character).
-        let mut taken: Vec<(i32, i32, i32, i32)> = Vec::new();
+        // Each label takes the first of eight places beside its point (right,
+        // then left; above, below, then a line further out) that no earlier
+        // label overlaps, or else the one it overlaps least. Text width is
+        // estimated at 8 px a character.
+        let mut taken: Vec<[i32; 4]> = Vec::new();
         for p in self.points {
             let (px, py) = chart.backend_coord(&(p.intensity, p.gflops));
             let (w, h) = (8 * p.name.chars().count() as i32, 16);
-            let places = [
-                (6, -5 - h, HPos::Left, VPos::Bottom),
-                (6, 5, HPos::Left, VPos::Top),
-                (-6, -5 - h, HPos::Right, VPos::Bottom),
-                (-6, 5, HPos::Right, VPos::Top),
-            ];
-            let boxed = |&(dx, dy, hp, _): &(i32, i32, HPos, VPos)| {
+            let places: Vec<(i32, i32, HPos)> = [(6, HPos::Left), (-6, HPos::Right)]
+                .into_iter()
+                .flat_map(|(dx, hp)| [-5 - h, 5, -5 - 2 * h, 5 + h].map(|top| (dx, top, hp)))
+                .collect();
+            let boxed = |&(dx, top, hp): &(i32, i32, HPos)| {
                 let x0 = if matches!(hp, HPos::Left) { px + dx } else { px + dx - w };
-                (x0, py + dy, x0 + w, py + dy + h)
+                [x0, py + top, x0 + w, py + top + h]
             };
-            let overlaps =
-                |a: (i32, i32, i32, i32), b: &(i32, i32, i32, i32)| a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3;
-            let place = places.iter().find(|pl| !taken.iter().any(|t| overlaps(boxed(pl), t))).unwrap_or(&places[0]);
-            taken.push(boxed(place));
-            let &(dx, dy, hp, vp) = place;
-            let style = ("sans-serif", 14).into_font().color(&BLACK).pos(Pos::new(hp, vp));
-            let text_y = if matches!(vp, VPos::Bottom) { dy + h } else { dy };
+            let overlap = |a: [i32; 4], b: &[i32; 4]| {
+                (a[2].min(b[2]) - a[0].max(b[0])).max(0) * (a[3].min(b[3]) - a[1].max(b[1])).max(0)
+            };
+            let cost = |place: &(i32, i32, HPos)| taken.iter().map(|t| overlap(boxed(place), t)).sum::<i32>();
+            let best = places.iter().min_by_key(|place| cost(place)).copied().unwrap_or((6, -5 - h, HPos::Left));
+            taken.push(boxed(&best));
+            let (dx, top, hp) = best;
+            let style = ("sans-serif", 14).into_font().color(&BLACK).pos(Pos::new(hp, VPos::Top));
             let point = EmptyElement::at((p.intensity, p.gflops))
                 + Circle::new((0, 0), 5, dot.filled())
-                + Text::new(p.name.clone(), (dx, text_y), style);
+                + Text::new(p.name.clone(), (dx, top), style);
             chart.draw_series(std::iter::once(point)).map_err(err)?;
         }
         Ok(())
