@@ -206,8 +206,8 @@ fn seq2seq_decoding() {
     let p: Vec<Vec<f32>> = (0..8).map(|i| data(gates * (hidden + embed), 30 + i)).collect();
     let layer = |i: usize, input: usize| {
         GruLayer::new(
-            &p[i][..gates * input],
-            &p[i + 1][..gates * hidden],
+            Weight::Rows(&p[i][..gates * input]),
+            Weight::Rows(&p[i + 1][..gates * hidden]),
             &p[i + 2][..gates],
             &p[i + 3][..gates],
             input,

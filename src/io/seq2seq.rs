@@ -59,7 +59,7 @@ impl GruParams {
         self.weight_hh.expect_shape(&format!("{prefix}weight_hh_l{l}"), &[Some(3 * hidden), Some(hidden)])?;
         self.bias_ih.expect_shape(&format!("{prefix}bias_ih_l{l}"), &[Some(3 * hidden)])?;
         self.bias_hh.expect_shape(&format!("{prefix}bias_hh_l{l}"), &[Some(3 * hidden)])?;
-        Ok(GruLayer::with_weights(
+        Ok(GruLayer::new(
             Weight::Columns(&self.weight_ih_t),
             Weight::Columns(&self.weight_hh_t),
             &self.bias_ih.data,

@@ -9,8 +9,8 @@
 //! where `A` is computed once per query and `B_j` once per key (and kept in
 //! the `KeyCache`), so the inner loop is one FMA, one reciprocal
 //! ([`F32Vector::recip`]: an estimate and a Newton step on AVX2/AVX-512)
-//! and one FMA to accumulate per element, instead of a full tanh. A block
-//! of keys (`V::SCORE_KEYS`, a shape of the backend) shares each loaded `A` vector.
+//! and one FMA to accumulate per element, instead of a full tanh. Four keys
+//! share each loaded `A` vector (`KEY_BLOCK`).
 //!
 //! The guard: the product form is exact only while `A·B` stays finite and
 //! `A`, `B` stay normal. When every `|a_h|` and `|b_jh|` is at most
@@ -27,6 +27,16 @@ use crate::simd::vector::load_partial;
 
 /// The largest `|a_h|`, `|b_h|` for which the exp-product form is used.
 pub(crate) const EXP_PRODUCT_LIMIT: f32 = 22.0;
+
+/// Keys scored together: each loaded `A` and `w` vector serves this many
+/// keys, and their sums are independent chains, so the adds' latency hides
+/// behind each other. The same on every backend: on AVX-512 (one Zen 4
+/// core, 2026-12-01, three alternating rounds, medians in ms, four keys
+/// then eight) eight gained nothing, add-batch 13.5 / 13.1 / 13.7 against
+/// 13.4 / 12.5 / 12.9 and add-long 10.1 / 9.9 / 10.3 against 11.2 / 10.1 /
+/// 11.9, and neither did 4 queries × 4 keys at once: the kernel is bound by
+/// its FMA and reciprocal operations, not by loads.
+const KEY_BLOCK: usize = 4;
 
 /// One projected query: `a`, `A = e^{2a}` and whether `max |a_h| ≤ limit`.
 #[derive(Clone, Copy)]
@@ -47,30 +57,11 @@ pub(crate) struct ScoreWeights<'a> {
 /// projection `b[j·H..]`, `B = exp_2b[j·H..]` and `max |b_jh|` in
 /// `key_magnitude[j]`.
 ///
-/// Runs of `V::SCORE_KEYS` keys in the exp-product range go through
-/// [`sum_over_keys`] together (each loaded `A` and `w` vector serves them
-/// all, and their sums are independent chains); every key gets the same
-/// operations whichever way it is grouped, so its score never depends on
-/// its neighbours.
+/// Runs of [`KEY_BLOCK`] keys in the exp-product range go through
+/// [`sum_over_keys`] together; every key gets the same operations whichever
+/// way it is grouped, so its score never depends on its neighbours.
 #[inline(always)]
 pub(crate) fn score_keys<V: F32Vector>(
-    query: ProjectedQuery<'_>,
-    b: &[f32],
-    exp_2b: &[f32],
-    key_magnitude: &[f32],
-    w: ScoreWeights<'_>,
-    out: &mut [f32],
-) {
-    if V::SCORE_KEYS >= 8 {
-        score_key_blocks::<V, 8>(query, b, exp_2b, key_magnitude, w, out);
-    } else {
-        score_key_blocks::<V, 4>(query, b, exp_2b, key_magnitude, w, out);
-    }
-}
-
-/// [`score_keys`] in blocks of `KEY_BLOCK` keys.
-#[inline(always)]
-fn score_key_blocks<V: F32Vector, const KEY_BLOCK: usize>(
     query: ProjectedQuery<'_>,
     b: &[f32],
     exp_2b: &[f32],

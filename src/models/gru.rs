@@ -28,24 +28,12 @@ pub struct GruLayer<'p> {
 }
 
 impl<'p> GruLayer<'p> {
-    /// Wraps the four tensors of layer `l` (`weight_ih_l{l}`, …) in
-    /// PyTorch's layout, checking shapes.
+    /// Wraps the four tensors of layer `l` (`weight_ih_l{l}`, …), checking
+    /// shapes. The weights come in either layout: [`Weight::Rows`] is
+    /// PyTorch's; [`Weight::Columns`] (transposed once with
+    /// [`transpose`](super::transpose)) makes each step's products read them
+    /// in place, which is what a decoder loop of few rows wants.
     pub fn new(
-        weight_ih: &'p [f32],
-        weight_hh: &'p [f32],
-        bias_ih: &'p [f32],
-        bias_hh: &'p [f32],
-        input: usize,
-        hidden: usize,
-    ) -> Result<Self, Error> {
-        GruLayer::with_weights(Weight::Rows(weight_ih), Weight::Rows(weight_hh), bias_ih, bias_hh, input, hidden)
-    }
-
-    /// As [`new`](Self::new), with the two weights in either layout:
-    /// [`Weight::Columns`] (transposed once with
-    /// [`transpose`](super::transpose)) makes each step's products read
-    /// them in place, which is what a decoder loop of few rows wants.
-    pub fn with_weights(
         weight_ih: Weight<'p>,
         weight_hh: Weight<'p>,
         bias_ih: &'p [f32],

@@ -14,8 +14,6 @@ impl F32Vector for __m256 {
     const TILE_ROWS: usize = 6;
     /// 2 runs: 8 accumulators; 4 would need all 16 registers for them.
     const DECODE_STREAMS: usize = 4;
-    /// 4: the accumulators, `A`, `w` and the temporaries fit 16 registers.
-    const SCORE_KEYS: usize = 4;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {

@@ -24,13 +24,6 @@ impl F32Vector for __m512 {
     /// alternating rounds): 11.8 and 11.9 ms (89 % of the read roof)
     /// against 17.8 and 18.9 ms with 1 run and 14.7 and 16.3 ms before.
     const DECODE_STREAMS: usize = 4;
-    /// Four: eight keys (4 more accumulators, half the `A` and `w` loads
-    /// per term) gained nothing on one Zen 4 core (2026-12-01, three alternating
-    /// rounds, medians in ms, 4 then 8 keys): add-batch 13.5 / 13.1 / 13.7
-    /// against 13.4 / 12.5 / 12.9, add-long 10.1 / 9.9 / 10.3 against
-    /// 11.2 / 10.1 / 11.9. The kernel is bound by its FMA and reciprocal
-    /// operations, not by loads.
-    const SCORE_KEYS: usize = 4;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {

@@ -15,8 +15,6 @@ impl F32Vector for f32x8 {
     const TILE_ROWS: usize = 6;
     /// One stream: unmeasured on the targets this backend is for.
     const DECODE_STREAMS: usize = 1;
-    /// As AVX2.
-    const SCORE_KEYS: usize = 4;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {

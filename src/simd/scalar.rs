@@ -16,7 +16,6 @@ impl F32Vector for Scalar {
     /// One lane: the shape only has to be valid, never fast.
     const TILE_ROWS: usize = 4;
     const DECODE_STREAMS: usize = 1;
-    const SCORE_KEYS: usize = 4;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {

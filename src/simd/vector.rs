@@ -30,9 +30,6 @@ pub(crate) trait F32Vector: Copy {
     /// (`kernels::streaming_row`): 1, 2 or 4. More streams keep more cache
     /// lines in flight; each needs its own accumulators.
     const DECODE_STREAMS: usize;
-    /// Keys the additive score kernel (`kernels::additive_score`) scores
-    /// together, one accumulator each: 4 or 8.
-    const SCORE_KEYS: usize;
 
     /// Loads `LANES` values from `ptr`, which need not be aligned.
     ///
