@@ -114,6 +114,7 @@ impl WithSimd for ChunkValues<'_> {
 }
 
 /// `out ← a·out + b·partial`, for the parallel path's fold.
+#[cfg(feature = "std")]
 pub(crate) struct MergeValues<'a> {
     pub out: &'a mut [f32],
     pub partial: &'a [f32],
@@ -121,6 +122,7 @@ pub(crate) struct MergeValues<'a> {
     pub b: f32,
 }
 
+#[cfg(feature = "std")]
 impl WithSimd for MergeValues<'_> {
     type Output = ();
 

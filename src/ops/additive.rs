@@ -163,6 +163,7 @@ impl<'p> AdditiveAttention<'p> {
     }
 
     /// `W_k`'s shape, `(H, key_dim)`.
+    #[cfg(feature = "std")]
     pub(crate) fn key_projection_dims(&self) -> (usize, usize) {
         (self.hidden, self.key_dim)
     }

@@ -235,6 +235,7 @@ impl ScaledDotProductAttention {
     /// [`STREAM_MAX_QUERIES`], no weights): `out` holds just those rows, and
     /// `queries.start` is a multiple of [`TILE_QUERIES`]. Same bits as
     /// [`forward`](Self::forward).
+    #[cfg(feature = "std")]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn head_rows(
         &self,
@@ -280,6 +281,7 @@ impl ScaledDotProductAttention {
 
     /// Whether `forward` without weights streams rows in key chunks, and
     /// how many chunks row `i` has then.
+    #[cfg(feature = "std")]
     pub(crate) fn row_chunks(shape: &SdpaShape, mask: &SdpaMask<'_>, i: usize) -> Option<usize> {
         let causal = matches!(mask, SdpaMask::Causal);
         (shape.q_len <= STREAM_MAX_QUERIES).then(|| visible_keys(shape.kv_len, causal, i).div_ceil(CHUNK_KEYS))
@@ -287,6 +289,7 @@ impl ScaledDotProductAttention {
 
     /// Chunk `c` of row `i` of a streamed head: writes `o_c` (`Ev` values)
     /// to `partial` and returns the chunk's statistics (`None`: all masked).
+    #[cfg(feature = "std")]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn row_chunk(
         &self,
@@ -641,6 +644,7 @@ impl WithSimd for StreamRows<'_, '_> {
 
 /// One chunk of one streamed row on its own (a split-K task): writes
 /// `o_c` to `partial` and returns the chunk's statistics.
+#[cfg(feature = "std")]
 struct RowChunk<'h, 'a> {
     head: &'h Head<'a>,
     i: usize,
@@ -649,6 +653,7 @@ struct RowChunk<'h, 'a> {
     partial: &'h mut [f32],
 }
 
+#[cfg(feature = "std")]
 impl WithSimd for RowChunk<'_, '_> {
     type Output = Option<RowStats>;
 
