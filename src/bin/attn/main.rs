@@ -62,7 +62,7 @@ enum Command {
     /// Measure this core's roofline and time the standard workloads against it (add-decode, add-batch,
     /// add-long, sdpa-512, sdpa-causal-2048, sdpa-decode, seq2seq-token-b1, seq2seq-token-b64).
     Bench {
-        /// Comma-separated workloads to run (default: all).
+        /// Comma-separated workloads to run (default: all; an empty list, `--workload ,`, measures the roofline alone).
         #[arg(long)]
         workload: Option<String>,
         /// Threads for the local rayon pool.
