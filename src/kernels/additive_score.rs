@@ -32,10 +32,11 @@ pub(crate) const EXP_PRODUCT_LIMIT: f32 = 22.0;
 /// keys, and their sums are independent chains, so the adds' latency hides
 /// behind each other. The same on every backend: on AVX-512 (one Zen 4
 /// core, 2026-12-01, three alternating rounds, medians in ms, four keys
-/// then eight) eight gained nothing, add-batch 13.5 / 13.1 / 13.7 against
-/// 13.4 / 12.5 / 12.9 and add-long 10.1 / 9.9 / 10.3 against 11.2 / 10.1 /
-/// 11.9, and neither did 4 queries × 4 keys at once: the kernel is bound by
-/// its FMA and reciprocal operations, not by loads.
+/// then eight) eight was mixed, add-batch about 4 % faster (13.5 / 13.1 /
+/// 13.7 against 13.4 / 12.5 / 12.9) and add-long slower (10.1 / 9.9 / 10.3
+/// against 11.2 / 10.1 / 11.9), and 4 queries × 4 keys at once was no
+/// faster: the kernel is bound by its reciprocal and FMA operations, not by
+/// loads.
 const KEY_BLOCK: usize = 4;
 
 /// One projected query: `a`, `A = e^{2a}` and whether `max |a_h| ≤ limit`.

@@ -4,10 +4,10 @@
 //! The two roofs are measured in the same run, before and after the
 //! workloads (the better of the two is kept), on the same pool of
 //! `--threads` threads and the same backend ([`simd_attention::roofline`]):
-//! the FMA peak (best of [`ROOF_ROUNDS`] register-resident loops per
-//! thread, summed over threads) and the read bandwidth (best of
-//! [`ROOF_ROUNDS`] multi-stream sums over [`READ_BYTES`], split between the
-//! threads). Then each workload is built once, run once to warm up, and
+//! the FMA peak (register-resident loops on every thread at once) and the
+//! read bandwidth (multi-stream sums over [`READ_BYTES`], split between the
+//! threads), each the best of [`ROOF_ROUNDS`] rounds of all threads' work
+//! over one wall-clock interval. Then each workload is built once, run once to warm up, and
 //! timed `samples` times; the median, minimum and maximum per unit are
 //! reported with the workload's share of its roof.
 
@@ -31,6 +31,9 @@ pub struct BenchArgs<'a> {
 /// Rounds of each roof measurement; the best is kept, as a roof is what
 /// the machine can do, not what it does on average.
 const ROOF_ROUNDS: usize = 5;
+/// The most timed samples per workload: enough for any statistic, few
+/// enough that the sample buffers can never fail to allocate.
+const MAX_SAMPLES: usize = 1_000_000;
 /// Bytes of the bandwidth sum: 256 MiB, far past the last-level cache.
 const READ_BYTES: usize = 256 << 20;
 /// FMA-loop iterations per round (≈ 30 ms at 250 GFLOP/s with 16 lanes).
@@ -65,22 +68,25 @@ impl Measured {
     }
 }
 
-/// Both roofs on every thread of `pool` at once.
+/// Both roofs on every thread of `pool` at once: each round's work summed
+/// over the threads, over one wall-clock interval around all of them (so
+/// threads that share a core are not counted twice), best of the rounds.
 fn measure_roofs(pool: &rayon::ThreadPool, threads: usize, progress: &ProgressBar) -> Roofs {
+    let best_rate = |work: &(dyn Fn(usize) -> f64 + Sync)| {
+        (0..ROOF_ROUNDS)
+            .map(|_| {
+                let start = Instant::now();
+                let done: f64 = pool.broadcast(|ctx| work(ctx.index())).iter().sum();
+                done / start.elapsed().as_secs_f64()
+            })
+            .fold(0.0, f64::max)
+    };
     progress.set_message("roofline: FMA peak");
-    let fma_flops = (0..ROOF_ROUNDS)
-        .map(|_| pool.broadcast(|_| roofline::fma_flops(FMA_ITERATIONS)).iter().sum::<f64>())
-        .fold(0.0, f64::max);
+    let fma_flops = best_rate(&|_| roofline::fma_flops(FMA_ITERATIONS));
     progress.set_message("roofline: read bandwidth");
     let data = vec![1.0f32; READ_BYTES / 4];
     let part = data.len() / threads;
-    let read_bytes = (0..ROOF_ROUNDS)
-        .map(|_| {
-            pool.broadcast(|ctx| roofline::read_bytes(&data[ctx.index() * part..(ctx.index() + 1) * part]).0)
-                .iter()
-                .sum::<f64>()
-        })
-        .fold(0.0, f64::max);
+    let read_bytes = best_rate(&|t| roofline::read_bytes(&data[t * part..(t + 1) * part]).0);
     Roofs { fma_gflops: fma_flops / 1e9, read_gbs: read_bytes / 1e9 }
 }
 
@@ -89,8 +95,8 @@ pub fn bench(args: BenchArgs<'_>) -> Result<(), String> {
     if threads == 0 {
         return Err("--threads: expected at least 1, got 0".to_string());
     }
-    if samples < 5 {
-        return Err(format!("--samples: expected at least 5, got {samples}"));
+    if !(5..=MAX_SAMPLES).contains(&samples) {
+        return Err(format!("--samples: expected 5 to {MAX_SAMPLES}, got {samples}"));
     }
     if let Some(path) = plot {
         roofline_chart::check_path(path)?;
