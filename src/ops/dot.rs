@@ -95,12 +95,8 @@ impl Heads {
 /// contiguous, so a few query rows (Q = 1 when decoding) read it in place
 /// and more rows copy each panel once, where `matrixmultiply` would pack
 /// all of V on every call. One path for every Q keeps a row's bits the
-/// same however the rows are split. Measured on one Zen 4 core
-/// (2026-12-01, three alternating runs, medians of 31 calls of
-/// `DotProductAttention::forward` with weights, before → after):
-/// B16 Q1 K2048 D128 12.4 / 10.1 / 11.1 → 9.2 / 7.9 / 8.8 ms, B8 Q256 K256
-/// D64 2.04 / 1.75 / 2.01 → 1.70 / 1.53 / 1.64 ms, B4 Q512 K512 D64 3.99 /
-/// 3.85 / 4.13 → 2.94 / 3.15 / 3.15 ms.
+/// same however the rows are split. (A throwaway timing loop on one Zen 4
+/// core, not a committed benchmark, had it faster on every shape tried.)
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend(
     l: &Heads,

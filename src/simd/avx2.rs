@@ -12,12 +12,13 @@ impl F32Vector for __m256 {
     /// 6: 12 accumulators, 2 B vectors and a broadcast are 15 of the 16
     /// registers, the most multiply-adds per load.
     const TILE_ROWS: usize = 6;
-    /// 4 runs: the 16 accumulators take every register, so the query and
-    /// row vectors come in as memory operands, but loads are cheap where
-    /// memory is the bound. `sdpa-decode` with `SIMD_ATTENTION_BACKEND=avx2`
-    /// on one Zen 4 core (2026-12-01, three alternating rounds, ms): 12.4 /
-    /// 12.1 / 12.9 with 4 runs, 13.9 / 14.4 / 14.8 with 2 and 14.7 / 14.6 /
-    /// 14.0 with one. Unmeasured on an AVX2-only core.
+    /// 4 runs: the 16 accumulators take every register, so the loop spills
+    /// four of them to the stack (checked in the assembly), but loads are
+    /// cheap where memory is the bound. `sdpa-decode` with
+    /// `SIMD_ATTENTION_BACKEND=avx2` on one Zen 4 core, 2026-12-01
+    /// (`benches/alternate.sh -r 5`, medians of medians): 14.1 ms with 4
+    /// runs, 16.6 with 2 and 16.0 before this path (one run per step).
+    /// Unmeasured on an AVX2-only core.
     const DECODE_STREAMS: usize = 4;
 
     #[inline(always)]

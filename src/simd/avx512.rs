@@ -13,16 +13,19 @@ impl F32Vector for __m512 {
     type Mask = __mmask16;
     /// 6: 12 of 32 registers. Zen 4 issues one 512-bit FMA a cycle, and 6
     /// rows already make the tile FMA-bound (12 FMAs to 8 loads a step).
-    /// Measured on one Zen 4 core (2026-12-01, `attn bench`, three
-    /// alternating rounds, medians in ms): sdpa-512 23.7 / 24.0 / 25.3 with
-    /// 6 rows, 25.3 / 24.4 / 26.9 with 8 and 59.2 / 54.1 / 51.7 with 12;
-    /// add-batch 12.2 / 12.5 / 12.2, 13.3 / 13.3 / 13.7 and 17.0 / 17.1 /
-    /// 16.6. Unmeasured on Intel's two-port AVX-512 cores.
+    /// Measured on one Zen 4 core, 2026-12-01 (`benches/alternate.sh -r 3
+    /// sdpa-512,add-batch` over builds with 6, 8 and 12 rows, medians of
+    /// medians in ms): sdpa-512 25.7 / 26.8 / 54.2, add-batch 13.7 / 13.9
+    /// / 17.8. Unmeasured on Intel's two-port AVX-512 cores.
     const TILE_ROWS: usize = 6;
-    /// 4 runs: 16 accumulators and the query vector fit the 32 registers.
-    /// `sdpa-decode` on one Zen 4 core (2026-12-01, `attn bench`, two
-    /// alternating rounds): 11.8 and 11.9 ms (89 % of the read roof)
-    /// against 17.8 and 18.9 ms with 1 run and 14.7 and 16.3 ms before.
+    /// 4 runs: 16 accumulators and the query vector fit the 32 registers
+    /// (no spills in the assembly). `sdpa-decode` on one Zen 4 core,
+    /// 2026-12-01: two alternating rounds in a quiet spell gave 11.8 and
+    /// 11.9 ms (89 % of the read roof) against 17.8 and 18.9 with one run
+    /// and 14.7 and 16.3 before this path; `benches/alternate.sh -r 5`
+    /// later, with the neighbours holding the memory bandwidth, gave 1.11×
+    /// and 1.04× over one run and 1.06× and 0.98× over before, within that
+    /// noise.
     const DECODE_STREAMS: usize = 4;
 
     #[inline(always)]

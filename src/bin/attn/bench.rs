@@ -7,9 +7,9 @@
 //! the FMA peak (register-resident loops on every thread at once) and the
 //! read bandwidth (multi-stream sums over [`READ_BYTES`], split between the
 //! threads), each the best of [`ROOF_ROUNDS`] rounds of all threads' work
-//! over one wall-clock interval. Then each workload is built once, run once to warm up, and
-//! timed `samples` times; the median, minimum and maximum per unit are
-//! reported with the workload's share of its roof.
+//! over one wall-clock interval. Then each workload is built once, run once
+//! to warm up, and timed `samples` times; the median, minimum and maximum
+//! per unit are reported with the workload's share of its roof.
 
 use crate::roofline_chart::{self, Point, Roofs};
 use crate::workloads::{Bound, WORKLOADS, prepare};
@@ -31,6 +31,9 @@ pub struct BenchArgs<'a> {
 /// Rounds of each roof measurement; the best is kept, as a roof is what
 /// the machine can do, not what it does on average.
 const ROOF_ROUNDS: usize = 5;
+/// The most threads a pool may have: far past any core count, short of
+/// exhausting memory on thread stacks.
+const MAX_THREADS: usize = 4096;
 /// The most timed samples per workload: enough for any statistic, few
 /// enough that the sample buffers can never fail to allocate.
 const MAX_SAMPLES: usize = 1_000_000;
@@ -92,8 +95,8 @@ fn measure_roofs(pool: &rayon::ThreadPool, threads: usize, progress: &ProgressBa
 
 pub fn bench(args: BenchArgs<'_>) -> Result<(), String> {
     let BenchArgs { workloads, threads, samples, json, plot } = args;
-    if threads == 0 {
-        return Err("--threads: expected at least 1, got 0".to_string());
+    if !(1..=MAX_THREADS).contains(&threads) {
+        return Err(format!("--threads: expected 1 to {MAX_THREADS}, got {threads}"));
     }
     if !(5..=MAX_SAMPLES).contains(&samples) {
         return Err(format!("--samples: expected 5 to {MAX_SAMPLES}, got {samples}"));
