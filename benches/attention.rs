@@ -41,7 +41,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use simd_attention::gemm::{MatMut, MatRef, gemm};
 use simd_attention::ops::{
-    AdditiveAttention, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+    AdditiveAttention, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, ValidLens,
 };
 
 /// `(B, Q, K, H)` of the additive cases; every feature width is `H`.
@@ -198,8 +198,14 @@ fn sdpa(c: &mut Criterion) {
         group.throughput(Throughput::Elements(flops as u64));
         group.bench_function(BenchmarkId::new(name, format!("H{heads}xL{l}xS{s}xE{e}")), |bench| {
             bench.iter(|| {
-                sdpa.forward(&shape, black_box(&q), &k, &v, mask, black_box(&mut out), None, &mut workspace)
-                    .expect("shapes agree");
+                sdpa.forward(
+                    &shape,
+                    SdpaInputs::f32(black_box(&q), &k, &v, mask),
+                    black_box(&mut out),
+                    None,
+                    &mut workspace,
+                )
+                .expect("shapes agree");
             });
         });
     }

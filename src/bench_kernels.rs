@@ -4,10 +4,11 @@
 
 use crate::error::{Error, checked_mul, expect_len};
 use crate::kernels::additive_score::{ProjectedQuery, ScoreWeights, score_keys};
-use crate::kernels::packed_panels::{pack, packed_len};
+use crate::kernels::packed_panels::{pack_rows, pack_transposed, packed_len};
 use crate::ops::sdpa::{Head, TileState};
-use crate::ops::{ScaledDotProductAttention, SdpaMask, SdpaShape, TILE_KEYS, TILE_QUERIES};
+use crate::ops::{ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, TILE_KEYS, TILE_QUERIES};
 use crate::simd::{self, F32Vector, WithSimd};
+use crate::storage::Rows;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -43,8 +44,8 @@ impl SdpaTile {
         let packed_k = packed_len(e, TILE_KEYS).ok_or(Error::Overflow { arg: "k" })?;
         let packed_v = packed_len(TILE_KEYS, ev).ok_or(Error::Overflow { arg: "v" })?;
         let mut packed = (vec![0.0; packed_k], vec![0.0; packed_v]);
-        pack(k, e, TILE_KEYS, 1, e, &mut packed.0);
-        pack(v, TILE_KEYS, ev, ev, 1, &mut packed.1);
+        pack_transposed(&Rows::new(k, &[], e), TILE_KEYS, &mut packed.0);
+        pack_rows(&Rows::new(v, &[], ev), TILE_KEYS, &mut packed.1);
         Ok(SdpaTile {
             shape,
             q: q.to_vec(),
@@ -61,7 +62,9 @@ impl SdpaTile {
     /// row `i` over its sum is SDPA's output row.
     pub fn run(&mut self) -> (&[f32], &[f32]) {
         let op = ScaledDotProductAttention::default();
-        let head = Head::new(&op, &self.shape, [&self.q, &self.k, &self.v], &SdpaMask::None, (0, 0));
+        let inputs = SdpaInputs::f32(&self.q, &self.k, &self.v, SdpaMask::None);
+        let (k, v) = (Rows::new(&self.k[..], &[], self.shape.qk_dim), Rows::new(&self.v[..], &[], self.shape.v_dim));
+        let head = Head::new(&op, &self.shape, &inputs, (0, 0), k, v);
         let (tile, stats) = self.scratch.split_at_mut(TILE_QUERIES * TILE_KEYS);
         let (max, sum) = stats.split_at_mut(TILE_QUERIES);
         max.fill(f32::NEG_INFINITY);
@@ -69,14 +72,15 @@ impl SdpaTile {
         self.out.fill(0.0);
         let state = TileState { tile, max, sum };
         let packed = (&self.packed.0[..], &self.packed.1[..]);
-        simd::dispatch(KeyTileStep { head: &head, state, packed, out: &mut self.out });
+        simd::dispatch(KeyTileStep { head: &head, head_query: &self.q, state, packed, out: &mut self.out });
         (&self.out, &self.scratch[TILE_QUERIES * TILE_KEYS + TILE_QUERIES..])
     }
 }
 
 /// One full query tile against one full key tile, on one backend.
 struct KeyTileStep<'h, 'a> {
-    head: &'h Head<'a>,
+    head: &'h Head<'a, f32>,
+    head_query: &'h [f32],
     state: TileState<'h>,
     packed: (&'h [f32], &'h [f32]),
     out: &'h mut [f32],
@@ -88,7 +92,8 @@ impl WithSimd for KeyTileStep<'_, '_> {
     #[inline(always)]
     fn run<V: F32Vector>(mut self) {
         let (rows, keys) = (0..TILE_QUERIES, 0..TILE_KEYS);
-        self.head.key_tile::<V>(rows, keys, &mut self.state, self.packed, TILE_KEYS, self.out);
+        let q = self.head_query;
+        self.head.key_tile::<V>((rows, q), keys, &mut self.state, self.packed, TILE_KEYS, self.out);
     }
 }
 

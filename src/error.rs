@@ -26,6 +26,8 @@ pub enum Error {
     Value { arg: &'static str, index: usize },
     /// The named backend cannot run on this CPU.
     BackendUnavailable { backend: &'static str },
+    /// A tensor's storage type is not one the argument accepts.
+    Storage { arg: &'static str, expected: &'static str, actual: &'static str },
 }
 
 impl fmt::Display for Error {
@@ -46,6 +48,7 @@ impl fmt::Display for Error {
             Error::BackendUnavailable { backend } => {
                 write!(f, "backend `{backend}` is not available on this CPU")
             }
+            Error::Storage { arg, expected, actual } => write!(f, "`{arg}`: expected storage {expected}, got {actual}"),
         }
     }
 }

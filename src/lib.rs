@@ -6,6 +6,8 @@
 //! - [`vmath`]: hand-vectorised `tanh` and `exp` over slices.
 //! - [`kernels`]: the numerically stable [`masked_softmax`](kernels::masked_softmax)
 //!   and the register-blocked matmul tile.
+//! - [`storage`]: how keys and values are stored (f32, bf16, f16, q8
+//!   blocks), widened to f32 in registers as the kernels load them.
 //! - [`gemm`]: `C = αAB + βC` over strided views, through `matrixmultiply`
 //!   when `alloc` is on and our own blocked tiles otherwise.
 //!
@@ -55,6 +57,7 @@ pub mod par;
 #[doc(hidden)]
 pub mod roofline;
 pub mod simd;
+pub mod storage;
 
 pub use error::Error;
 pub use math::vmath;

@@ -10,7 +10,7 @@ use simd_attention::io::{TensorFile, seq2seq::Seq2SeqModel};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CASES: [&str; 17] = [
+const CASES: [&str; 22] = [
     "additive-d2l-toy",
     "additive-lens1d-edges",
     "additive-lens2d",
@@ -28,6 +28,11 @@ const CASES: [&str; 17] = [
     "sdpa-causal",
     "sdpa-gqa-scale",
     "sdpa-plain",
+    "sdpa-bf16-all-bf16",
+    "sdpa-bf16-decode",
+    "sdpa-f16-bool",
+    "sdpa-q8-decode",
+    "sdpa-q8-odd-dims",
 ];
 
 fn data(name: &str) -> PathBuf {
@@ -257,4 +262,53 @@ fn bench_draws_the_roofline_and_refuses_a_bad_plot_path() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("unsupported extension `.gif`") && stderr.lines().count() == 1, "{stderr}");
     assert!(!bad.exists());
+}
+
+/// The q8 case's refusals: a scale tensor missing or of the wrong shape, an
+/// unknown block, a non-finite scale, and an I8 query.
+#[test]
+fn bad_q8_cases_are_refused_with_status_2_and_no_output() {
+    let dir = Scratch::new("cli-q8-refused");
+    let out = dir.path("refused.safetensors");
+    let bytes = std::fs::read(data("sdpa-q8-decode")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = header.metadata().clone().unwrap();
+    // Rewrites the case with `edit` applied to its (name, dtype, shape, bytes) list.
+    type Tensors = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
+    let variant = |name: &str, edit: &dyn Fn(&mut Tensors, &mut std::collections::HashMap<String, String>)| {
+        let mut tensors: Tensors =
+            file.tensors().into_iter().map(|(n, t)| (n, t.dtype(), t.shape().to_vec(), t.data().to_vec())).collect();
+        let mut meta = meta.clone();
+        edit(&mut tensors, &mut meta);
+        let views: Vec<_> = tensors
+            .iter()
+            .map(|(n, d, s, b)| (n.as_str(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+            .collect();
+        let path = dir.path(name);
+        std::fs::write(&path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
+        path
+    };
+    let no_scale = variant("no-scale.safetensors", &|t, _| t.retain(|(n, ..)| n != "key_scale"));
+    refused(&no_scale, &out, "missing tensor `key_scale`");
+    let bad_shape = variant("bad-shape.safetensors", &|t, _| {
+        let scale = t.iter_mut().find(|(n, ..)| n == "key_scale").unwrap();
+        scale.2 = vec![1, 4, 100, 4];
+    });
+    refused(&bad_shape, &out, "tensor `key_scale`: expected shape (1, 4, 200, 2)");
+    let bad_block = variant("bad-block.safetensors", &|_, m| {
+        m.insert("block".into(), "16".into());
+    });
+    refused(&bad_block, &out, "metadata `block`");
+    let nan_scale = variant("nan-scale.safetensors", &|t, _| {
+        let scale = t.iter_mut().find(|(n, ..)| n == "value_scale").unwrap();
+        scale.3[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
+    });
+    refused(&nan_scale, &out, "tensor `value_scale`: scale 2 is NaN, not finite");
+    let i8_query = variant("i8-query.safetensors", &|t, _| {
+        let q = t.iter_mut().find(|(n, ..)| n == "query").unwrap();
+        q.1 = safetensors::Dtype::I8;
+        q.3.truncate(q.3.len() / 4);
+    });
+    refused(&i8_query, &out, "tensor `query`: expected dtype F32, F64, BF16 or F16, found I8");
 }

@@ -286,12 +286,13 @@ fn empty_problems_with_huge_batches_return_at_once() {
         qk_dim: 3,
         v_dim: 2,
     };
-    op.forward(&sdpa, &[], &[], &[], none, &mut [], None, &mut []).unwrap();
-    simd_attention::par::sdpa(&op, &sdpa, &[], &[], &[], none, &mut [], None).unwrap();
+    op.forward(&sdpa, simd_attention::ops::SdpaInputs::f32(&[], &[], &[], none), &mut [], None, &mut []).unwrap();
+    simd_attention::par::sdpa(&op, &sdpa, simd_attention::ops::SdpaInputs::f32(&[], &[], &[], none), &mut [], None)
+        .unwrap();
     // A shape whose element count overflows is still an error.
     sdpa.q_heads = 2;
     assert_eq!(
-        op.forward(&sdpa, &[], &[], &[], none, &mut [], None, &mut []),
+        op.forward(&sdpa, simd_attention::ops::SdpaInputs::f32(&[], &[], &[], none), &mut [], None, &mut []),
         Err(simd_attention::Error::Overflow { arg: "shape" })
     );
 }

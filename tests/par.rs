@@ -7,7 +7,7 @@ mod common;
 use common::{Rng, backends};
 use simd_attention::ops::{
     AdditiveAttention, Attention, AttentionShape, BilinearAttention, DotProductAttention, Linear, MhaDims,
-    MultiHeadAttention, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+    MultiHeadAttention, ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, ValidLens,
 };
 use simd_attention::{par, simd::with_backend};
 
@@ -150,9 +150,9 @@ fn check_sdpa(s: SdpaShape, seed: u64, keep: impl Fn(usize) -> bool) {
             w_len,
             |out, w| {
                 let mut ws = vec![0.0; op.workspace_len(&s, w.is_some()).unwrap()];
-                op.forward(&s, &q, &k, &v, mask, out, w, &mut ws).unwrap()
+                op.forward(&s, SdpaInputs::f32(&q, &k, &v, mask), out, w, &mut ws).unwrap()
             },
-            |out, w| par::sdpa(&op, &s, &q, &k, &v, mask, out, w).unwrap(),
+            |out, w| par::sdpa(&op, &s, SdpaInputs::f32(&q, &k, &v, mask), out, w).unwrap(),
         );
     }
 }

@@ -1,17 +1,22 @@
-//! `ScaledDotProductAttention` against PyTorch (golden cases) and an f64
-//! reference (proptest over masks, causal, GQA and shapes that cross tile
-//! edges), through both the FlashAttention path and the weights path.
+//! `ScaledDotProductAttention` against PyTorch (golden cases, f32 and
+//! bf16/f16/q8 K/V) and an f64 reference on the values as stored (proptest
+//! over storage types, masks, both causal alignments, GQA and shapes that
+//! cross tile and chunk edges), through both the FlashAttention (or
+//! streaming) path and the weights path.
 
 mod common;
 use common::{Golden, assert_allclose, backends, reference};
 use proptest::prelude::*;
-use simd_attention::ops::{ScaledDotProductAttention, SdpaMask, SdpaShape, TILE_KEYS, TILE_QUERIES};
+use simd_attention::io::{StoredTensor, TensorFile};
+use simd_attention::ops::{ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, TILE_KEYS, TILE_QUERIES};
 use simd_attention::simd::with_backend;
+use simd_attention::storage::Storage;
 
 #[derive(Clone, Debug)]
 enum MaskData {
     None,
     Causal,
+    CausalLowerRight,
     Keep(Vec<bool>, usize, usize),
     Additive(Vec<f32>, usize, usize),
 }
@@ -21,6 +26,7 @@ impl MaskData {
         match self {
             MaskData::None => SdpaMask::None,
             MaskData::Causal => SdpaMask::Causal,
+            MaskData::CausalLowerRight => SdpaMask::CausalLowerRight,
             MaskData::Keep(m, batch, heads) => SdpaMask::Keep { mask: m, batch: *batch, heads: *heads },
             MaskData::Additive(m, batch, heads) => SdpaMask::Additive { mask: m, batch: *batch, heads: *heads },
         }
@@ -30,9 +36,9 @@ impl MaskData {
 #[derive(Clone, Debug)]
 struct Case {
     shape: SdpaShape,
-    query: Vec<f32>,
-    key: Vec<f32>,
-    value: Vec<f32>,
+    query: StoredTensor,
+    key: StoredTensor,
+    value: StoredTensor,
     mask: MaskData,
     scale: Option<f32>,
 }
@@ -44,21 +50,18 @@ impl Case {
         let op = ScaledDotProductAttention { scale: self.scale };
         let n_out = s.batch * s.q_heads * s.q_len * s.v_dim;
         let mut flash = vec![f32::NAN; n_out];
+        let inputs = SdpaInputs {
+            query: self.query.as_stored(),
+            key: self.key.as_stored(),
+            value: self.value.as_stored(),
+            mask: self.mask.as_mask(),
+        };
         let mut ws = vec![f32::NAN; op.workspace_len(s, false).unwrap()];
-        op.forward(s, &self.query, &self.key, &self.value, self.mask.as_mask(), &mut flash, None, &mut ws).unwrap();
+        op.forward(s, inputs, &mut flash, None, &mut ws).unwrap();
         let mut direct = vec![f32::NAN; n_out];
         let mut weights = vec![f32::NAN; s.batch * s.q_heads * s.q_len * s.kv_len];
-        op.forward(
-            s,
-            &self.query,
-            &self.key,
-            &self.value,
-            self.mask.as_mask(),
-            &mut direct,
-            Some(&mut weights),
-            &mut [],
-        )
-        .unwrap();
+        let mut ws = vec![f32::NAN; op.workspace_len(s, true).unwrap()];
+        op.forward(s, inputs, &mut direct, Some(&mut weights), &mut ws).unwrap();
         (flash, direct)
     }
 
@@ -72,6 +75,7 @@ impl Case {
         };
         let allowed = |b, h, i, j| match &self.mask {
             MaskData::Causal => j <= i,
+            MaskData::CausalLowerRight => j + s.q_len <= i + s.kv_len,
             MaskData::Keep(m, batch, heads) => m[at(*batch, *heads, b, h, i, j)],
             _ => true,
         };
@@ -79,7 +83,8 @@ impl Case {
             MaskData::Additive(m, batch, heads) => m[at(*batch, *heads, b, h, i, j)] as f64,
             _ => 0.0,
         };
-        reference::sdpa(dims, &self.query, &self.key, &self.value, scale, allowed, bias)
+        let (q, k, v) = (self.query.widened(s.qk_dim), self.key.widened(s.qk_dim), self.value.widened(s.v_dim));
+        reference::sdpa(dims, &q, &k, &v, scale, allowed, bias)
     }
 }
 
@@ -111,13 +116,20 @@ fn golden(name: &str) -> (Case, Vec<f32>) {
         _ => MaskData::None,
     };
     let scale = g.meta("scale").map(|s| s.parse().unwrap());
-    let case = Case { shape, query: g.f32s("query"), key: g.f32s("key"), value: g.f32s("value"), mask, scale };
+    // K and V (and the query) at their stored precision, through the
+    // library's own loader.
+    let file =
+        TensorFile::read(format!("{}/tests/data/{name}.safetensors", env!("CARGO_MANIFEST_DIR")).as_ref()).unwrap();
+    let [query, key, value] =
+        [("query", false), ("key", true), ("value", true)].map(|(t, q8)| file.stored(t, q8).unwrap().1);
+    let case = Case { shape, query, key, value, mask, scale };
     (case, g.f32s("expected.output"))
 }
 
 #[test]
 fn golden_pytorch_cases_on_every_backend() {
-    for name in ["sdpa-plain", "sdpa-bool-mask", "sdpa-causal", "sdpa-gqa-scale"] {
+    let reduced = ["sdpa-bf16-all-bf16", "sdpa-bf16-decode", "sdpa-f16-bool", "sdpa-q8-decode", "sdpa-q8-odd-dims"];
+    for name in ["sdpa-plain", "sdpa-bool-mask", "sdpa-causal", "sdpa-gqa-scale"].into_iter().chain(reduced) {
         let (case, want) = golden(name);
         for backend in backends() {
             let (flash, direct) = with_backend(backend, || case.run()).unwrap();
@@ -127,20 +139,32 @@ fn golden_pytorch_cases_on_every_backend() {
     }
 }
 
+/// A storage type: any of the four for K and V, no q8 for the query.
+fn arb_storage(kv: bool) -> impl Strategy<Value = Storage> {
+    let float = prop_oneof![Just(Storage::F32), Just(Storage::Bf16), Just(Storage::F16)];
+    if kv { prop_oneof![3 => float, 1 => Just(Storage::Q8)].boxed() } else { float.boxed() }
+}
+
 fn arb_case() -> impl Strategy<Value = Case> {
     let lens = prop_oneof![1usize..9, Just(TILE_QUERIES), TILE_KEYS - 1..TILE_KEYS + 70];
     // Decoding rows stream keys in chunks of 512: cross a chunk boundary too.
     let kv_lens = prop_oneof![3 => lens.clone(), 1 => 1020usize..1030];
-    (1usize..3, 1usize..4, 1usize..3, lens, kv_lens, 0usize..9, 1usize..7, 0usize..5).prop_flat_map(
-        |(batch, kv_heads, group, q_len, kv_len, e, ev, mask_kind)| {
+    let storages = (arb_storage(false), arb_storage(true));
+    let dims = (0usize..9, prop_oneof![3 => 1usize..7, 1 => 30usize..40]);
+    (1usize..3, 1usize..4, 1usize..3, lens, kv_lens, dims, 0usize..6, storages).prop_flat_map(
+        |(batch, kv_heads, group, q_len, kv_len, (e, ev), mask_kind, (q_storage, kv_storage))| {
             let q_heads = kv_heads * group;
             let shape = SdpaShape { batch, q_heads, kv_heads, q_len, kv_len, qk_dim: e, v_dim: ev };
-            let v = |n: usize| prop::collection::vec(-2.0f32..2.0, n);
+            // Mostly ordinary values, with zeros and values that are
+            // subnormal in bf16 or f16.
+            let value = prop_oneof![8 => -2.0f32..2.0, 1 => Just(0.0f32), 1 => -1e-6f32..1e-6, 1 => -1e-39f32..1e-39];
+            let v = move |n: usize| prop::collection::vec(value.clone(), n);
             let mask_heads = if mask_kind % 2 == 0 { 1 } else { q_heads };
             let per = mask_heads * q_len * kv_len;
             let mask = match mask_kind {
                 0 => Just(MaskData::None).boxed(),
                 1 => Just(MaskData::Causal).boxed(),
+                5 => Just(MaskData::CausalLowerRight).boxed(),
                 2 | 3 => prop::collection::vec(prop::bool::weighted(0.8), batch * per)
                     .prop_map(move |m| MaskData::Keep(m, batch, mask_heads))
                     .boxed(),
@@ -158,9 +182,9 @@ fn arb_case() -> impl Strategy<Value = Case> {
             )
                 .prop_map(move |(query, key, value, mask, scale)| Case {
                     shape,
-                    query,
-                    key,
-                    value,
+                    query: StoredTensor::from_f32(&query, e, q_storage),
+                    key: StoredTensor::from_f32(&key, e, kv_storage),
+                    value: StoredTensor::from_f32(&value, ev, kv_storage),
                     mask,
                     scale,
                 })
@@ -169,7 +193,7 @@ fn arb_case() -> impl Strategy<Value = Case> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(60))]
+    #![proptest_config(ProptestConfig::with_cases(120))]
 
     #[test]
     fn matches_f64_reference(case in arb_case()) {

@@ -20,7 +20,7 @@ use simd_attention::kernels::{Mask, ScoreShape, masked_softmax};
 use simd_attention::models::{DecodeOptions, GruLayer, Seq2Seq, Weight};
 use simd_attention::ops::{
     AdditiveAttention, Attention, AttentionShape, BilinearAttention, DotProductAttention, KeyCache, Linear, MhaDims,
-    MultiHeadAttention, NadarayaWatson, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+    MultiHeadAttention, NadarayaWatson, ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, ValidLens,
 };
 use simd_attention::vmath;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -191,7 +191,7 @@ fn sdpa_every_path() {
         assert_no_alloc(&format!("sdpa {s:?}"), || {
             for mask in [SdpaMask::None, SdpaMask::Causal] {
                 let w = with_weights.then_some(&mut weights[..]);
-                op.forward(&s, &q, &k, &v, mask, &mut out, w, &mut ws).unwrap();
+                op.forward(&s, SdpaInputs::f32(&q, &k, &v, mask), &mut out, w, &mut ws).unwrap();
             }
         });
     }

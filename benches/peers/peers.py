@@ -99,23 +99,34 @@ def jax_workloads(samples, wanted):
     return results
 
 
+# (heads, L, S, E, causal, dtype). PyTorch's SDPA wants Q, K and V in one
+# dtype, so the reduced-precision decodes run with the query in that dtype
+# too; it has no int8 SDPA, so `sdpa-decode-q8` is held to its bf16 decode,
+# the fastest PyTorch has (the target is stated against it).
+TORCH_SDPA = {
+    "sdpa-512": (32, 512, 512, 64, False, "float32"),
+    "sdpa-512-bf16": (32, 512, 512, 64, False, "bfloat16"),
+    "sdpa-causal-2048": (8, 2048, 2048, 64, True, "float32"),
+    "sdpa-decode": (64, 1, 4096, 128, False, "float32"),
+    "sdpa-decode-bf16": (64, 1, 4096, 128, False, "bfloat16"),
+    "sdpa-decode-f16": (64, 1, 4096, 128, False, "float16"),
+    "sdpa-decode-q8": (64, 1, 4096, 128, False, "bfloat16"),
+}
+
+
 def torch_workloads(samples, wanted):
-    if not wanted & {"sdpa-512", "sdpa-causal-2048", "sdpa-decode"}:
+    if not wanted & set(TORCH_SDPA):
         return {}
     import torch
     import torch.nn.functional as F
 
     torch.set_num_threads(1)
     results = {}
-    for name, (heads, l, s, e, causal) in {
-        "sdpa-512": (32, 512, 512, 64, False),
-        "sdpa-causal-2048": (8, 2048, 2048, 64, True),
-        "sdpa-decode": (64, 1, 4096, 128, False),
-    }.items():
+    for name, (heads, l, s, e, causal, dtype) in TORCH_SDPA.items():
         if name not in wanted:
             continue
         g = torch.Generator().manual_seed(0)
-        q, k, v = (torch.randn(1, heads, n, e, generator=g) for n in (l, s, s))
+        q, k, v = (torch.randn(1, heads, n, e, generator=g).to(getattr(torch, dtype)) for n in (l, s, s))
 
         def run(q=q, k=k, v=v, causal=causal):
             with torch.no_grad():
@@ -260,8 +271,8 @@ def seq2seq_workloads(samples, wanted):
     return results
 
 
-WORKLOADS = ("add-decode", "add-batch", "add-long", "sdpa-512", "sdpa-causal-2048", "sdpa-decode",
-             "seq2seq-token-b1", "seq2seq-token-b64")
+WORKLOADS = ("add-decode", "add-batch", "add-long", "sdpa-512", "sdpa-512-bf16", "sdpa-causal-2048", "sdpa-decode",
+             "sdpa-decode-bf16", "sdpa-decode-f16", "sdpa-decode-q8", "seq2seq-token-b1", "seq2seq-token-b64")
 
 
 def main():

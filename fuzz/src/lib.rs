@@ -9,11 +9,12 @@
 
 use arbitrary::Unstructured;
 use simd_attention::gemm::{self as matmul, MatMut, MatRef};
-use simd_attention::io::{TensorFile, case::run_case};
+use simd_attention::io::{StoredTensor, TensorFile, case::run_case};
+use simd_attention::storage::{Storage, Stored};
 use simd_attention::kernels::{self, Mask, ScoreShape};
 use simd_attention::ops::{
     AdditiveAttention, Attention, AttentionShape, KeyCache, Linear, MhaDims, MultiHeadAttention,
-    ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+    ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, ValidLens,
 };
 use simd_attention::{par, vmath};
 
@@ -242,14 +243,18 @@ pub fn sdpa(data: &[u8]) {
     let q = values(&mut u, s.batch * s.q_heads * s.q_len * s.qk_dim, finite);
     let k = values(&mut u, s.batch * s.kv_heads * s.kv_len * s.qk_dim, finite);
     let v = values(&mut u, s.batch * s.kv_heads * s.kv_len * s.v_dim, finite);
+    // K and V in any storage type (converted as a KV cache would store them).
+    let storage = [Storage::F32, Storage::Bf16, Storage::F16, Storage::Q8][size(&mut u, 3)];
+    let (k, v) = (StoredTensor::from_f32(&k, s.qk_dim, storage), StoredTensor::from_f32(&v, s.v_dim, storage));
     let heads = if u.arbitrary().unwrap_or(false) { 1 } else { s.q_heads };
     let per = heads * s.q_len * s.kv_len;
     let keep: Vec<bool> = (0..per).map(|_| u.ratio(4, 5).unwrap_or(true)).collect();
     let add: Vec<f32> =
         (0..per).map(|_| if u.ratio(1, 5).unwrap_or(false) { f32::NEG_INFINITY } else { moderate(&mut u) }).collect();
-    let mask = match size(&mut u, 3) {
+    let mask = match size(&mut u, 4) {
         0 => SdpaMask::None,
         1 => SdpaMask::Causal,
+        4 => SdpaMask::CausalLowerRight,
         2 => SdpaMask::Keep { mask: &keep, batch: 1, heads },
         _ => SdpaMask::Additive { mask: &add, batch: 1, heads },
     };
@@ -257,21 +262,22 @@ pub fn sdpa(data: &[u8]) {
     let n_out = s.batch * s.q_heads * s.q_len * s.v_dim;
     let mut flash = vec![7.0; n_out];
     let ws_len = op.workspace_len(&s, false).unwrap_or(0).min(1 << 22);
-    let r = op.forward(&s, &q, &k, &v, mask, &mut flash, None, &mut vec![0.0; ws_len]);
+    let r = op.forward(&s, SdpaInputs { query: Stored::F32(&q), key: k.as_stored(), value: v.as_stored(), mask }, &mut flash, None, &mut vec![0.0; ws_len]);
     if r.is_err() {
         assert!(flash.iter().all(|&x| x == 7.0), "a refused call wrote");
         return;
     }
     let mut direct = vec![0.0; n_out];
     let mut weights = vec![0.0; s.batch * s.q_heads * s.q_len * s.kv_len];
-    op.forward(&s, &q, &k, &v, mask, &mut direct, Some(&mut weights), &mut []).unwrap();
+    let ws_weights = op.workspace_len(&s, true).unwrap();
+    op.forward(&s, SdpaInputs { query: Stored::F32(&q), key: k.as_stored(), value: v.as_stored(), mask }, &mut direct, Some(&mut weights), &mut vec![0.0; ws_weights]).unwrap();
     if finite {
         for (a, b) in flash.iter().zip(&direct) {
             assert!((a - b).abs() <= 1e-4 + 1e-4 * b.abs(), "flash {a} vs weights {b} for {s:?} {mask:?}");
         }
     }
     let mut parallel = vec![0.0; n_out];
-    par::sdpa(&op, &s, &q, &k, &v, mask, &mut parallel, None).unwrap();
+    par::sdpa(&op, &s, SdpaInputs { query: Stored::F32(&q), key: k.as_stored(), value: v.as_stored(), mask }, &mut parallel, None).unwrap();
     assert!(same_bits(&flash, &parallel), "parallel differs");
 }
 

@@ -10,8 +10,8 @@ use super::{LoadError, Tensor, TensorFile};
 use crate::kernels::{ScoreShape, masked_softmax};
 use crate::models::DecodeOptions;
 use crate::ops::{
-    Attention, AttentionShape, DotProductAttention, NadarayaWatson, ScaledDotProductAttention, SdpaMask, SdpaShape,
-    ValidLens,
+    Attention, AttentionShape, DotProductAttention, NadarayaWatson, ScaledDotProductAttention, SdpaInputs, SdpaMask,
+    SdpaShape, ValidLens,
 };
 use crate::par;
 use alloc::string::{String, ToString};
@@ -157,21 +157,16 @@ fn softmax_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
 }
 
 fn sdpa_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
-    let q = file.f32s("query")?;
-    q.expect_shape("query", &[None, None, None, None])?;
-    let k = file.f32s("key")?;
-    k.expect_shape("key", &[Some(q.shape[0]), None, None, Some(q.shape[3])])?;
-    let v = file.f32s("value")?;
-    v.expect_shape("value", &[Some(q.shape[0]), Some(k.shape[1]), Some(k.shape[2]), None])?;
-    let shape = SdpaShape {
-        batch: q.shape[0],
-        q_heads: q.shape[1],
-        kv_heads: k.shape[1],
-        q_len: q.shape[2],
-        kv_len: k.shape[2],
-        qk_dim: q.shape[3],
-        v_dim: v.shape[3],
-    };
+    // K and V stay at their stored precision (BF16, F16, or I8 with
+    // scales); the query may be F32, BF16 or F16, never I8.
+    let (q, query) = file.stored("query", false)?;
+    expect_dims("query", &q, &[None, None, None, None])?;
+    let (k, key) = file.stored("key", true)?;
+    expect_dims("key", &k, &[Some(q[0]), None, None, Some(q[3])])?;
+    let (v, value) = file.stored("value", true)?;
+    expect_dims("value", &v, &[Some(q[0]), Some(k[1]), Some(k[2]), None])?;
+    let shape =
+        SdpaShape { batch: q[0], q_heads: q[1], kv_heads: k[1], q_len: q[2], kv_len: k[2], qk_dim: q[3], v_dim: v[3] };
     let causal = match file.metadata("is_causal").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -193,7 +188,7 @@ fn sdpa_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
         let is_bool = matches!(file.dtype("attn_mask"), Some(safetensors::Dtype::U8 | safetensors::Dtype::BOOL));
         let dims = if is_bool { file.bools("attn_mask")?.shape } else { file.f32s("attn_mask")?.shape };
         let expect = [None, None, Some(shape.q_len), Some(shape.kv_len)];
-        Tensor::<()> { shape: dims.clone(), data: Vec::new() }.expect_shape("attn_mask", &expect)?;
+        expect_dims("attn_mask", &dims, &expect)?;
         mask_dims = (dims[0], dims[1]);
         if is_bool {
             keep = file.bools("attn_mask")?.data;
@@ -209,9 +204,15 @@ fn sdpa_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {
     };
     let op = ScaledDotProductAttention { scale };
     let mut out = vec![0.0f32; checked(&[shape.batch, shape.q_heads, shape.q_len, shape.v_dim])?];
-    par::sdpa(&op, &shape, &q.data, &k.data, &v.data, mask, &mut out, None)?;
+    let inputs = SdpaInputs { query: query.as_stored(), key: key.as_stored(), value: value.as_stored(), mask };
+    par::sdpa(&op, &shape, inputs, &mut out, None)?;
     let shape = vec![shape.batch, shape.q_heads, shape.q_len, shape.v_dim];
     Ok(vec![("output", CaseTensor::F32(Tensor { shape, data: out }))])
+}
+
+/// Checks a shape read apart from its data, as [`Tensor::expect_shape`] does.
+fn expect_dims(name: &str, shape: &[usize], expected: &[Option<usize>]) -> Result<(), LoadError> {
+    Tensor::<()> { shape: shape.to_vec(), data: Vec::new() }.expect_shape(name, expected)
 }
 
 fn nadaraya_watson_case(file: &TensorFile) -> Result<CaseOutputs, LoadError> {

@@ -2,7 +2,9 @@
 //! names (`std` feature).
 //!
 //! [`TensorFile`] owns a file's bytes and hands out tensors by name as
-//! `f32` (converting F64, F16 and BF16), `i64` or `bool`. [`params`] turns
+//! `f32` (converting F64, F16 and BF16), `i64` or `bool`, or at their
+//! stored precision ([`StoredTensor`]: K and V of the reduced-precision
+//! SDPA cases). [`params`] turns
 //! them into operator parameters, checking every shape; [`case`] runs a
 //! whole golden-format case, as `attn run` does. Every error names the
 //! tensor and what was expected and found.
@@ -10,6 +12,9 @@
 pub mod case;
 pub mod params;
 pub mod seq2seq;
+mod stored;
+
+pub use stored::StoredTensor;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;

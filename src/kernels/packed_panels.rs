@@ -14,6 +14,7 @@
 use super::matmul_tile::{Strided, StridedMut, TILE_VECTORS, tile_rows};
 use crate::simd::vector::MAX_LANES;
 use crate::simd::{F32Vector, WithSimd};
+use crate::storage::{Element, Rows};
 
 /// Columns per panel: the widest tile of any backend.
 pub(crate) const PANEL: usize = TILE_VECTORS * MAX_LANES;
@@ -23,23 +24,41 @@ pub(crate) fn packed_len(rows: usize, cols: usize) -> Option<usize> {
     cols.div_ceil(PANEL).checked_mul(PANEL)?.checked_mul(rows)
 }
 
-/// Packs `src`, read as `rows × cols` with element `(r, c)` at
-/// `src[r·rs + c·cs]`, into `dst` (`packed_len(rows, cols)` values).
-pub(crate) fn pack(src: &[f32], rows: usize, cols: usize, rs: usize, cs: usize, dst: &mut [f32]) {
-    if rows == 0 {
+/// Packs the first `n` rows of `src` (each `src.width()` values wide),
+/// widened to f32, as an `n × width` matrix into `dst`
+/// (`packed_len(n, width)` values).
+pub(crate) fn pack_rows<T: Element>(src: &Rows<'_, T>, n: usize, dst: &mut [f32]) {
+    let cols = src.width();
+    if n == 0 {
         return;
     }
-    for (w, panel) in dst.chunks_exact_mut(rows * PANEL).take(cols.div_ceil(PANEL)).enumerate() {
+    for (w, panel) in dst.chunks_exact_mut(n * PANEL).take(cols.div_ceil(PANEL)).enumerate() {
         let c0 = w * PANEL;
         let width = PANEL.min(cols - c0);
         for (r, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-            if cs == 1 {
-                row[..width].copy_from_slice(&src[r * rs + c0..r * rs + c0 + width]);
-            } else {
-                for (c, d) in row[..width].iter_mut().enumerate() {
-                    *d = src[r * rs + (c0 + c) * cs];
-                }
+            src.row(r).widen_into(c0, &mut row[..width]);
+            row[width..].fill(0.0);
+        }
+    }
+}
+
+/// Packs the transpose of the first `n` rows of `src`, widened to f32: a
+/// `width × n` matrix (`packed_len(width, n)` values), as `Kᵀ` for `Q·Kᵀ`.
+pub(crate) fn pack_transposed<T: Element>(src: &Rows<'_, T>, n: usize, dst: &mut [f32]) {
+    let rows = src.width();
+    if rows == 0 {
+        return;
+    }
+    for (w, panel) in dst.chunks_exact_mut(rows * PANEL).take(n.div_ceil(PANEL)).enumerate() {
+        let c0 = w * PANEL;
+        let width = PANEL.min(n - c0);
+        for c in 0..width {
+            let column = src.row(c0 + c);
+            for (r, d) in panel.iter_mut().skip(c).step_by(PANEL).enumerate() {
+                *d = column.get(r);
             }
+        }
+        for row in panel.chunks_exact_mut(PANEL) {
             row[width..].fill(0.0);
         }
     }

@@ -16,13 +16,16 @@
 use crate::math::reduce;
 use crate::simd::vector::{load_partial, store_partial};
 use crate::simd::{F32Vector, WithSimd};
+use crate::storage::{Element, Row, Rows};
 
 /// Keys per chunk: the unit of split-K work and of merging. On `attn bench`
 /// `sdpa-decode`, 128 was slower (per-chunk overhead) and 2048 no faster.
 pub(crate) const CHUNK_KEYS: usize = 512;
 
 /// Output columns per block of a chunk's weighted sum: the stack buffer a
-/// serial run folds through, so any `Ev` needs no heap.
+/// serial run folds through, so any `Ev` needs no heap. A multiple of
+/// [`crate::storage::Q8_BLOCK`], so every block's vector loads start on a
+/// multiple of the vector width and stay within one q8 block.
 pub(crate) const VALUE_BLOCK: usize = 256;
 
 /// The running softmax statistics of one row.
@@ -59,11 +62,11 @@ impl RowStats {
 /// `scores[j] = scale · q·k_j` for a chunk of keys, then the masked scores
 /// replaced by `p = e^{s − m_c}`. Returns the chunk's statistics, or `None`
 /// when every key of the chunk is masked.
-pub(crate) struct ChunkWeights<'a, M: Fn(&mut [f32])> {
+pub(crate) struct ChunkWeights<'a, T, M: Fn(&mut [f32])> {
     /// The query row, `E` values.
     pub query: &'a [f32],
-    /// The chunk's keys, `n × E` row-major.
-    pub keys: &'a [f32],
+    /// The chunk's `n` keys, as stored.
+    pub keys: Rows<'a, T>,
     pub scale: f32,
     /// Applies the mask to the chunk's scores (`-inf` where masked).
     pub mask: M,
@@ -71,12 +74,12 @@ pub(crate) struct ChunkWeights<'a, M: Fn(&mut [f32])> {
     pub scores: &'a mut [f32],
 }
 
-impl<M: Fn(&mut [f32])> WithSimd for ChunkWeights<'_, M> {
+impl<T: Element, M: Fn(&mut [f32])> WithSimd for ChunkWeights<'_, T, M> {
     type Output = Option<RowStats>;
 
     #[inline(always)]
     fn run<V: F32Vector>(self) -> Option<RowStats> {
-        dot_rows::<V>(self.query, self.keys, self.scale, self.scores);
+        dot_rows::<V, T>(self.query, &self.keys, self.scale, self.scores);
         (self.mask)(self.scores);
         let max = reduce::max::<V>(self.scores);
         if max == f32::NEG_INFINITY {
@@ -89,24 +92,23 @@ impl<M: Fn(&mut [f32])> WithSimd for ChunkWeights<'_, M> {
 
 /// `dst = Σ_j p_j · v_j[cols]`, and with `merge = Some((out, a, b))` also
 /// `out ← a·out + b·dst` (the serial path's fold).
-pub(crate) struct ChunkValues<'a> {
+pub(crate) struct ChunkValues<'a, T> {
     /// The chunk's weights, `n` values.
     pub weights: &'a [f32],
-    /// The chunk's values, `n × v_dim` row-major.
-    pub values: &'a [f32],
-    pub v_dim: usize,
+    /// The chunk's `n` value rows, as stored.
+    pub values: Rows<'a, T>,
     /// First column of the block; `dst.len()` columns are computed.
     pub col: usize,
     pub dst: &'a mut [f32],
     pub merge: Option<(&'a mut [f32], f32, f32)>,
 }
 
-impl WithSimd for ChunkValues<'_> {
+impl<T: Element> WithSimd for ChunkValues<'_, T> {
     type Output = ();
 
     #[inline(always)]
     fn run<V: F32Vector>(self) {
-        weighted_rows::<V>(self.weights, self.values, self.v_dim, self.col, self.dst);
+        weighted_rows::<V, T>(self.weights, &self.values, self.col, self.dst);
         if let Some((out, a, b)) = self.merge {
             merge_values::<V>(out, self.dst, a, b);
         }
@@ -144,7 +146,7 @@ const DOT_ACCUMULATORS: usize = 4;
 /// the read bandwidth, needs. Each score gets the same operations whether
 /// its row is read with others or alone.
 #[inline(always)]
-fn dot_rows<V: F32Vector>(query: &[f32], keys: &[f32], scale: f32, scores: &mut [f32]) {
+fn dot_rows<V: F32Vector, T: Element>(query: &[f32], keys: &Rows<'_, T>, scale: f32, scores: &mut [f32]) {
     let e = query.len();
     if e == 0 {
         // An empty product is 0, unscaled, as in `gemm` (with E = 0 the
@@ -152,39 +154,38 @@ fn dot_rows<V: F32Vector>(query: &[f32], keys: &[f32], scale: f32, scores: &mut 
         scores.fill(0.0);
         return;
     }
-    let row = |j: usize| &keys[j * e..(j + 1) * e];
     match V::DECODE_STREAMS {
-        4.. => streamed_dots::<V, 4>(query, &row, scale, scores),
-        2..4 => streamed_dots::<V, 2>(query, &row, scale, scores),
-        _ => streamed_dots::<V, 1>(query, &row, scale, scores),
+        4.. => streamed_dots::<V, T, 4>(query, keys, scale, scores),
+        2..4 => streamed_dots::<V, T, 2>(query, keys, scale, scores),
+        _ => streamed_dots::<V, T, 1>(query, keys, scale, scores),
     }
 }
 
 /// [`dot_rows`] with `R` runs read in lockstep; the rows past the last
 /// whole step go one at a time.
 #[inline(always)]
-fn streamed_dots<'k, V: F32Vector, const R: usize>(
+fn streamed_dots<V: F32Vector, T: Element, const R: usize>(
     query: &[f32],
-    row: &impl Fn(usize) -> &'k [f32],
+    keys: &Rows<'_, T>,
     scale: f32,
     scores: &mut [f32],
 ) {
     let run = scores.len() / R;
     for t in 0..run {
-        let dots = dots::<V, R>(query, core::array::from_fn(|r| row(r * run + t)));
+        let dots = dots::<V, T, R>(query, core::array::from_fn(|r| keys.row(r * run + t)));
         for (r, d) in dots.into_iter().enumerate() {
             scores[r * run + t] = scale * d;
         }
     }
     for (j, score) in scores.iter_mut().enumerate().skip(R * run) {
-        *score = scale * dots::<V, 1>(query, [row(j)])[0];
+        *score = scale * dots::<V, T, 1>(query, [keys.row(j)])[0];
     }
 }
 
 /// `a·b_r` for `R` rows at once, each over [`DOT_ACCUMULATORS`] vector
 /// accumulators summed pairwise: a row gets the same operations whatever `R` is.
 #[inline(always)]
-fn dots<V: F32Vector, const R: usize>(a: &[f32], b: [&[f32]; R]) -> [f32; R] {
+fn dots<V: F32Vector, T: Element, const R: usize>(a: &[f32], b: [Row<'_, T>; R]) -> [f32; R] {
     let e = b.iter().fold(a.len(), |e, row| e.min(row.len()));
     let step = DOT_ACCUMULATORS * V::LANES;
     let mut acc = [[V::splat(0.0); DOT_ACCUMULATORS]; R];
@@ -196,7 +197,7 @@ fn dots<V: F32Vector, const R: usize>(a: &[f32], b: [&[f32]; R]) -> [f32; R] {
             let a_k = unsafe { V::load(a.as_ptr().add(at)) };
             for (acc, row) in acc.iter_mut().zip(&b) {
                 // SAFETY: as above.
-                acc[k] = a_k.mul_add(unsafe { V::load(row.as_ptr().add(at)) }, acc[k]);
+                acc[k] = a_k.mul_add(unsafe { row.load::<V>(at) }, acc[k]);
             }
         }
         p += step;
@@ -210,8 +211,7 @@ fn dots<V: F32Vector, const R: usize>(a: &[f32], b: [&[f32]; R]) -> [f32; R] {
         // SAFETY: n values remain from p in a and in every row.
         let a_k = unsafe { load_partial::<V>(a.as_ptr().add(p), n, 0.0) };
         for (acc, row) in acc.iter_mut().zip(&b) {
-            // SAFETY: as above.
-            acc[k] = a_k.mul_add(unsafe { load_partial::<V>(row.as_ptr().add(p), n, 0.0) }, acc[k]);
+            acc[k] = a_k.mul_add(row.load_partial::<V>(p, n), acc[k]);
         }
         p += n;
     }
@@ -230,48 +230,50 @@ fn dots<V: F32Vector, const R: usize>(a: &[f32], b: [&[f32]; R]) -> [f32; R] {
 /// key) that depends only on the chunk's length, so the column blocking
 /// never changes a bit. `dst` stays in L1 while the rows stream past.
 #[inline(always)]
-fn weighted_rows<V: F32Vector>(weights: &[f32], values: &[f32], v_dim: usize, col: usize, dst: &mut [f32]) {
-    let width = dst.len();
+fn weighted_rows<V: F32Vector, T: Element>(weights: &[f32], values: &Rows<'_, T>, col: usize, dst: &mut [f32]) {
+    assert!(col + dst.len() <= values.width(), "weighted_rows: columns past the rows");
     dst.fill(0.0);
-    let row = |j: usize| &values[j * v_dim + col..j * v_dim + col + width];
     match V::DECODE_STREAMS {
-        4.. => streamed_axpys::<V, 4>(weights, &row, dst),
-        2..4 => streamed_axpys::<V, 2>(weights, &row, dst),
-        _ => streamed_axpys::<V, 1>(weights, &row, dst),
+        4.. => streamed_axpys::<V, T, 4>(weights, values, col, dst),
+        2..4 => streamed_axpys::<V, T, 2>(weights, values, col, dst),
+        _ => streamed_axpys::<V, T, 1>(weights, values, col, dst),
     }
 }
 
 /// [`weighted_rows`] with `R` runs in lockstep; the rows past the last
 /// whole step go one at a time.
 #[inline(always)]
-fn streamed_axpys<'v, V: F32Vector, const R: usize>(
+fn streamed_axpys<V: F32Vector, T: Element, const R: usize>(
     weights: &[f32],
-    row: &impl Fn(usize) -> &'v [f32],
+    values: &Rows<'_, T>,
+    col: usize,
     dst: &mut [f32],
 ) {
     let run = weights.len() / R;
     for t in 0..run {
         let rows: [usize; R] = core::array::from_fn(|r| r * run + t);
         let w: [V; R] = core::array::from_fn(|r| V::splat(weights[rows[r]]));
-        axpy_rows::<V, R>(w, core::array::from_fn(|r| row(rows[r])), dst);
+        axpy_rows::<V, T, R>(w, core::array::from_fn(|r| values.row(rows[r])), col, dst);
     }
     for (j, &w) in weights.iter().enumerate().skip(R * run) {
-        axpy_rows::<V, 1>([V::splat(w)], [row(j)], dst);
+        axpy_rows::<V, T, 1>([V::splat(w)], [values.row(j)], col, dst);
     }
 }
 
-/// `dst += Σ_r w_r · rows_r`, applied row after row to each lane.
+/// `dst += Σ_r w_r · rows_r[col..col + dst.len()]`, applied row after row
+/// to each lane.
 #[inline(always)]
-fn axpy_rows<V: F32Vector, const R: usize>(w: [V; R], rows: [&[f32]; R], dst: &mut [f32]) {
+fn axpy_rows<V: F32Vector, T: Element, const R: usize>(w: [V; R], rows: [Row<'_, T>; R], col: usize, dst: &mut [f32]) {
     let width = dst.len();
     let full = width - width % V::LANES;
     let mut c = 0;
     while c < full {
-        // SAFETY: c + LANES <= full <= width, the length of dst and of each row.
+        // SAFETY: c + LANES <= full <= width, the length of dst, and
+        // weighted_rows checked col + width <= each row's length.
         unsafe {
             let mut d = V::load(dst.as_ptr().add(c));
             for (w, row) in w.iter().zip(&rows) {
-                d = w.mul_add(V::load(row.as_ptr().add(c)), d);
+                d = w.mul_add(row.load::<V>(col + c), d);
             }
             d.store(dst.as_mut_ptr().add(c));
         }
@@ -279,11 +281,11 @@ fn axpy_rows<V: F32Vector, const R: usize>(w: [V; R], rows: [&[f32]; R], dst: &m
     }
     if c < width {
         let n = width - c;
-        // SAFETY: n < LANES values remain in dst and in each row.
+        // SAFETY: n < LANES values remain in dst.
         unsafe {
             let mut d = load_partial::<V>(dst.as_ptr().add(c), n, 0.0);
             for (w, row) in w.iter().zip(&rows) {
-                d = w.mul_add(load_partial::<V>(row.as_ptr().add(c), n, 0.0), d);
+                d = w.mul_add(row.load_partial::<V>(col + c, n), d);
             }
             store_partial(d, dst.as_mut_ptr().add(c), n);
         }

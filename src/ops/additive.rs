@@ -15,9 +15,10 @@ use super::{Attention, AttentionShape, ValidLens};
 use crate::error::{Error, checked_mul, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm, gemm_own};
 use crate::kernels::additive_score::{EXP_PRODUCT_LIMIT, ProjectedQuery, ScoreWeights, score_keys};
-use crate::kernels::packed_panels::{PanelProduct, pack, packed_len};
+use crate::kernels::packed_panels::{PanelProduct, pack_transposed, packed_len};
 use crate::kernels::softmax::softmax_row;
 use crate::simd::{self, F32Vector, WithSimd};
+use crate::storage::Rows;
 use crate::vmath;
 
 /// A run of key rows of a [`KeyCache`] under construction: `n` rows of
@@ -134,7 +135,8 @@ impl<'p> AdditiveAttention<'p> {
         let (exp_2b, rest) = rest.split_at_mut(projected);
         let (magnitude, w_q_panels) = rest.split_at_mut(sizes.key_rows);
         fill(CacheRows { keys, b: &mut *b, exp_2b: &mut *exp_2b, magnitude: &mut *magnitude })?;
-        pack(self.w_q, self.query_dim, self.hidden, 1, self.query_dim, w_q_panels);
+        // W_q is `hidden × query_dim`; the product wants `W_qᵀ` panels.
+        pack_transposed(&Rows::new(self.w_q, &[], self.query_dim), self.hidden, w_q_panels);
         Ok(KeyCache {
             batch: shape.batch,
             keys: shape.keys,

@@ -23,7 +23,7 @@ pub use bilinear::BilinearAttention;
 pub use dot::DotProductAttention;
 pub use mha::{Linear, MhaDims, MultiHeadAttention};
 pub use nadaraya_watson::NadarayaWatson;
-pub use sdpa::{ScaledDotProductAttention, SdpaMask, SdpaShape, TILE_KEYS, TILE_QUERIES};
+pub use sdpa::{ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, TILE_KEYS, TILE_QUERIES};
 pub use shape::AttentionShape;
 pub use valid_lens::ValidLens;
 

@@ -17,7 +17,7 @@ use crate::ops::additive::CacheRows;
 use crate::ops::nothing_to_write;
 use crate::ops::sdpa::STREAM_MAX_QUERIES;
 use crate::ops::{
-    AdditiveAttention, Attention, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+    AdditiveAttention, Attention, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaInputs, SdpaShape, ValidLens,
 };
 use crate::simd::{self, with_backend};
 use alloc::vec;
@@ -297,34 +297,30 @@ pub fn batched<A: Attention + Sync>(
 }
 
 /// [`ScaledDotProductAttention::forward`] split over (batch, head) pairs.
-#[allow(clippy::too_many_arguments)]
 pub fn sdpa(
     op: &ScaledDotProductAttention,
     shape: &SdpaShape,
-    query: &[f32],
-    key: &[f32],
-    value: &[f32],
-    mask: SdpaMask<'_>,
+    inputs: SdpaInputs<'_>,
     out: &mut [f32],
     weights: Option<&mut [f32]>,
 ) -> Result<(), Error> {
-    op.check(shape, [query, key, value], &mask, out, weights.as_deref())?;
+    op.check(shape, &inputs, out, weights.as_deref())?;
     if nothing_to_write(out, weights.as_deref()) {
         return Ok(());
     }
     let heads = shape.batch * shape.q_heads;
     let cost = work(&[heads, shape.q_len, shape.kv_len, shape.qk_dim + shape.v_dim]);
     if cost >= PARALLEL_MIN_WORK && split_keys::worth_it(shape, weights.is_some()) {
-        return split_keys::sdpa(op, shape, [query, key, value], &mask, out);
+        return split_keys::sdpa(op, shape, &inputs, out);
     }
     let threads = rayon::current_num_threads();
     let flash = weights.is_none() && shape.q_len > STREAM_MAX_QUERIES;
     if cost >= PARALLEL_MIN_WORK && flash && heads < 2 * threads && shape.q_len > TILE_QUERIES {
-        return sdpa_query_blocks(op, shape, [query, key, value], &mask, out, threads);
+        return sdpa_query_blocks(op, shape, &inputs, out, threads);
     }
     if cost < PARALLEL_MIN_WORK || heads < 2 {
         let mut ws = vec![0.0; op.workspace_len(shape, weights.is_some())?];
-        return op.forward(shape, query, key, value, mask, out, weights, &mut ws);
+        return op.forward(shape, inputs, out, weights, &mut ws);
     }
     let counts = vec![1usize; heads];
     let with_weights = weights.is_some();
@@ -339,7 +335,7 @@ pub fn sdpa(
         || vec![0.0; ws_len],
         |ws, ((i, out), weights)| {
             let (b, h) = (i / shape.q_heads, i % shape.q_heads);
-            with_backend(backend, || op.head(shape, [query, key, value], &mask, (b, h), out, weights, ws))?
+            with_backend(backend, || op.head(shape, &inputs, (b, h), out, weights, ws))?
         },
     )
 }
@@ -351,8 +347,7 @@ pub fn sdpa(
 fn sdpa_query_blocks(
     op: &ScaledDotProductAttention,
     shape: &SdpaShape,
-    inputs: [&[f32]; 3],
-    mask: &SdpaMask<'_>,
+    inputs: &SdpaInputs<'_>,
     out: &mut [f32],
     threads: usize,
 ) -> Result<(), Error> {
@@ -374,7 +369,7 @@ fn sdpa_query_blocks(
         || vec![0.0; ws_len],
         |ws, (head, rows, out)| {
             let bh = (head / shape.q_heads, head % shape.q_heads);
-            with_backend(backend, || op.head_rows(shape, inputs, mask, bh, rows, out, ws))
+            with_backend(backend, || op.head_rows(shape, inputs, bh, rows, out, ws))?
         },
     )
 }

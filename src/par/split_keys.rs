@@ -8,7 +8,7 @@ use super::with_backend;
 use crate::Error;
 use crate::kernels::streaming_row::{CHUNK_KEYS, MergeValues, RowStats};
 use crate::ops::sdpa::normalize;
-use crate::ops::{ScaledDotProductAttention, SdpaMask, SdpaShape};
+use crate::ops::{ScaledDotProductAttention, SdpaInputs, SdpaShape};
 use crate::simd;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -29,15 +29,14 @@ pub(super) fn worth_it(shape: &SdpaShape, with_weights: bool) -> bool {
 pub(super) fn sdpa(
     op: &ScaledDotProductAttention,
     shape: &SdpaShape,
-    inputs: [&[f32]; 3],
-    mask: &SdpaMask<'_>,
+    inputs: &SdpaInputs<'_>,
     out: &mut [f32],
 ) -> Result<(), Error> {
     let (l, ev) = (shape.q_len, shape.v_dim);
     let rows = shape.batch * shape.q_heads * l;
     let tasks: Vec<(usize, usize)> = (0..rows)
         .flat_map(|r| {
-            let chunks = ScaledDotProductAttention::row_chunks(shape, mask, r % l).unwrap_or(0);
+            let chunks = ScaledDotProductAttention::row_chunks(shape, &inputs.mask, r % l).unwrap_or(0);
             (0..chunks).map(move |c| (r, c))
         })
         .collect();
@@ -45,14 +44,13 @@ pub(super) fn sdpa(
     let partials: Vec<(usize, Option<RowStats>, Vec<f32>)> = tasks
         .into_par_iter()
         .map(|(r, c)| {
-            with_backend(backend, || {
-                let mut scores = vec![0.0; CHUNK_KEYS];
-                let mut partial = vec![0.0; ev];
-                let head = r / l;
-                let bh = (head / shape.q_heads, head % shape.q_heads);
-                let stats = op.row_chunk(shape, inputs, mask, bh, (r % l, c), &mut scores, &mut partial);
-                (r, stats, partial)
-            })
+            let mut scratch = vec![0.0; ScaledDotProductAttention::row_chunk_scratch(shape)];
+            let mut partial = vec![0.0; ev];
+            let head = r / l;
+            let bh = (head / shape.q_heads, head % shape.q_heads);
+            let stats =
+                with_backend(backend, || op.row_chunk(shape, inputs, bh, (r % l, c), &mut scratch, &mut partial))??;
+            Ok((r, stats, partial))
         })
         .collect::<Result<_, Error>>()?;
     // Partials arrive grouped by row, chunks in order: fold them serially.

@@ -1,7 +1,7 @@
 //! The x86_64 AVX2+FMA backend over `__m256`.
 //!
 //! Only reached through [`super::dispatch`], which enters a
-//! `#[target_feature(enable = "avx2,fma")]` function after checking the CPU.
+//! `#[target_feature(enable = "avx2,fma,f16c")]` function after checking the CPU.
 
 use super::vector::F32Vector;
 use core::arch::x86_64::*;
@@ -30,6 +30,24 @@ impl F32Vector for __m256 {
     unsafe fn store(self, ptr: *mut f32) {
         // SAFETY: the caller guarantees 8 writable values; storeu has no alignment need.
         unsafe { _mm256_storeu_ps(ptr, self) }
+    }
+    #[inline(always)]
+    unsafe fn load_bf16(ptr: *const u16) -> Self {
+        // SAFETY: the caller guarantees 8 readable values (16 bytes); AVX2 is enabled.
+        unsafe {
+            let bits = _mm256_cvtepu16_epi32(_mm_loadu_si128(ptr.cast()));
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(bits))
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_f16(ptr: *const u16) -> Self {
+        // SAFETY: the caller guarantees 8 readable values; the entry point enables F16C.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(ptr.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn load_i8(ptr: *const i8) -> Self {
+        // SAFETY: the caller guarantees 8 readable bytes (one 64-bit load); AVX2 is enabled.
+        unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(ptr.cast()))) }
     }
     #[inline(always)]
     fn splat(x: f32) -> Self {

@@ -1,7 +1,7 @@
 //! The x86_64 AVX-512F backend over `__m512`.
 //!
 //! Only reached through [`super::dispatch`], which enters a
-//! `#[target_feature(enable = "avx512f,avx2,fma")]` function after checking
+//! `#[target_feature(enable = "avx512f,avx2,fma,f16c")]` function after checking
 //! the CPU. Only AVX-512F instructions are used, so every AVX-512 part
 //! qualifies.
 
@@ -16,7 +16,11 @@ impl F32Vector for __m512 {
     /// Measured on one Zen 4 core, 2026-12-01 (`benches/alternate.sh -r 3
     /// sdpa-512,add-batch` over builds with 6, 8 and 12 rows, medians of
     /// medians in ms): sdpa-512 25.7 / 26.8 / 54.2, add-batch 13.7 / 13.9
-    /// / 17.8. Unmeasured on Intel's two-port AVX-512 cores.
+    /// / 17.8. On a two-port Intel Xeon (2026-12-01, the same script, 3
+    /// rounds, builds of d812d0a) 8 rows gained 5.6 % on sdpa-512 (19.04 →
+    /// 18.02), 4.0 % on add-batch and 5.1 % on sdpa-causal-2048, and 12
+    /// rows 6 %, 16 % slower and 6 %: a gain there about the size of the
+    /// loss on Zen 4, so 6 stays.
     const TILE_ROWS: usize = 6;
     /// 4 runs: 16 accumulators and the query vector fit the 32 registers
     /// (no spills in the assembly). `sdpa-decode` on one Zen 4 core,
@@ -37,6 +41,24 @@ impl F32Vector for __m512 {
     unsafe fn store(self, ptr: *mut f32) {
         // SAFETY: the caller guarantees 16 writable values; storeu has no alignment need.
         unsafe { _mm512_storeu_ps(ptr, self) }
+    }
+    #[inline(always)]
+    unsafe fn load_bf16(ptr: *const u16) -> Self {
+        // SAFETY: the caller guarantees 16 readable values (32 bytes); AVX-512F is enabled.
+        unsafe {
+            let bits = _mm512_cvtepu16_epi32(_mm256_loadu_si256(ptr.cast()));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(bits))
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_f16(ptr: *const u16) -> Self {
+        // SAFETY: the caller guarantees 16 readable values; vcvtph2ps on zmm is AVX-512F.
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(ptr.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn load_i8(ptr: *const i8) -> Self {
+        // SAFETY: the caller guarantees 16 readable bytes; AVX-512F is enabled.
+        unsafe { _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(ptr.cast()))) }
     }
     #[inline(always)]
     fn splat(x: f32) -> Self {

@@ -80,19 +80,30 @@ impl fmt::Display for Backend {
 fn cpu_has_avx2() -> bool {
     #[cfg(feature = "std")]
     {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
     }
     #[cfg(not(feature = "std"))]
     {
         cpufeatures::new!(cpuid_avx2_fma, "avx2", "fma");
-        cpuid_avx2_fma::get()
+        cpuid_avx2_fma::get() && cpuid_f16c()
     }
+}
+
+/// F16C (CPUID leaf 1, ECX bit 29), which `cpufeatures` 0.3 does not name.
+#[cfg(all(simd_attention_x86_backends, not(feature = "std")))]
+fn cpuid_f16c() -> bool {
+    // SAFETY: every x86_64 CPU has CPUID leaf 1.
+    #[allow(unused_unsafe)]
+    let leaf = unsafe { core::arch::x86_64::__cpuid(1) };
+    leaf.ecx & (1 << 29) != 0
 }
 
 #[cfg(simd_attention_x86_backends)]
 fn cpu_has_avx512() -> bool {
     // The AVX-512 entry point also enables AVX2 and FMA for its 256-bit
-    // reductions, so all three must be present.
+    // reductions, and F16C with them (cpu_has_avx2 checks all three).
     #[cfg(feature = "std")]
     {
         std::is_x86_feature_detected!("avx512f") && cpu_has_avx2()
@@ -100,7 +111,7 @@ fn cpu_has_avx512() -> bool {
     #[cfg(not(feature = "std"))]
     {
         cpufeatures::new!(cpuid_avx512f, "avx512f", "avx2", "fma");
-        cpuid_avx512f::get()
+        cpuid_avx512f::get() && cpuid_f16c()
     }
 }
 

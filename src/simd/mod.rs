@@ -43,10 +43,10 @@ pub(crate) fn dispatch<J: WithSimd>(job: J) -> J::Output {
 pub(crate) fn dispatch_on<J: WithSimd>(backend: Backend, job: J) -> J::Output {
     match backend {
         #[cfg(simd_attention_x86_backends)]
-        // SAFETY: `active` only yields Avx512 after `is_available` saw avx512f, avx2 and fma.
+        // SAFETY: `active` only yields Avx512 after `is_available` saw avx512f, avx2, fma and f16c.
         Backend::Avx512 if backend.is_available() => unsafe { run_avx512(job) },
         #[cfg(simd_attention_x86_backends)]
-        // SAFETY: `is_available` saw avx2 and fma.
+        // SAFETY: `is_available` saw avx2, fma and f16c.
         Backend::Avx2 if backend.is_available() => unsafe { run_avx2(job) },
         Backend::Scalar => job.run::<scalar::Scalar>(),
         _ => job.run::<wide::f32x8>(),
@@ -54,17 +54,17 @@ pub(crate) fn dispatch_on<J: WithSimd>(backend: Backend, job: J) -> J::Output {
 }
 
 /// # Safety
-/// The CPU must support AVX-512F, AVX2 and FMA.
+/// The CPU must support AVX-512F, AVX2, FMA and F16C.
 #[cfg(simd_attention_x86_backends)]
-#[target_feature(enable = "avx512f,avx2,fma")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
 unsafe fn run_avx512<J: WithSimd>(job: J) -> J::Output {
     job.run::<core::arch::x86_64::__m512>()
 }
 
 /// # Safety
-/// The CPU must support AVX2 and FMA.
+/// The CPU must support AVX2, FMA and F16C.
 #[cfg(simd_attention_x86_backends)]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn run_avx2<J: WithSimd>(job: J) -> J::Output {
     job.run::<core::arch::x86_64::__m256>()
 }

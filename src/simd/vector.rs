@@ -43,6 +43,40 @@ pub(crate) trait F32Vector: Copy {
     unsafe fn store(self, ptr: *mut f32);
     fn splat(x: f32) -> Self;
 
+    // Widening loads of the stored types (`crate::storage`). The defaults
+    // convert lane by lane through a stack buffer; the x86 backends use
+    // one conversion instruction.
+
+    /// Loads `LANES` bf16 bit patterns and widens them exactly (bf16 is
+    /// the top half of an f32).
+    ///
+    /// # Safety
+    /// `ptr..ptr + LANES` must be valid for reads.
+    #[inline(always)]
+    unsafe fn load_bf16(ptr: *const u16) -> Self {
+        // SAFETY: the caller guarantees LANES readable values.
+        unsafe { widen_lanes(ptr, |bits| f32::from_bits(u32::from(bits) << 16)) }
+    }
+    /// Loads `LANES` IEEE half-precision bit patterns and widens them
+    /// exactly (every f16, subnormals included, is an f32).
+    ///
+    /// # Safety
+    /// `ptr..ptr + LANES` must be valid for reads.
+    #[inline(always)]
+    unsafe fn load_f16(ptr: *const u16) -> Self {
+        // SAFETY: the caller guarantees LANES readable values.
+        unsafe { widen_lanes(ptr, |bits| half::f16::from_bits(bits).to_f32()) }
+    }
+    /// Loads `LANES` int8 values as f32 (exact).
+    ///
+    /// # Safety
+    /// `ptr..ptr + LANES` must be valid for reads.
+    #[inline(always)]
+    unsafe fn load_i8(ptr: *const i8) -> Self {
+        // SAFETY: the caller guarantees LANES readable values.
+        unsafe { widen_lanes(ptr, f32::from) }
+    }
+
     fn add(self, rhs: Self) -> Self;
     fn sub(self, rhs: Self) -> Self;
     fn mul(self, rhs: Self) -> Self;
@@ -80,6 +114,21 @@ pub(crate) trait F32Vector: Copy {
     fn reduce_add(self) -> f32;
     /// Maximum of the lanes (NaN lanes may be skipped).
     fn reduce_max(self) -> f32;
+}
+
+/// `LANES` values from `ptr`, each widened by `widen`, through a stack buffer.
+///
+/// # Safety
+/// `ptr..ptr + V::LANES` must be valid for reads.
+#[inline(always)]
+unsafe fn widen_lanes<V: F32Vector, T: Copy>(ptr: *const T, widen: impl Fn(T) -> f32) -> V {
+    let mut buf = [0.0f32; MAX_LANES];
+    for (k, b) in buf[..V::LANES].iter_mut().enumerate() {
+        // SAFETY: k < LANES, within what the caller guarantees.
+        *b = widen(unsafe { *ptr.add(k) });
+    }
+    // SAFETY: buf holds MAX_LANES >= LANES values.
+    unsafe { V::load(buf.as_ptr()) }
 }
 
 /// The widest vector any backend has (AVX-512: 16 lanes). Tail buffers are

@@ -14,25 +14,34 @@
 //!   parameters, never the outputs or scratch.
 //!
 //! Which roof applies: `sdpa-decode` reads 268 MB, far past every cache, at
-//! 0.5 FLOP per byte, so it is held to the read bandwidth. Every other
+//! 0.5 FLOP per byte, so it is held to the read bandwidth, as are its
+//! reduced-precision forms (`-bf16`, `-f16`: K and V in 134 MB; `-q8`:
+//! 75 MB with the scales), whose query stays f32. `sdpa-512-bf16` has Q,
+//! K and V in bf16, as PyTorch's bf16 SDPA needs. Every other
 //! workload's data fit in the caches (add-decode's key cache is 6.5 MB) and
 //! it is held to the FMA peak.
 
 use crate::decode::{Rng, Source, encode, load_model};
+use simd_attention::io::StoredTensor;
 use simd_attention::models::{DecodeOptions, Seq2Seq};
 use simd_attention::ops::{
-    AdditiveAttention, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaMask, SdpaShape, ValidLens,
+    AdditiveAttention, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, ValidLens,
 };
 use simd_attention::par;
+use simd_attention::storage::Storage::{self, Bf16, F16, F32, Q8};
 
 /// Every workload, in the order they run.
-pub const WORKLOADS: [&str; 8] = [
+pub const WORKLOADS: [&str; 12] = [
     "add-decode",
     "add-batch",
     "add-long",
     "sdpa-512",
+    "sdpa-512-bf16",
     "sdpa-causal-2048",
     "sdpa-decode",
+    "sdpa-decode-bf16",
+    "sdpa-decode-f16",
+    "sdpa-decode-q8",
     "seq2seq-token-b1",
     "seq2seq-token-b64",
 ];
@@ -64,9 +73,13 @@ pub fn prepare(name: &str) -> Result<Prepared, String> {
         "add-decode" => additive(64, 1, 50, 256, 50),
         "add-batch" => additive(32, 64, 64, 256, 0),
         "add-long" => additive(4, 256, 512, 128, 0),
-        "sdpa-512" => Ok(sdpa(32, 512, 512, 64, false)),
-        "sdpa-causal-2048" => Ok(sdpa(8, 2048, 2048, 64, true)),
-        "sdpa-decode" => Ok(sdpa(64, 1, 4096, 128, false)),
+        "sdpa-512" => Ok(sdpa(32, 512, 512, 64, false, F32, F32)),
+        "sdpa-512-bf16" => Ok(sdpa(32, 512, 512, 64, false, Bf16, Bf16)),
+        "sdpa-causal-2048" => Ok(sdpa(8, 2048, 2048, 64, true, F32, F32)),
+        "sdpa-decode" => Ok(sdpa(64, 1, 4096, 128, false, F32, F32)),
+        "sdpa-decode-bf16" => Ok(sdpa(64, 1, 4096, 128, false, F32, Bf16)),
+        "sdpa-decode-f16" => Ok(sdpa(64, 1, 4096, 128, false, F32, F16)),
+        "sdpa-decode-q8" => Ok(sdpa(64, 1, 4096, 128, false, F32, Q8)),
         "seq2seq-token-b1" => seq2seq(1),
         "seq2seq-token-b64" => seq2seq(64),
         other => Err(format!("--workload: unknown workload `{other}` (known: {})", WORKLOADS.join(", "))),
@@ -141,19 +154,24 @@ fn additive(batch: usize, queries: usize, keys: usize, h: usize, steps: usize) -
 }
 
 /// PyTorch SDPA, `heads` heads of `l` queries and `s` keys, `e` wide
-/// (E = Ev): `4·heads·l·s·e` FLOP (`Q·Kᵀ` and `P·V`; half that when
-/// causal), and Q, K and V read once.
-fn sdpa(heads: usize, l: usize, s: usize, e: usize, causal: bool) -> Prepared {
+/// (E = Ev), the query stored as `query` and K and V as `kv`:
+/// `4·heads·l·s·e` FLOP (`Q·Kᵀ` and `P·V`; half that when causal), and Q,
+/// K and V read once at their stored size (q8 with its scales).
+fn sdpa(heads: usize, l: usize, s: usize, e: usize, causal: bool, query: Storage, kv: Storage) -> Prepared {
     let shape = SdpaShape { batch: 1, q_heads: heads, kv_heads: heads, q_len: l, kv_len: s, qk_dim: e, v_dim: e };
-    let q = uniform(heads * l * e, 7, 1.0);
-    let k = uniform(heads * s * e, 8, 1.0);
-    let v = uniform(heads * s * e, 9, 1.0);
+    let q = StoredTensor::from_f32(&uniform(heads * l * e, 7, 1.0), e, query);
+    let k = StoredTensor::from_f32(&uniform(heads * s * e, 8, 1.0), e, kv);
+    let v = StoredTensor::from_f32(&uniform(heads * s * e, 9, 1.0), e, kv);
     let mut out = vec![0.0; heads * l * e];
     let op = ScaledDotProductAttention::default();
     let mask = if causal { SdpaMask::Causal } else { SdpaMask::None };
-    let run = move || par::sdpa(&op, &shape, &q, &k, &v, mask, &mut out, None).map_err(|e| e.to_string());
+    let run = move || {
+        let inputs = SdpaInputs { query: q.as_stored(), key: k.as_stored(), value: v.as_stored(), mask };
+        par::sdpa(&op, &shape, inputs, &mut out, None).map_err(|e| e.to_string())
+    };
     let flop = 4.0 * (heads * l * s * e) as f64 * if causal { 0.5 } else { 1.0 };
-    let bytes = 4.0 * (heads * (l + 2 * s) * e) as f64;
+    let size = |storage: Storage, rows: usize| storage.bytes(rows, e).unwrap_or(usize::MAX) as f64;
+    let bytes = size(query, heads * l) + 2.0 * size(kv, heads * s);
     let bound = if l == 1 { Bound::Memory } else { Bound::Compute };
     Prepared { run: Box::new(run), units: 1.0, flop, bytes, bound }
 }
