@@ -12,7 +12,7 @@
 //! `bf16` and `f16` are the `half` crate's types (built without its `std`
 //! feature, so the no_std core has them too): the reference implementation
 //! of both formats, whose `from_f32` rounds to nearest even, which is what
-//! [`crate::ops::KvCache`] needs when it stores new rows.
+//! a cache of keys and values needs when it stores new rows.
 
 use crate::error::Error;
 use crate::simd::F32Vector;
