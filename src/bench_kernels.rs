@@ -64,7 +64,7 @@ impl SdpaTile {
         let op = ScaledDotProductAttention::default();
         let inputs = SdpaInputs::f32(&self.q, &self.k, &self.v, SdpaMask::None);
         let (k, v) = (Rows::new(&self.k[..], &[], self.shape.qk_dim), Rows::new(&self.v[..], &[], self.shape.v_dim));
-        let head = Head::new(&op, &self.shape, &inputs, (0, 0), k, v);
+        let head = Head::new(&op, &self.shape, &inputs, ((0, 0), TILE_KEYS), k, v);
         let (tile, stats) = self.scratch.split_at_mut(TILE_QUERIES * TILE_KEYS);
         let (max, sum) = stats.split_at_mut(TILE_QUERIES);
         max.fill(f32::NEG_INFINITY);

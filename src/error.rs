@@ -26,6 +26,8 @@ pub enum Error {
     Value { arg: &'static str, index: usize },
     /// The named backend cannot run on this CPU.
     BackendUnavailable { backend: &'static str },
+    /// More rows than a cache has room for.
+    Capacity { arg: &'static str, capacity: usize, needed: usize },
     /// A tensor's storage type is not one the argument accepts.
     Storage { arg: &'static str, expected: &'static str, actual: &'static str },
 }
@@ -47,6 +49,9 @@ impl fmt::Display for Error {
             Error::Value { arg, index } => write!(f, "`{arg}`: invalid value at index {index}"),
             Error::BackendUnavailable { backend } => {
                 write!(f, "backend `{backend}` is not available on this CPU")
+            }
+            Error::Capacity { arg, capacity, needed } => {
+                write!(f, "`{arg}`: needs room for {needed} rows, capacity {capacity}")
             }
             Error::Storage { arg, expected, actual } => write!(f, "`{arg}`: expected storage {expected}, got {actual}"),
         }

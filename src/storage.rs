@@ -150,6 +150,58 @@ impl Stored<'_> {
     }
 }
 
+/// A row-major tensor in one of the storage types, borrowed mutably: the
+/// buffers of a [`crate::ops::KvCache`].
+#[derive(Debug)]
+pub enum StoredMut<'a> {
+    /// `f32` values.
+    F32(&'a mut [f32]),
+    /// bfloat16 values.
+    Bf16(&'a mut [bf16]),
+    /// IEEE half-precision values.
+    F16(&'a mut [f16]),
+    /// int8 values and [`q8_blocks`]`(width)` scales per row.
+    Q8 {
+        /// The int8 values, row-major.
+        values: &'a mut [i8],
+        /// The scales, row-major.
+        scales: &'a mut [f32],
+    },
+}
+
+impl StoredMut<'_> {
+    /// Read-only, as the operators take it.
+    pub fn as_stored(&self) -> Stored<'_> {
+        match self {
+            StoredMut::F32(v) => Stored::F32(v),
+            StoredMut::Bf16(v) => Stored::Bf16(v),
+            StoredMut::F16(v) => Stored::F16(v),
+            StoredMut::Q8 { values, scales } => Stored::Q8 { values, scales },
+        }
+    }
+
+    /// Stores `src` (whole rows of `width`) as rows `first..`, converted:
+    /// bf16 and f16 round to nearest even, q8 quantizes each row
+    /// ([`quantize_q8_row`]). The caller has checked that the rows fit.
+    pub(crate) fn store_rows(&mut self, first: usize, width: usize, src: &[f32]) {
+        let start = first * width;
+        let end = start + src.len();
+        match self {
+            StoredMut::F32(v) => v[start..end].copy_from_slice(src),
+            StoredMut::Bf16(v) => v[start..end].iter_mut().zip(src).for_each(|(d, &x)| *d = bf16::from_f32(x)),
+            StoredMut::F16(v) => v[start..end].iter_mut().zip(src).for_each(|(d, &x)| *d = f16::from_f32(x)),
+            StoredMut::Q8 { values, scales } => {
+                let blocks = q8_blocks(width);
+                let rows = src.len().checked_div(width).unwrap_or(0);
+                for r in 0..rows {
+                    let (row, at) = (&src[r * width..(r + 1) * width], (first + r) * blocks);
+                    quantize_q8_row(row, &mut values[start + r * width..][..width], &mut scales[at..at + blocks]);
+                }
+            }
+        }
+    }
+}
+
 fn widen_slice<T: Element>(src: &[T], dst: &mut [f32]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = s.widen(1.0);

@@ -6,7 +6,7 @@ mod common;
 use common::reference::{self, Dims, Lens};
 use common::{Golden, assert_allclose, backends};
 use proptest::prelude::*;
-use simd_attention::ops::{AdditiveAttention, Attention, AttentionShape, KeyCache, ValidLens};
+use simd_attention::ops::{AdditiveAttention, Attention, AttentionInputs, AttentionShape, KeyCache, ValidLens};
 use simd_attention::{Error, simd::with_backend};
 
 fn lens_of(lens: &Lens) -> ValidLens<'_> {
@@ -45,10 +45,12 @@ impl Case {
         let mut ws = vec![f32::NAN; attn.workspace_len(s, true).unwrap()];
         attn.forward(
             s,
-            &self.queries,
-            &self.keys,
-            &self.values,
-            lens_of(&self.lens),
+            AttentionInputs {
+                queries: &self.queries,
+                keys: &self.keys,
+                values: &self.values,
+                valid_lens: lens_of(&self.lens),
+            },
             &mut out,
             Some(&mut weights),
             &mut ws,
@@ -196,7 +198,7 @@ proptest! {
         // Without asking for weights, the output is the same too.
         let mut out3 = vec![0.0; out.len()];
         let mut ws = vec![0.0; attn.workspace_len(s, false).unwrap()];
-        attn.forward(s, &case.queries, &case.keys, &case.values, lens_of(&case.lens), &mut out3, None, &mut ws).unwrap();
+        attn.forward(s, AttentionInputs { queries: &case.queries, keys: &case.keys, values: &case.values, valid_lens: lens_of(&case.lens) }, &mut out3, None, &mut ws).unwrap();
         prop_assert_eq!(bits(&out3), bits(&out));
     }
 }
@@ -232,7 +234,13 @@ fn bad_input_is_refused_and_nothing_written() {
     let mut out = vec![7.0f32; s.batch * s.queries * s.value_dim];
     let mut ws = vec![0.0; attn.workspace_len(&s, false).unwrap()];
     let run = |shape: &AttentionShape, queries: &[f32], lens: ValidLens<'_>, out: &mut [f32], ws: &mut [f32]| {
-        attn.forward(shape, queries, &case.keys, &case.values, lens, out, None, ws)
+        attn.forward(
+            shape,
+            AttentionInputs { queries, keys: &case.keys, values: &case.values, valid_lens: lens },
+            out,
+            None,
+            ws,
+        )
     };
     let lens = ValidLens::PerBatch(&[1, 2]);
     assert_eq!(
@@ -278,6 +286,8 @@ fn key_cache_from_another_query_projection() {
     let mut ws = vec![0.0; second.cached_workspace_len(&s, false).unwrap()];
     let mut cached = vec![0.0; 2 * 3 * 4];
     second.forward_cached(&cache, 3, &q, ValidLens::All, &mut cached, None, &mut ws).unwrap();
-    let want = second.attend(&s, &q, &keys, &values, ValidLens::All, false).unwrap();
+    let want = second
+        .attend(&s, AttentionInputs { queries: &q, keys: &keys, values: &values, valid_lens: ValidLens::All }, false)
+        .unwrap();
     assert_allclose(&cached, &want.output, 1e-6, 1e-5, "second attention through the first's cache");
 }

@@ -7,8 +7,8 @@ use common::reference::{self, Dims, Lens};
 use common::{Golden, assert_allclose, backends};
 use proptest::prelude::*;
 use simd_attention::ops::{
-    Attention, AttentionShape, BilinearAttention, DotProductAttention, Linear, MhaDims, MultiHeadAttention,
-    NadarayaWatson, ValidLens,
+    Attention, AttentionInputs, AttentionShape, BilinearAttention, DotProductAttention, Linear, MhaDims,
+    MultiHeadAttention, NadarayaWatson, ValidLens,
 };
 use simd_attention::simd::with_backend;
 
@@ -70,12 +70,24 @@ fn run(op: &Op, x: &Inputs) -> (Vec<f32>, Vec<f32>) {
     match op {
         Op::Dot => {
             let mut ws = vec![0.0; DotProductAttention.workspace_len(s, true).unwrap()];
-            DotProductAttention.forward(s, &x.queries, &x.keys, &x.values, lens, &mut out, Some(&mut weights), &mut ws)
+            DotProductAttention.forward(
+                s,
+                AttentionInputs { queries: &x.queries, keys: &x.keys, values: &x.values, valid_lens: lens },
+                &mut out,
+                Some(&mut weights),
+                &mut ws,
+            )
         }
         Op::Bilinear(w_a) => {
             let attn = BilinearAttention::new(w_a, s.query_dim, s.key_dim).unwrap();
             let mut ws = vec![0.0; attn.workspace_len(s, true).unwrap()];
-            attn.forward(s, &x.queries, &x.keys, &x.values, lens, &mut out, Some(&mut weights), &mut ws)
+            attn.forward(
+                s,
+                AttentionInputs { queries: &x.queries, keys: &x.keys, values: &x.values, valid_lens: lens },
+                &mut out,
+                Some(&mut weights),
+                &mut ws,
+            )
         }
         Op::Mha { heads, hidden, w } => {
             let dims = MhaDims {
@@ -88,7 +100,13 @@ fn run(op: &Op, x: &Inputs) -> (Vec<f32>, Vec<f32>) {
             let attn =
                 MultiHeadAttention::new(linear(&w[0]), linear(&w[1]), linear(&w[2]), linear(&w[3]), dims).unwrap();
             let mut ws = vec![0.0; attn.workspace_len(s, true).unwrap()];
-            attn.forward(s, &x.queries, &x.keys, &x.values, lens, &mut out, Some(&mut weights), &mut ws)
+            attn.forward(
+                s,
+                AttentionInputs { queries: &x.queries, keys: &x.keys, values: &x.values, valid_lens: lens },
+                &mut out,
+                Some(&mut weights),
+                &mut ws,
+            )
         }
     }
     .unwrap();
@@ -244,7 +262,13 @@ fn attend_allocates_and_matches_forward() {
     let g = Golden::load("dot-lens1d");
     let (shape, q, k, v) = (golden_shape(&g), g.f32s("queries"), g.f32s("keys"), g.f32s("values"));
     let lens = g.lens("valid_lens");
-    let got = DotProductAttention.attend(&shape, &q, &k, &v, ValidLens::PerBatch(&lens), true).unwrap();
+    let got = DotProductAttention
+        .attend(
+            &shape,
+            AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: ValidLens::PerBatch(&lens) },
+            true,
+        )
+        .unwrap();
     assert_allclose(&got.output, &g.f32s("expected.output"), 5e-5, 1e-4, "attend output");
     assert_allclose(
         got.weights.as_deref().unwrap(),
@@ -253,7 +277,13 @@ fn attend_allocates_and_matches_forward() {
         1e-4,
         "attend weights",
     );
-    let without = DotProductAttention.attend(&shape, &q, &k, &v, ValidLens::PerBatch(&lens), false).unwrap();
+    let without = DotProductAttention
+        .attend(
+            &shape,
+            AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: ValidLens::PerBatch(&lens) },
+            false,
+        )
+        .unwrap();
     assert_eq!((without.output, without.weights), (got.output, None));
     let g = Golden::load("nadaraya-watson");
     let nw =
@@ -266,15 +296,52 @@ fn empty_problems_with_huge_batches_return_at_once() {
     // Found by the fuzz seed corpus: nothing to write, yet a batch loop of
     // usize::MAX iterations. Such calls now return right after the checks.
     let s = AttentionShape { batch: usize::MAX, queries: 0, keys: 0, query_dim: 3, key_dim: 3, value_dim: 2 };
-    DotProductAttention.forward(&s, &[], &[], &[], ValidLens::All, &mut [], None, &mut []).unwrap();
-    simd_attention::par::batched(&DotProductAttention, &s, &[], &[], &[], ValidLens::All, &mut [], None).unwrap();
+    DotProductAttention
+        .forward(
+            &s,
+            AttentionInputs { queries: &[], keys: &[], values: &[], valid_lens: ValidLens::All },
+            &mut [],
+            None,
+            &mut [],
+        )
+        .unwrap();
+    simd_attention::par::batched(
+        &DotProductAttention,
+        &s,
+        AttentionInputs { queries: &[], keys: &[], values: &[], valid_lens: ValidLens::All },
+        &mut [],
+        None,
+    )
+    .unwrap();
     // Fuzz-found: a huge batch with Q = 1 but zero widths reached the batch split.
     let wide = AttentionShape { queries: 1, keys: 1, query_dim: 0, key_dim: 0, value_dim: 0, ..s };
-    simd_attention::par::batched(&DotProductAttention, &wide, &[], &[], &[], ValidLens::All, &mut [], None).unwrap();
+    simd_attention::par::batched(
+        &DotProductAttention,
+        &wide,
+        AttentionInputs { queries: &[], keys: &[], values: &[], valid_lens: ValidLens::All },
+        &mut [],
+        None,
+    )
+    .unwrap();
     let (w_q, w_k, w_v) = ([0.5f32; 6], [0.5f32; 6], [1.0f32; 2]);
     let additive = simd_attention::ops::AdditiveAttention::new(&w_q, &w_k, &w_v, 2, 3, 3).unwrap();
-    additive.forward(&s, &[], &[], &[], ValidLens::All, &mut [], None, &mut []).unwrap();
-    simd_attention::par::additive(&additive, &s, &[], &[], &[], ValidLens::All, &mut [], None).unwrap();
+    additive
+        .forward(
+            &s,
+            AttentionInputs { queries: &[], keys: &[], values: &[], valid_lens: ValidLens::All },
+            &mut [],
+            None,
+            &mut [],
+        )
+        .unwrap();
+    simd_attention::par::additive(
+        &additive,
+        &s,
+        AttentionInputs { queries: &[], keys: &[], values: &[], valid_lens: ValidLens::All },
+        &mut [],
+        None,
+    )
+    .unwrap();
     let op = simd_attention::ops::ScaledDotProductAttention::default();
     let none = simd_attention::ops::SdpaMask::None;
     let mut sdpa = simd_attention::ops::SdpaShape {

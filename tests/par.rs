@@ -6,8 +6,8 @@
 mod common;
 use common::{Rng, backends};
 use simd_attention::ops::{
-    AdditiveAttention, Attention, AttentionShape, BilinearAttention, DotProductAttention, Linear, MhaDims,
-    MultiHeadAttention, ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, ValidLens,
+    AdditiveAttention, Attention, AttentionInputs, AttentionShape, BilinearAttention, DotProductAttention, Linear,
+    MhaDims, MultiHeadAttention, ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, ValidLens,
 };
 use simd_attention::{par, simd::with_backend};
 
@@ -76,9 +76,25 @@ fn additive_parallel_equals_serial() {
                 s.batch * s.queries * s.keys,
                 |out, w| {
                     let mut ws = vec![0.0; attn.workspace_len(&s, w.is_some()).unwrap()];
-                    attn.forward(&s, &q, &k, &v, valid, out, w, &mut ws).unwrap();
+                    attn.forward(
+                        &s,
+                        AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: valid },
+                        out,
+                        w,
+                        &mut ws,
+                    )
+                    .unwrap();
                 },
-                |out, w| par::additive(&attn, &s, &q, &k, &v, valid, out, w).unwrap(),
+                |out, w| {
+                    par::additive(
+                        &attn,
+                        &s,
+                        AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: valid },
+                        out,
+                        w,
+                    )
+                    .unwrap()
+                },
             );
         }
     }
@@ -98,8 +114,27 @@ fn dot_bilinear_and_mha_parallel_equal_serial() {
         "dot",
         out_len,
         w_len,
-        |out, w| DotProductAttention.forward(&s, &q, &k, &v, valid, out, w, &mut vec![0.0; w_len]).unwrap(),
-        |out, w| par::batched(&DotProductAttention, &s, &q, &k, &v, valid, out, w).unwrap(),
+        |out, w| {
+            DotProductAttention
+                .forward(
+                    &s,
+                    AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: valid },
+                    out,
+                    w,
+                    &mut vec![0.0; w_len],
+                )
+                .unwrap()
+        },
+        |out, w| {
+            par::batched(
+                &DotProductAttention,
+                &s,
+                AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: valid },
+                out,
+                w,
+            )
+            .unwrap()
+        },
     );
     let w_a = random(&mut rng, s.query_dim * s.key_dim, 0.3);
     let bil = BilinearAttention::new(&w_a, s.query_dim, s.key_dim).unwrap();
@@ -109,9 +144,13 @@ fn dot_bilinear_and_mha_parallel_equal_serial() {
         w_len,
         |out, w| {
             let mut ws = vec![0.0; bil.workspace_len(&s, w.is_some()).unwrap()];
-            bil.forward(&s, &q, &k, &v, valid, out, w, &mut ws).unwrap()
+            bil.forward(&s, AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: valid }, out, w, &mut ws)
+                .unwrap()
         },
-        |out, w| par::batched(&bil, &s, &q, &k, &v, valid, out, w).unwrap(),
+        |out, w| {
+            par::batched(&bil, &s, AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: valid }, out, w)
+                .unwrap()
+        },
     );
     let (heads, hidden) = (4, 32);
     let m = [s.query_dim, s.key_dim, s.value_dim, hidden].map(|inp| random(&mut rng, hidden * inp, 0.3));
@@ -125,9 +164,13 @@ fn dot_bilinear_and_mha_parallel_equal_serial() {
         heads * w_len,
         |out, w| {
             let mut ws = vec![0.0; mha.workspace_len(&s, w.is_some()).unwrap()];
-            mha.forward(&s, &q, &k, &v, valid, out, w, &mut ws).unwrap()
+            mha.forward(&s, AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: valid }, out, w, &mut ws)
+                .unwrap()
         },
-        |out, w| par::batched(&mha, &s, &q, &k, &v, valid, out, w).unwrap(),
+        |out, w| {
+            par::batched(&mha, &s, AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: valid }, out, w)
+                .unwrap()
+        },
     );
 }
 

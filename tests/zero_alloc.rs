@@ -19,9 +19,11 @@ use simd_attention::gemm::{LARGE_GEMM_MIN_B, MatMut, MatRef, gemm};
 use simd_attention::kernels::{Mask, ScoreShape, masked_softmax};
 use simd_attention::models::{DecodeOptions, GruLayer, Seq2Seq, Weight};
 use simd_attention::ops::{
-    AdditiveAttention, Attention, AttentionShape, BilinearAttention, DotProductAttention, KeyCache, Linear, MhaDims,
-    MultiHeadAttention, NadarayaWatson, ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, ValidLens,
+    AdditiveAttention, Attention, AttentionInputs, AttentionShape, BilinearAttention, CacheQuery, DotProductAttention,
+    KeyCache, KvCache, KvCacheShape, Linear, MhaDims, MultiHeadAttention, NadarayaWatson, ScaledDotProductAttention,
+    SdpaInputs, SdpaMask, SdpaShape, ValidLens,
 };
+use simd_attention::storage::{Stored, StoredMut, bf16, f16, q8_blocks};
 use simd_attention::vmath;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -136,8 +138,22 @@ fn check_forward(name: &str, op: &impl Attention, s: &AttentionShape) {
     let mut ws = vec![0.0; op.workspace_len(s, true).unwrap().max(op.workspace_len(s, false).unwrap())];
     let lens = [3usize, K];
     assert_no_alloc(name, || {
-        op.forward(s, &q, &k, &v, ValidLens::PerBatch(&lens), &mut out, Some(&mut weights), &mut ws).unwrap();
-        op.forward(s, &q, &k, &v, ValidLens::All, &mut out, None, &mut ws).unwrap();
+        op.forward(
+            s,
+            AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: ValidLens::PerBatch(&lens) },
+            &mut out,
+            Some(&mut weights),
+            &mut ws,
+        )
+        .unwrap();
+        op.forward(
+            s,
+            AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: ValidLens::All },
+            &mut out,
+            None,
+            &mut ws,
+        )
+        .unwrap();
     });
 }
 
@@ -192,6 +208,54 @@ fn sdpa_every_path() {
             for mask in [SdpaMask::None, SdpaMask::Causal] {
                 let w = with_weights.then_some(&mut weights[..]);
                 op.forward(&s, SdpaInputs::f32(&q, &k, &v, mask), &mut out, w, &mut ws).unwrap();
+            }
+        });
+    }
+}
+
+/// A decoder loop over a `KvCache` in each storage type: every append and
+/// every attention step (stream and flash, causal) on caller buffers.
+#[test]
+fn kv_cache_appends_and_attends() {
+    warm_up();
+    let op = ScaledDotProductAttention::default();
+    let (e, capacity) = (40, 600);
+    let shape = KvCacheShape { batch: 2, kv_heads: 2, capacity, qk_dim: e, v_dim: e };
+    let rows = 4 * capacity;
+    let (mut k32, mut v32) = (vec![0.0f32; rows * e], vec![0.0f32; rows * e]);
+    let (mut kb, mut vb) = (vec![bf16::ZERO; rows * e], vec![bf16::ZERO; rows * e]);
+    let (mut kh, mut vh) = (vec![f16::ZERO; rows * e], vec![f16::ZERO; rows * e]);
+    let (mut kq, mut vq) = (vec![0i8; rows * e], vec![0i8; rows * e]);
+    let (mut ks, mut vs) = (vec![0.0f32; rows * q8_blocks(e)], vec![0.0f32; rows * q8_blocks(e)]);
+    let caches = [
+        (StoredMut::F32(&mut k32), StoredMut::F32(&mut v32)),
+        (StoredMut::Bf16(&mut kb), StoredMut::Bf16(&mut vb)),
+        (StoredMut::F16(&mut kh), StoredMut::F16(&mut vh)),
+        (StoredMut::Q8 { values: &mut kq, scales: &mut ks }, StoredMut::Q8 { values: &mut vq, scales: &mut vs }),
+    ];
+    let new_rows = data(4 * 100 * e, 26);
+    let query = data(2 * 4 * 100 * e, 27);
+    let mut out = vec![0.0; 2 * 4 * 100 * e];
+    let mut ws = vec![
+        0.0;
+        op.workspace_len(
+            &SdpaShape { batch: 2, q_heads: 4, kv_heads: 2, q_len: 100, kv_len: capacity, qk_dim: e, v_dim: e },
+            false
+        )
+        .unwrap()
+    ];
+    for (key, value) in caches {
+        let mut cache = KvCache::new(shape, key, value).unwrap();
+        assert_no_alloc("kv cache", || {
+            for new in [100, 1, 1, 5, 1] {
+                cache.append(new, &new_rows[..4 * new * e], &new_rows[..4 * new * e]).unwrap();
+                let q = CacheQuery {
+                    query: Stored::F32(&query[..8 * new * e]),
+                    q_heads: 4,
+                    q_len: new,
+                    mask: SdpaMask::Causal,
+                };
+                cache.attend(&op, q, &mut out[..8 * new * e], &mut ws).unwrap();
             }
         });
     }

@@ -10,12 +10,12 @@
 use arbitrary::Unstructured;
 use simd_attention::gemm::{self as matmul, MatMut, MatRef};
 use simd_attention::io::{StoredTensor, TensorFile, case::run_case};
-use simd_attention::storage::{Storage, Stored};
 use simd_attention::kernels::{self, Mask, ScoreShape};
 use simd_attention::ops::{
-    AdditiveAttention, Attention, AttentionShape, KeyCache, Linear, MhaDims, MultiHeadAttention,
-    ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, ValidLens,
+    AdditiveAttention, Attention, AttentionInputs, AttentionShape, CacheQuery, KeyCache, KvCache, KvCacheShape, Linear,
+    MhaDims, MultiHeadAttention, ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, ValidLens,
 };
+use simd_attention::storage::{Storage, Stored, StoredMut, bf16, f16, q8_blocks};
 use simd_attention::{par, vmath};
 
 /// A size in `0..=max`.
@@ -198,7 +198,13 @@ pub fn additive(data: &[u8]) {
     let w_len = count(s.batch, s.queries, s.keys);
     let (mut out, mut w) = (vec![7.0; out_len], vec![7.0; w_len]);
     let ws_len = attn.workspace_len(&s, true).unwrap_or(0).min(1 << 20);
-    let result = attn.forward(&s, &q, &k, &v, valid, &mut out, Some(&mut w), &mut vec![0.0; ws_len]);
+    let result = attn.forward(
+        &s,
+        AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: valid },
+        &mut out,
+        Some(&mut w),
+        &mut vec![0.0; ws_len],
+    );
     if result.is_err() {
         assert!(out.iter().chain(&w).all(|&x| x == 7.0), "a refused call wrote");
         return;
@@ -223,7 +229,14 @@ pub fn additive(data: &[u8]) {
     attn.forward_cached(&cache, s.queries, &q, valid, &mut out2, Some(&mut w2), &mut ws).unwrap();
     assert!(same_bits(&out, &out2) && same_bits(&w, &w2), "cached differs");
     let (mut out3, mut w3) = (vec![0.0; out_len], vec![0.0; w_len]);
-    par::additive(&attn, &s, &q, &k, &v, valid, &mut out3, Some(&mut w3)).unwrap();
+    par::additive(
+        &attn,
+        &s,
+        AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: valid },
+        &mut out3,
+        Some(&mut w3),
+    )
+    .unwrap();
     assert!(same_bits(&out, &out3) && same_bits(&w, &w3), "parallel differs");
 }
 
@@ -245,7 +258,10 @@ pub fn sdpa(data: &[u8]) {
     let v = values(&mut u, s.batch * s.kv_heads * s.kv_len * s.v_dim, finite);
     // K and V in any storage type (converted as a KV cache would store them).
     let storage = [Storage::F32, Storage::Bf16, Storage::F16, Storage::Q8][size(&mut u, 3)];
-    let (k, v) = (StoredTensor::from_f32(&k, s.qk_dim, storage), StoredTensor::from_f32(&v, s.v_dim, storage));
+    let (k_f32, v_f32) = (k, v);
+    let (k, v) = (StoredTensor::from_f32(&k_f32, s.qk_dim, storage), StoredTensor::from_f32(&v_f32, s.v_dim, storage));
+    let split = size(&mut u, s.kv_len);
+    let spare = size(&mut u, 3);
     let heads = if u.arbitrary().unwrap_or(false) { 1 } else { s.q_heads };
     let per = heads * s.q_len * s.kv_len;
     let keep: Vec<bool> = (0..per).map(|_| u.ratio(4, 5).unwrap_or(true)).collect();
@@ -262,7 +278,13 @@ pub fn sdpa(data: &[u8]) {
     let n_out = s.batch * s.q_heads * s.q_len * s.v_dim;
     let mut flash = vec![7.0; n_out];
     let ws_len = op.workspace_len(&s, false).unwrap_or(0).min(1 << 22);
-    let r = op.forward(&s, SdpaInputs { query: Stored::F32(&q), key: k.as_stored(), value: v.as_stored(), mask }, &mut flash, None, &mut vec![0.0; ws_len]);
+    let r = op.forward(
+        &s,
+        SdpaInputs { query: Stored::F32(&q), key: k.as_stored(), value: v.as_stored(), mask },
+        &mut flash,
+        None,
+        &mut vec![0.0; ws_len],
+    );
     if r.is_err() {
         assert!(flash.iter().all(|&x| x == 7.0), "a refused call wrote");
         return;
@@ -270,15 +292,76 @@ pub fn sdpa(data: &[u8]) {
     let mut direct = vec![0.0; n_out];
     let mut weights = vec![0.0; s.batch * s.q_heads * s.q_len * s.kv_len];
     let ws_weights = op.workspace_len(&s, true).unwrap();
-    op.forward(&s, SdpaInputs { query: Stored::F32(&q), key: k.as_stored(), value: v.as_stored(), mask }, &mut direct, Some(&mut weights), &mut vec![0.0; ws_weights]).unwrap();
+    op.forward(
+        &s,
+        SdpaInputs { query: Stored::F32(&q), key: k.as_stored(), value: v.as_stored(), mask },
+        &mut direct,
+        Some(&mut weights),
+        &mut vec![0.0; ws_weights],
+    )
+    .unwrap();
     if finite {
         for (a, b) in flash.iter().zip(&direct) {
             assert!((a - b).abs() <= 1e-4 + 1e-4 * b.abs(), "flash {a} vs weights {b} for {s:?} {mask:?}");
         }
     }
     let mut parallel = vec![0.0; n_out];
-    par::sdpa(&op, &s, SdpaInputs { query: Stored::F32(&q), key: k.as_stored(), value: v.as_stored(), mask }, &mut parallel, None).unwrap();
+    par::sdpa(
+        &op,
+        &s,
+        SdpaInputs { query: Stored::F32(&q), key: k.as_stored(), value: v.as_stored(), mask },
+        &mut parallel,
+        None,
+    )
+    .unwrap();
     assert!(same_bits(&flash, &parallel), "parallel differs");
+    // The same K and V appended to a KvCache in two steps: attention over it
+    // has the plain call's bits (its `Causal` is the decoder's alignment, so
+    // that mask is left out), and an append past capacity changes nothing.
+    let shape = KvCacheShape {
+        batch: s.batch,
+        kv_heads: s.kv_heads,
+        capacity: s.kv_len + spare,
+        qk_dim: s.qk_dim,
+        v_dim: s.v_dim,
+    };
+    with_cache(storage, shape, |mut cache| {
+        let rows = |t: &[f32], w: usize, r: core::ops::Range<usize>| -> Vec<f32> {
+            (0..s.batch * s.kv_heads)
+                .flat_map(|h| t[(h * s.kv_len + r.start) * w..(h * s.kv_len + r.end) * w].iter().copied())
+                .collect()
+        };
+        for r in [0..split, split..s.kv_len] {
+            cache.append(r.len(), &rows(&k_f32, s.qk_dim, r.clone()), &rows(&v_f32, s.v_dim, r)).unwrap();
+        }
+        let past = spare + 1;
+        let n = s.batch * s.kv_heads * past;
+        assert!(cache.append(past, &vec![1.0; n * s.qk_dim], &vec![1.0; n * s.v_dim]).is_err(), "append past capacity");
+        assert_eq!(cache.len(), s.kv_len, "a refused append changed the cache");
+        if !matches!(mask, SdpaMask::Causal) {
+            let mut cached = vec![0.0; n_out];
+            let q = CacheQuery { query: Stored::F32(&q), q_heads: s.q_heads, q_len: s.q_len, mask };
+            cache.attend(&op, q, &mut cached, &mut vec![0.0; ws_len]).unwrap();
+            assert!(same_bits(&flash, &cached), "the cache differs from plain SDPA");
+        }
+    });
+}
+
+/// Runs `f` on an empty cache of `shape` over fresh buffers of `storage`.
+fn with_cache(storage: Storage, shape: KvCacheShape, f: impl FnOnce(KvCache<'_>)) {
+    let rows = shape.batch * shape.kv_heads * shape.capacity;
+    let (ke, ve) = (rows * shape.qk_dim, rows * shape.v_dim);
+    let scales = |w: usize| vec![0.0f32; rows * q8_blocks(w)];
+    let new = |k, v| KvCache::new(shape, k, v).unwrap();
+    match storage {
+        Storage::F32 => f(new(StoredMut::F32(&mut vec![0.0; ke]), StoredMut::F32(&mut vec![0.0; ve]))),
+        Storage::Bf16 => f(new(StoredMut::Bf16(&mut vec![bf16::ZERO; ke]), StoredMut::Bf16(&mut vec![bf16::ZERO; ve]))),
+        Storage::F16 => f(new(StoredMut::F16(&mut vec![f16::ZERO; ke]), StoredMut::F16(&mut vec![f16::ZERO; ve]))),
+        Storage::Q8 => f(new(
+            StoredMut::Q8 { values: &mut vec![0; ke], scales: &mut scales(shape.qk_dim) },
+            StoredMut::Q8 { values: &mut vec![0; ve], scales: &mut scales(shape.v_dim) },
+        )),
+    }
 }
 
 pub fn mha(data: &[u8]) {
@@ -304,12 +387,28 @@ pub fn mha(data: &[u8]) {
     let (out_len, w_len) = (count(s.batch, s.queries, hidden), count(s.batch, s.queries, s.keys) * heads);
     let (mut out, mut wts) = (vec![7.0; out_len], vec![7.0; w_len]);
     let ws_len = attn.workspace_len(&s, true).unwrap_or(0).min(1 << 20);
-    if attn.forward(&s, &q, &k, &v, valid, &mut out, Some(&mut wts), &mut vec![0.0; ws_len]).is_err() {
+    if attn
+        .forward(
+            &s,
+            AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: valid },
+            &mut out,
+            Some(&mut wts),
+            &mut vec![0.0; ws_len],
+        )
+        .is_err()
+    {
         assert!(out.iter().chain(&wts).all(|&x| x == 7.0), "a refused call wrote");
         return;
     }
     let (mut out2, mut w2) = (vec![0.0; out_len], vec![0.0; w_len]);
-    par::batched(&attn, &s, &q, &k, &v, valid, &mut out2, Some(&mut w2)).unwrap();
+    par::batched(
+        &attn,
+        &s,
+        AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: valid },
+        &mut out2,
+        Some(&mut w2),
+    )
+    .unwrap();
     assert!(same_bits(&out, &out2) && same_bits(&wts, &w2), "parallel differs");
 }
 

@@ -10,8 +10,8 @@ use super::{LoadError, Tensor, TensorFile};
 use crate::kernels::{ScoreShape, masked_softmax};
 use crate::models::DecodeOptions;
 use crate::ops::{
-    Attention, AttentionShape, DotProductAttention, NadarayaWatson, ScaledDotProductAttention, SdpaInputs, SdpaMask,
-    SdpaShape, ValidLens,
+    Attention, AttentionInputs, AttentionShape, DotProductAttention, NadarayaWatson, ScaledDotProductAttention,
+    SdpaInputs, SdpaMask, SdpaShape, ValidLens,
 };
 use crate::par;
 use alloc::string::{String, ToString};
@@ -115,16 +115,32 @@ fn attention_case(file: &TensorFile, kind: &str) -> Result<CaseOutputs, LoadErro
             let params = AdditiveParams::load(file, "")?;
             let op = params.attention()?;
             within_limit(op.workspace_len(&shape, true)?)?;
-            par::additive(&op, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?;
+            par::additive(
+                &op,
+                &shape,
+                AttentionInputs { queries: &q.data, keys: &k.data, values: &v.data, valid_lens: valid },
+                &mut out,
+                Some(&mut weights),
+            )?;
         }
-        "dot" => {
-            par::batched(&DotProductAttention, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?
-        }
+        "dot" => par::batched(
+            &DotProductAttention,
+            &shape,
+            AttentionInputs { queries: &q.data, keys: &k.data, values: &v.data, valid_lens: valid },
+            &mut out,
+            Some(&mut weights),
+        )?,
         "bilinear" => {
             let params = BilinearParams::load(file, "")?;
             let op = params.attention()?;
             within_limit(op.workspace_len(&shape, true)?)?;
-            par::batched(&op, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?;
+            par::batched(
+                &op,
+                &shape,
+                AttentionInputs { queries: &q.data, keys: &k.data, values: &v.data, valid_lens: valid },
+                &mut out,
+                Some(&mut weights),
+            )?;
         }
         _ => {
             let bias = match file.metadata("bias").as_deref() {
@@ -137,7 +153,13 @@ fn attention_case(file: &TensorFile, kind: &str) -> Result<CaseOutputs, LoadErro
             let params = MhaParams::load(file, "", heads, bias)?;
             let op = params.attention()?;
             within_limit(op.workspace_len(&shape, true)?)?;
-            par::batched(&op, &shape, &q.data, &k.data, &v.data, valid, &mut out, Some(&mut weights))?;
+            par::batched(
+                &op,
+                &shape,
+                AttentionInputs { queries: &q.data, keys: &k.data, values: &v.data, valid_lens: valid },
+                &mut out,
+                Some(&mut weights),
+            )?;
         }
     }
     let weights_shape = if kind == "mha" { vec![batch * heads, nq, nk] } else { vec![batch, nq, nk] };

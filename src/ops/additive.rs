@@ -11,7 +11,7 @@
 //! pays for their projection once; [`AdditiveAttention::forward`] builds one
 //! in its workspace, so cached and uncached calls give identical bits.
 
-use super::{Attention, AttentionShape, ValidLens};
+use super::{Attention, AttentionInputs, AttentionShape, ValidLens};
 use crate::error::{Error, checked_mul, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm, gemm_own};
 use crate::kernels::additive_score::{EXP_PRODUCT_LIMIT, ProjectedQuery, ScoreWeights, score_keys};
@@ -271,18 +271,15 @@ impl Attention for AdditiveAttention<'_> {
     /// Additive attention over `queries` `(B, Q, query_dim)`, `keys` and
     /// `values`, writing `out` `(B, Q, value_dim)` and, if given, the
     /// attention weights `(B, Q, K)`.
-    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         shape: &AttentionShape,
-        queries: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        valid_lens: ValidLens<'_>,
+        inputs: AttentionInputs<'_>,
         out: &mut [f32],
         weights: Option<&mut [f32]>,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
+        let AttentionInputs { queries, keys, values, valid_lens } = inputs;
         self.check_call(shape, queries, valid_lens, out, weights.as_deref())?;
         if super::nothing_to_write(out, weights.as_deref()) {
             return Ok(());

@@ -6,7 +6,7 @@
 //! product of `q` with `k'`.
 
 use super::dot::{Heads, attend};
-use super::{Attention, AttentionShape, ValidLens};
+use super::{Attention, AttentionInputs, AttentionShape};
 use crate::error::{Error, checked_mul, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm};
 
@@ -38,18 +38,15 @@ impl Attention for BilinearAttention<'_> {
 
     /// Attention of `queries` `(B, Q, query_dim)` over `keys` `(B, K,
     /// key_dim)` and `values`; writes `out` and, if given, `weights`.
-    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         shape: &AttentionShape,
-        queries: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        valid_lens: ValidLens<'_>,
+        inputs: AttentionInputs<'_>,
         out: &mut [f32],
         weights: Option<&mut [f32]>,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
+        let AttentionInputs { queries, keys, values, valid_lens } = inputs;
         if shape.query_dim != self.query_dim {
             return Err(Error::Dimension { arg: "shape.query_dim", expected: self.query_dim, actual: shape.query_dim });
         }

@@ -5,7 +5,7 @@
 //! [`super::MultiHeadAttention`] reuse: scores by GEMM over strided views,
 //! the masked softmax, and the weighted sum by GEMM.
 
-use super::{Attention, AttentionShape, ValidLens};
+use super::{Attention, AttentionInputs, AttentionShape, ValidLens};
 use crate::error::{Error, take};
 use crate::gemm::{MatMut, MatRef, gemm, gemm_own};
 use crate::kernels::{ScoreShape, masked_softmax};
@@ -27,18 +27,15 @@ impl Attention for DotProductAttention {
     /// Attention of `queries` `(B, Q, d)` over `keys` `(B, K, d)` and
     /// `values` `(B, K, value_dim)`; writes `out` `(B, Q, value_dim)` and, if
     /// given, `weights` `(B, Q, K)`.
-    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         shape: &AttentionShape,
-        queries: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        valid_lens: ValidLens<'_>,
+        inputs: AttentionInputs<'_>,
         out: &mut [f32],
         weights: Option<&mut [f32]>,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
+        let AttentionInputs { queries, keys, values, valid_lens } = inputs;
         if shape.key_dim != shape.query_dim {
             return Err(Error::Dimension { arg: "shape.key_dim", expected: shape.query_dim, actual: shape.key_dim });
         }

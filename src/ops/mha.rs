@@ -9,7 +9,7 @@
 //! `b·heads + h`, as d2l's `attention_weights`.
 
 use super::dot::{Heads, attend};
-use super::{Attention, AttentionShape, ValidLens};
+use super::{Attention, AttentionInputs, AttentionShape};
 use crate::error::{Error, checked_mul, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm};
 
@@ -129,18 +129,15 @@ impl Attention for MultiHeadAttention<'_> {
 
     /// Multi-head attention; `out` is `(B, Q, hidden)`, `weights` (if given)
     /// `(B·heads, Q, K)`. `shape.value_dim` is the input width of the values.
-    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         shape: &AttentionShape,
-        queries: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        valid_lens: ValidLens<'_>,
+        inputs: AttentionInputs<'_>,
         out: &mut [f32],
         weights: Option<&mut [f32]>,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
+        let AttentionInputs { queries, keys, values, valid_lens } = inputs;
         let dims = [
             ("shape.query_dim", self.query_dim, shape.query_dim),
             ("shape.key_dim", self.key_dim, shape.key_dim),

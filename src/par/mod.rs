@@ -15,9 +15,10 @@ use crate::Error;
 use crate::ops::TILE_QUERIES;
 use crate::ops::additive::CacheRows;
 use crate::ops::nothing_to_write;
-use crate::ops::sdpa::STREAM_MAX_QUERIES;
+use crate::ops::sdpa::{STREAM_MAX_QUERIES, SdpaCall};
 use crate::ops::{
-    AdditiveAttention, Attention, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaInputs, SdpaShape, ValidLens,
+    AdditiveAttention, Attention, AttentionInputs, AttentionShape, CacheQuery, KeyCache, KvCache,
+    ScaledDotProductAttention, SdpaInputs, SdpaShape, ValidLens,
 };
 use crate::simd::{self, with_backend};
 use alloc::vec;
@@ -72,17 +73,14 @@ fn work(parts: &[usize]) -> usize {
 
 /// [`AdditiveAttention::forward`] over (batch, query-block) tasks sharing
 /// one key cache.
-#[allow(clippy::too_many_arguments)]
 pub fn additive(
     attn: &AdditiveAttention<'_>,
     shape: &AttentionShape,
-    queries: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    valid_lens: ValidLens<'_>,
+    inputs: AttentionInputs<'_>,
     out: &mut [f32],
     weights: Option<&mut [f32]>,
 ) -> Result<(), Error> {
+    let AttentionInputs { queries, keys, values, valid_lens } = inputs;
     attn.check_call(shape, queries, valid_lens, out, weights.as_deref())?;
     if nothing_to_write(out, weights.as_deref()) {
         return Ok(());
@@ -259,17 +257,14 @@ fn per_batch(
 /// [`Attention::forward`] of a multi-GEMM operator (dot-product, bilinear,
 /// multi-head, or additive without a shared cache) split over batch
 /// entries, each running the serial operator with its own workspace.
-#[allow(clippy::too_many_arguments)]
 pub fn batched<A: Attention + Sync>(
     op: &A,
     shape: &AttentionShape,
-    queries: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    valid_lens: ValidLens<'_>,
+    inputs: AttentionInputs<'_>,
     out: &mut [f32],
     weights: Option<&mut [f32]>,
 ) -> Result<(), Error> {
+    let AttentionInputs { queries, keys, values, valid_lens } = inputs;
     let inputs = [queries, keys, values];
     let sizes = shape.check_inputs(inputs, valid_lens)?;
     let out_width = op.output_width(shape);
@@ -284,7 +279,7 @@ pub fn batched<A: Attention + Sync>(
     let serial =
         |s: &AttentionShape, [q, k, v]: [&[f32]; 3], l: ValidLens<'_>, o: &mut [f32], w: Option<&mut [f32]>| {
             let mut ws = vec![0.0; op.workspace_len(s, w.is_some())?];
-            op.forward(s, q, k, v, l, o, w, &mut ws)
+            op.forward(s, AttentionInputs { queries: q, keys: k, values: v, valid_lens: l }, o, w, &mut ws)
         };
     let width = shape.query_dim.max(shape.key_dim).max(shape.value_dim).max(out_width);
     let cost = work(&[shape.batch, shape.queries + shape.keys, shape.keys.max(width), width]);
@@ -304,23 +299,45 @@ pub fn sdpa(
     out: &mut [f32],
     weights: Option<&mut [f32]>,
 ) -> Result<(), Error> {
-    op.check(shape, &inputs, out, weights.as_deref())?;
+    sdpa_call(op, &SdpaCall { shape, inputs, kv_stride: shape.kv_len }, out, weights)
+}
+
+/// [`KvCache::attend`] split as [`sdpa`] splits a call: same bits as serial.
+pub fn sdpa_cached(
+    op: &ScaledDotProductAttention,
+    cache: &KvCache<'_>,
+    query: CacheQuery<'_>,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let shape = cache.sdpa_shape(query.q_heads, query.q_len);
+    sdpa_call(op, &cache.call(&shape, query), out, None)
+}
+
+/// [`sdpa`] of any call (a cache's K and V lie `kv_stride` rows apart).
+pub(crate) fn sdpa_call(
+    op: &ScaledDotProductAttention,
+    call: &SdpaCall<'_>,
+    out: &mut [f32],
+    weights: Option<&mut [f32]>,
+) -> Result<(), Error> {
+    let shape = call.shape;
+    op.check(call, out, weights.as_deref())?;
     if nothing_to_write(out, weights.as_deref()) {
         return Ok(());
     }
     let heads = shape.batch * shape.q_heads;
     let cost = work(&[heads, shape.q_len, shape.kv_len, shape.qk_dim + shape.v_dim]);
     if cost >= PARALLEL_MIN_WORK && split_keys::worth_it(shape, weights.is_some()) {
-        return split_keys::sdpa(op, shape, &inputs, out);
+        return split_keys::sdpa(op, call, out);
     }
     let threads = rayon::current_num_threads();
     let flash = weights.is_none() && shape.q_len > STREAM_MAX_QUERIES;
     if cost >= PARALLEL_MIN_WORK && flash && heads < 2 * threads && shape.q_len > TILE_QUERIES {
-        return sdpa_query_blocks(op, shape, &inputs, out, threads);
+        return sdpa_query_blocks(op, call, out, threads);
     }
     if cost < PARALLEL_MIN_WORK || heads < 2 {
         let mut ws = vec![0.0; op.workspace_len(shape, weights.is_some())?];
-        return op.forward(shape, inputs, out, weights, &mut ws);
+        return op.run(call, out, weights, &mut ws);
     }
     let counts = vec![1usize; heads];
     let with_weights = weights.is_some();
@@ -335,7 +352,7 @@ pub fn sdpa(
         || vec![0.0; ws_len],
         |ws, ((i, out), weights)| {
             let (b, h) = (i / shape.q_heads, i % shape.q_heads);
-            with_backend(backend, || op.head(shape, &inputs, (b, h), out, weights, ws))?
+            with_backend(backend, || op.head(call, (b, h), out, weights, ws))?
         },
     )
 }
@@ -346,11 +363,11 @@ pub fn sdpa(
 /// serial one.
 fn sdpa_query_blocks(
     op: &ScaledDotProductAttention,
-    shape: &SdpaShape,
-    inputs: &SdpaInputs<'_>,
+    call: &SdpaCall<'_>,
     out: &mut [f32],
     threads: usize,
 ) -> Result<(), Error> {
+    let shape = call.shape;
     let heads = shape.batch * shape.q_heads;
     let tiles = shape.q_len.div_ceil(TILE_QUERIES);
     let tiles_per_task = (heads * tiles).div_ceil(4 * threads).clamp(1, tiles);
@@ -369,7 +386,7 @@ fn sdpa_query_blocks(
         || vec![0.0; ws_len],
         |ws, (head, rows, out)| {
             let bh = (head / shape.q_heads, head % shape.q_heads);
-            with_backend(backend, || op.head_rows(shape, inputs, bh, rows, out, ws))?
+            with_backend(backend, || op.head_rows(call, bh, rows, out, ws))?
         },
     )
 }

@@ -7,8 +7,9 @@
 use super::with_backend;
 use crate::Error;
 use crate::kernels::streaming_row::{CHUNK_KEYS, MergeValues, RowStats};
+use crate::ops::sdpa::SdpaCall;
 use crate::ops::sdpa::normalize;
-use crate::ops::{ScaledDotProductAttention, SdpaInputs, SdpaShape};
+use crate::ops::{ScaledDotProductAttention, SdpaShape};
 use crate::simd;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -26,17 +27,13 @@ pub(super) fn worth_it(shape: &SdpaShape, with_weights: bool) -> bool {
 
 /// [`ScaledDotProductAttention::forward`] (no weights, already checked)
 /// with one task per (row, key chunk).
-pub(super) fn sdpa(
-    op: &ScaledDotProductAttention,
-    shape: &SdpaShape,
-    inputs: &SdpaInputs<'_>,
-    out: &mut [f32],
-) -> Result<(), Error> {
+pub(super) fn sdpa(op: &ScaledDotProductAttention, call: &SdpaCall<'_>, out: &mut [f32]) -> Result<(), Error> {
+    let shape = call.shape;
     let (l, ev) = (shape.q_len, shape.v_dim);
     let rows = shape.batch * shape.q_heads * l;
     let tasks: Vec<(usize, usize)> = (0..rows)
         .flat_map(|r| {
-            let chunks = ScaledDotProductAttention::row_chunks(shape, &inputs.mask, r % l).unwrap_or(0);
+            let chunks = ScaledDotProductAttention::row_chunks(shape, &call.inputs.mask, r % l).unwrap_or(0);
             (0..chunks).map(move |c| (r, c))
         })
         .collect();
@@ -48,8 +45,7 @@ pub(super) fn sdpa(
             let mut partial = vec![0.0; ev];
             let head = r / l;
             let bh = (head / shape.q_heads, head % shape.q_heads);
-            let stats =
-                with_backend(backend, || op.row_chunk(shape, inputs, bh, (r % l, c), &mut scratch, &mut partial))??;
+            let stats = with_backend(backend, || op.row_chunk(call, bh, (r % l, c), &mut scratch, &mut partial))??;
             Ok((r, stats, partial))
         })
         .collect::<Result<_, Error>>()?;

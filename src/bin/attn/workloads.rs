@@ -25,7 +25,8 @@ use crate::decode::{Rng, Source, encode, load_model};
 use simd_attention::io::StoredTensor;
 use simd_attention::models::{DecodeOptions, Seq2Seq};
 use simd_attention::ops::{
-    AdditiveAttention, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, ValidLens,
+    AdditiveAttention, AttentionInputs, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaInputs, SdpaMask,
+    SdpaShape, ValidLens,
 };
 use simd_attention::par;
 use simd_attention::storage::Storage::{self, Bf16, F16, F32, Q8};
@@ -131,8 +132,14 @@ fn additive(batch: usize, queries: usize, keys: usize, h: usize, steps: usize) -
     let run = move || -> Result<(), String> {
         let attn = AdditiveAttention::new(&w_q, &w_k, &w_v, h, h, h).map_err(|e| e.to_string())?;
         if steps == 0 {
-            return par::additive(&attn, &shape, &q, &k, &v, ValidLens::PerBatch(&lens), &mut out, Some(&mut weights))
-                .map_err(|e| e.to_string());
+            return par::additive(
+                &attn,
+                &shape,
+                AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: ValidLens::PerBatch(&lens) },
+                &mut out,
+                Some(&mut weights),
+            )
+            .map_err(|e| e.to_string());
         }
         let cache = par::key_cache(&attn, &shape, &k, &v, &mut cache_buf).map_err(|e| e.to_string())?;
         for _ in 0..steps {

@@ -144,6 +144,16 @@ impl<'a> SdpaInputs<'a> {
     }
 }
 
+/// One call as the strategies see it: its shape, its inputs, and how many
+/// rows apart the kv heads lie in K and V (`S` for plain tensors; a
+/// [`KvCache`]'s capacity, of which the first `S` rows are filled).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SdpaCall<'a> {
+    pub shape: &'a SdpaShape,
+    pub inputs: SdpaInputs<'a>,
+    pub kv_stride: usize,
+}
+
 /// `scaled_dot_product_attention`; `scale: None` means `1/√E`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ScaledDotProductAttention {
@@ -194,10 +204,23 @@ impl ScaledDotProductAttention {
         weights: Option<&mut [f32]>,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
-        self.check(shape, &inputs, out, weights.as_deref())?;
+        self.run(&SdpaCall { shape, inputs, kv_stride: shape.kv_len }, out, weights, workspace)
+    }
+
+    /// [`forward`](Self::forward) of any call (a cache's K and V lie
+    /// `kv_stride` rows apart).
+    pub(crate) fn run(
+        &self,
+        call: &SdpaCall<'_>,
+        out: &mut [f32],
+        weights: Option<&mut [f32]>,
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        self.check(call, out, weights.as_deref())?;
         if super::nothing_to_write(out, weights.as_deref()) {
             return Ok(());
         }
+        let shape = call.shape;
         let workspace = take("workspace", workspace, self.workspace_len(shape, weights.is_some())?)?;
         let (l, s) = (shape.q_len, shape.kv_len);
         let mut weights = weights;
@@ -206,7 +229,7 @@ impl ScaledDotProductAttention {
                 let head = (b * shape.q_heads + h) * l;
                 let o = &mut out[head * shape.v_dim..];
                 let w = weights.as_deref_mut().map(|w| &mut w[head * s..]);
-                self.head(shape, &inputs, (b, h), o, w, workspace)?;
+                self.head(call, (b, h), o, w, workspace)?;
             }
         }
         Ok(())
@@ -228,14 +251,13 @@ impl ScaledDotProductAttention {
 
     /// Checks every length, the storage types, the head grouping and the
     /// mask, before any work.
-    pub(crate) fn check(
-        &self,
-        shape: &SdpaShape,
-        inputs: &SdpaInputs<'_>,
-        out: &[f32],
-        weights: Option<&[f32]>,
-    ) -> Result<(), Error> {
-        let (q_rows, kv_rows) = shape.rows()?;
+    pub(crate) fn check(&self, call: &SdpaCall<'_>, out: &[f32], weights: Option<&[f32]>) -> Result<(), Error> {
+        let (shape, inputs) = (call.shape, &call.inputs);
+        let (q_rows, _) = shape.rows()?;
+        if call.kv_stride < shape.kv_len {
+            return Err(Error::Dimension { arg: "kv_len", expected: call.kv_stride, actual: shape.kv_len });
+        }
+        let kv_rows = checked_mul("shape", checked_mul("shape", shape.batch, shape.kv_heads)?, call.kv_stride)?;
         let (out_len, weights_len) = shape.result_lens()?;
         if inputs.query.storage() == Storage::Q8 {
             return Err(Error::Storage { arg: "query", expected: "f32, bf16 or f16", actual: "q8" });
@@ -264,14 +286,13 @@ impl ScaledDotProductAttention {
     #[cfg(feature = "std")]
     pub(crate) fn head_rows(
         &self,
-        shape: &SdpaShape,
-        inputs: &SdpaInputs<'_>,
+        call: &SdpaCall<'_>,
         bh: (usize, usize),
         queries: core::ops::Range<usize>,
         out: &mut [f32],
         workspace: &mut [f32],
     ) -> Result<(), Error> {
-        let head = AnyHead::new(self, shape, inputs, bh)?;
+        let head = AnyHead::new(self, call, bh)?;
         on_head!(head, h => h.flash_rows(queries, out, workspace));
         Ok(())
     }
@@ -281,14 +302,13 @@ impl ScaledDotProductAttention {
     /// parallel: each touches only its own slices.
     pub(crate) fn head(
         &self,
-        shape: &SdpaShape,
-        inputs: &SdpaInputs<'_>,
+        call: &SdpaCall<'_>,
         bh: (usize, usize),
         out: &mut [f32],
         weights: Option<&mut [f32]>,
         workspace: &mut [f32],
     ) -> Result<(), Error> {
-        let head = AnyHead::new(self, shape, inputs, bh)?;
+        let (shape, head) = (call.shape, AnyHead::new(self, call, bh)?);
         match weights {
             Some(w) => on_head!(head, h => h.with_weights(w, out, workspace)),
             None if shape.q_len <= STREAM_MAX_QUERIES => on_head!(head, h => h.stream(out, workspace)),
@@ -316,14 +336,13 @@ impl ScaledDotProductAttention {
     #[cfg(feature = "std")]
     pub(crate) fn row_chunk(
         &self,
-        shape: &SdpaShape,
-        inputs: &SdpaInputs<'_>,
+        call: &SdpaCall<'_>,
         bh: (usize, usize),
         (i, c): (usize, usize),
         scratch: &mut [f32],
         partial: &mut [f32],
     ) -> Result<Option<RowStats>, Error> {
-        let head = AnyHead::new(self, shape, inputs, bh)?;
+        let head = AnyHead::new(self, call, bh)?;
         Ok(on_head!(head, h => h.row_chunk(i, c, scratch, partial)))
     }
 }
@@ -368,24 +387,44 @@ impl<'a> AnyHead<'a> {
     /// accepted (a K/V storage mismatch is refused again here).
     pub(crate) fn new(
         op: &ScaledDotProductAttention,
-        shape: &'a SdpaShape,
-        inputs: &SdpaInputs<'a>,
-        (b, h): (usize, usize),
+        call: &SdpaCall<'a>,
+        bh: (usize, usize),
     ) -> Result<AnyHead<'a>, Error> {
-        let (bh, e, ev) = ((b, h), shape.qk_dim, shape.v_dim);
+        let (e, ev) = (call.shape.qk_dim, call.shape.v_dim);
+        let (shape, inputs) = (call.shape, &call.inputs);
         Ok(match (inputs.key, inputs.value) {
-            (Stored::F32(k), Stored::F32(v)) => {
-                AnyHead::F32(Head::new(op, shape, inputs, bh, Rows::new(k, &[], e), Rows::new(v, &[], ev)))
-            }
-            (Stored::Bf16(k), Stored::Bf16(v)) => {
-                AnyHead::Bf16(Head::new(op, shape, inputs, bh, Rows::new(k, &[], e), Rows::new(v, &[], ev)))
-            }
-            (Stored::F16(k), Stored::F16(v)) => {
-                AnyHead::F16(Head::new(op, shape, inputs, bh, Rows::new(k, &[], e), Rows::new(v, &[], ev)))
-            }
-            (Stored::Q8 { values: k, scales: ks }, Stored::Q8 { values: v, scales: vs }) => {
-                AnyHead::Q8(Head::new(op, shape, inputs, bh, Rows::new(k, ks, e), Rows::new(v, vs, ev)))
-            }
+            (Stored::F32(k), Stored::F32(v)) => AnyHead::F32(Head::new(
+                op,
+                shape,
+                inputs,
+                (bh, call.kv_stride),
+                Rows::new(k, &[], e),
+                Rows::new(v, &[], ev),
+            )),
+            (Stored::Bf16(k), Stored::Bf16(v)) => AnyHead::Bf16(Head::new(
+                op,
+                shape,
+                inputs,
+                (bh, call.kv_stride),
+                Rows::new(k, &[], e),
+                Rows::new(v, &[], ev),
+            )),
+            (Stored::F16(k), Stored::F16(v)) => AnyHead::F16(Head::new(
+                op,
+                shape,
+                inputs,
+                (bh, call.kv_stride),
+                Rows::new(k, &[], e),
+                Rows::new(v, &[], ev),
+            )),
+            (Stored::Q8 { values: k, scales: ks }, Stored::Q8 { values: v, scales: vs }) => AnyHead::Q8(Head::new(
+                op,
+                shape,
+                inputs,
+                (bh, call.kv_stride),
+                Rows::new(k, ks, e),
+                Rows::new(v, vs, ev),
+            )),
             (k, v) => {
                 return Err(Error::Storage { arg: "value", expected: k.storage().name(), actual: v.storage().name() });
             }
@@ -395,12 +434,12 @@ impl<'a> AnyHead<'a> {
 
 impl<'a, T: Element> Head<'a, T> {
     /// Head `(b, h)` of a checked call whose whole key and value tensors,
-    /// typed, are `key` and `value`.
+    /// typed, are `key` and `value`, kv heads `kv_stride` rows apart.
     pub(crate) fn new(
         op: &ScaledDotProductAttention,
         shape: &'a SdpaShape,
         inputs: &SdpaInputs<'a>,
-        (b, h): (usize, usize),
+        ((b, h), kv_stride): ((usize, usize), usize),
         key: Rows<'a, T>,
         value: Rows<'a, T>,
     ) -> Head<'a, T> {
@@ -410,8 +449,8 @@ impl<'a, T: Element> Head<'a, T> {
         Head {
             query: inputs.query,
             q_start: (b * shape.q_heads + h) * l * e,
-            k: key.sub(kv * s, s),
-            v: value.sub(kv * s, s),
+            k: key.sub(kv * kv_stride, s),
+            v: value.sub(kv * kv_stride, s),
             mask: HeadMask::of(&inputs.mask, shape, b, h),
             shape,
             scale: op.scale.unwrap_or_else(|| 1.0 / libm::sqrtf(e as f32)),
