@@ -296,52 +296,16 @@ fn empty_problems_with_huge_batches_return_at_once() {
     // Found by the fuzz seed corpus: nothing to write, yet a batch loop of
     // usize::MAX iterations. Such calls now return right after the checks.
     let s = AttentionShape { batch: usize::MAX, queries: 0, keys: 0, query_dim: 3, key_dim: 3, value_dim: 2 };
-    DotProductAttention
-        .forward(
-            &s,
-            AttentionInputs { queries: &[], keys: &[], values: &[], valid_lens: ValidLens::All },
-            &mut [],
-            None,
-            &mut [],
-        )
-        .unwrap();
-    simd_attention::par::batched(
-        &DotProductAttention,
-        &s,
-        AttentionInputs { queries: &[], keys: &[], values: &[], valid_lens: ValidLens::All },
-        &mut [],
-        None,
-    )
-    .unwrap();
+    let nothing = AttentionInputs { queries: &[], keys: &[], values: &[], valid_lens: ValidLens::All };
+    DotProductAttention.forward(&s, nothing, &mut [], None, &mut []).unwrap();
+    simd_attention::par::batched(&DotProductAttention, &s, nothing, &mut [], None).unwrap();
     // Fuzz-found: a huge batch with Q = 1 but zero widths reached the batch split.
     let wide = AttentionShape { queries: 1, keys: 1, query_dim: 0, key_dim: 0, value_dim: 0, ..s };
-    simd_attention::par::batched(
-        &DotProductAttention,
-        &wide,
-        AttentionInputs { queries: &[], keys: &[], values: &[], valid_lens: ValidLens::All },
-        &mut [],
-        None,
-    )
-    .unwrap();
+    simd_attention::par::batched(&DotProductAttention, &wide, nothing, &mut [], None).unwrap();
     let (w_q, w_k, w_v) = ([0.5f32; 6], [0.5f32; 6], [1.0f32; 2]);
     let additive = simd_attention::ops::AdditiveAttention::new(&w_q, &w_k, &w_v, 2, 3, 3).unwrap();
-    additive
-        .forward(
-            &s,
-            AttentionInputs { queries: &[], keys: &[], values: &[], valid_lens: ValidLens::All },
-            &mut [],
-            None,
-            &mut [],
-        )
-        .unwrap();
-    simd_attention::par::additive(
-        &additive,
-        &s,
-        AttentionInputs { queries: &[], keys: &[], values: &[], valid_lens: ValidLens::All },
-        &mut [],
-        None,
-    )
-    .unwrap();
+    additive.forward(&s, nothing, &mut [], None, &mut []).unwrap();
+    simd_attention::par::additive(&additive, &s, nothing, &mut [], None).unwrap();
     let op = simd_attention::ops::ScaledDotProductAttention::default();
     let none = simd_attention::ops::SdpaMask::None;
     let mut sdpa = simd_attention::ops::SdpaShape {

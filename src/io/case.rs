@@ -100,6 +100,7 @@ fn attention_case(file: &TensorFile, kind: &str) -> Result<CaseOutputs, LoadErro
     };
     let lens = Lens::load(file, batch, nq)?;
     let valid = lens.valid_lens();
+    let inputs = AttentionInputs { queries: &q.data, keys: &k.data, values: &v.data, valid_lens: valid };
     let (out_dim, heads) = match kind {
         "mha" => {
             let heads = parse_metadata(file, "num_heads")?;
@@ -115,32 +116,14 @@ fn attention_case(file: &TensorFile, kind: &str) -> Result<CaseOutputs, LoadErro
             let params = AdditiveParams::load(file, "")?;
             let op = params.attention()?;
             within_limit(op.workspace_len(&shape, true)?)?;
-            par::additive(
-                &op,
-                &shape,
-                AttentionInputs { queries: &q.data, keys: &k.data, values: &v.data, valid_lens: valid },
-                &mut out,
-                Some(&mut weights),
-            )?;
+            par::additive(&op, &shape, inputs, &mut out, Some(&mut weights))?;
         }
-        "dot" => par::batched(
-            &DotProductAttention,
-            &shape,
-            AttentionInputs { queries: &q.data, keys: &k.data, values: &v.data, valid_lens: valid },
-            &mut out,
-            Some(&mut weights),
-        )?,
+        "dot" => par::batched(&DotProductAttention, &shape, inputs, &mut out, Some(&mut weights))?,
         "bilinear" => {
             let params = BilinearParams::load(file, "")?;
             let op = params.attention()?;
             within_limit(op.workspace_len(&shape, true)?)?;
-            par::batched(
-                &op,
-                &shape,
-                AttentionInputs { queries: &q.data, keys: &k.data, values: &v.data, valid_lens: valid },
-                &mut out,
-                Some(&mut weights),
-            )?;
+            par::batched(&op, &shape, inputs, &mut out, Some(&mut weights))?;
         }
         _ => {
             let bias = match file.metadata("bias").as_deref() {
@@ -153,13 +136,7 @@ fn attention_case(file: &TensorFile, kind: &str) -> Result<CaseOutputs, LoadErro
             let params = MhaParams::load(file, "", heads, bias)?;
             let op = params.attention()?;
             within_limit(op.workspace_len(&shape, true)?)?;
-            par::batched(
-                &op,
-                &shape,
-                AttentionInputs { queries: &q.data, keys: &k.data, values: &v.data, valid_lens: valid },
-                &mut out,
-                Some(&mut weights),
-            )?;
+            par::batched(&op, &shape, inputs, &mut out, Some(&mut weights))?;
         }
     }
     let weights_shape = if kind == "mha" { vec![batch * heads, nq, nk] } else { vec![batch, nq, nk] };

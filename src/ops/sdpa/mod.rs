@@ -392,39 +392,24 @@ impl<'a> AnyHead<'a> {
     ) -> Result<AnyHead<'a>, Error> {
         let (e, ev) = (call.shape.qk_dim, call.shape.v_dim);
         let (shape, inputs) = (call.shape, &call.inputs);
+        // One typed head per storage type; K and V of one call share it.
+        macro_rules! typed {
+            ($variant:ident, $k:expr, $ks:expr, $v:expr, $vs:expr) => {
+                AnyHead::$variant(Head::new(
+                    op,
+                    shape,
+                    inputs,
+                    (bh, call.kv_stride),
+                    Rows::new($k, $ks, e),
+                    Rows::new($v, $vs, ev),
+                ))
+            };
+        }
         Ok(match (inputs.key, inputs.value) {
-            (Stored::F32(k), Stored::F32(v)) => AnyHead::F32(Head::new(
-                op,
-                shape,
-                inputs,
-                (bh, call.kv_stride),
-                Rows::new(k, &[], e),
-                Rows::new(v, &[], ev),
-            )),
-            (Stored::Bf16(k), Stored::Bf16(v)) => AnyHead::Bf16(Head::new(
-                op,
-                shape,
-                inputs,
-                (bh, call.kv_stride),
-                Rows::new(k, &[], e),
-                Rows::new(v, &[], ev),
-            )),
-            (Stored::F16(k), Stored::F16(v)) => AnyHead::F16(Head::new(
-                op,
-                shape,
-                inputs,
-                (bh, call.kv_stride),
-                Rows::new(k, &[], e),
-                Rows::new(v, &[], ev),
-            )),
-            (Stored::Q8 { values: k, scales: ks }, Stored::Q8 { values: v, scales: vs }) => AnyHead::Q8(Head::new(
-                op,
-                shape,
-                inputs,
-                (bh, call.kv_stride),
-                Rows::new(k, ks, e),
-                Rows::new(v, vs, ev),
-            )),
+            (Stored::F32(k), Stored::F32(v)) => typed!(F32, k, &[], v, &[]),
+            (Stored::Bf16(k), Stored::Bf16(v)) => typed!(Bf16, k, &[], v, &[]),
+            (Stored::F16(k), Stored::F16(v)) => typed!(F16, k, &[], v, &[]),
+            (Stored::Q8 { values: k, scales: ks }, Stored::Q8 { values: v, scales: vs }) => typed!(Q8, k, ks, v, vs),
             (k, v) => {
                 return Err(Error::Storage { arg: "value", expected: k.storage().name(), actual: v.storage().name() });
             }
