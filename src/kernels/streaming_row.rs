@@ -134,9 +134,12 @@ impl WithSimd for MergeValues<'_> {
     }
 }
 
-/// Independent accumulators per dot product: enough to hide the latency
-/// of the fused multiply-add.
-const DOT_ACCUMULATORS: usize = 4;
+/// Independent accumulators per dot product (a power of two). With several
+/// rows in lockstep, 2 per row already hide the fused multiply-add's
+/// latency, and leave AVX-512 registers for 8 rows: on one Xeon core
+/// 4 runs of 2 ran `sdpa-decode` within 1 % of 4 runs of 4 (and AVX2's
+/// 4 runs of 2 within 3 %; `benches/alternate.sh -r 3`, 2026-12-01).
+const DOT_ACCUMULATORS: usize = 2;
 
 /// `scores[j] = scale · query·keys[j]`.
 ///
@@ -155,10 +158,25 @@ fn dot_rows<V: F32Vector, T: Element>(query: &[f32], keys: &Rows<'_, T>, scale: 
         return;
     }
     match V::DECODE_STREAMS {
-        4.. => streamed_dots::<V, T, 4>(query, keys, scale, scores),
+        8.. => streamed_dots::<V, T, 8>(query, keys, scale, scores),
+        4..8 => streamed_dots::<V, T, 4>(query, keys, scale, scores),
         2..4 => streamed_dots::<V, T, 2>(query, keys, scale, scores),
         _ => streamed_dots::<V, T, 1>(query, keys, scale, scores),
     }
+}
+
+/// `Σ acc`, added in pairs (`(a0 + a1) + (a2 + a3)` for four).
+#[inline(always)]
+fn pairwise_sum<V: F32Vector>(acc: &[V; DOT_ACCUMULATORS]) -> V {
+    let mut acc = *acc;
+    let mut n = DOT_ACCUMULATORS;
+    while n > 1 {
+        n /= 2;
+        for k in 0..n {
+            acc[k] = acc[2 * k].add(acc[2 * k + 1]);
+        }
+    }
+    acc[0]
 }
 
 /// [`dot_rows`] with `R` runs read in lockstep; the rows past the last
@@ -218,8 +236,8 @@ fn dots<V: F32Vector, T: Element, const R: usize>(a: &[f32], b: [Row<'_, T>; R])
     // A plain loop: `array::map` with a closure leaves the intrinsics out of
     // line, outside the backend's target features.
     let mut sums = [0.0f32; R];
-    for (sum, &[a0, a1, a2, a3]) in sums.iter_mut().zip(&acc) {
-        *sum = a0.add(a1).add(a2.add(a3)).reduce_add();
+    for (sum, acc) in sums.iter_mut().zip(&acc) {
+        *sum = pairwise_sum(acc).reduce_add();
     }
     sums
 }
@@ -234,7 +252,8 @@ fn weighted_rows<V: F32Vector, T: Element>(weights: &[f32], values: &Rows<'_, T>
     assert!(col + dst.len() <= values.width(), "weighted_rows: columns past the rows");
     dst.fill(0.0);
     match V::DECODE_STREAMS {
-        4.. => streamed_axpys::<V, T, 4>(weights, values, col, dst),
+        8.. => streamed_axpys::<V, T, 8>(weights, values, col, dst),
+        4..8 => streamed_axpys::<V, T, 4>(weights, values, col, dst),
         2..4 => streamed_axpys::<V, T, 2>(weights, values, col, dst),
         _ => streamed_axpys::<V, T, 1>(weights, values, col, dst),
     }

@@ -22,15 +22,18 @@ impl F32Vector for __m512 {
     /// rows 6 %, 16 % slower and 6 %: a gain there about the size of the
     /// loss on Zen 4, so 6 stays.
     const TILE_ROWS: usize = 6;
-    /// 4 runs: 16 accumulators and the query vector fit the 32 registers
-    /// (no spills in the assembly). `sdpa-decode` on one Zen 4 core,
-    /// 2026-12-01: two alternating rounds in a quiet spell gave 11.8 and
-    /// 11.9 ms (89 % of the read roof) against 17.8 and 18.9 with one run
-    /// and 14.7 and 16.3 before this path; `benches/alternate.sh -r 5`
-    /// later, with the neighbours holding the memory bandwidth, gave 1.11×
-    /// and 1.04× over one run and 1.06× and 0.98× over before, within that
-    /// noise.
-    const DECODE_STREAMS: usize = 4;
+    /// 8 runs (of 2 accumulators each: 16 accumulators and the query fit
+    /// the 32 registers). A core's read rate is bound by the cache lines it
+    /// keeps in flight, and the widened types spend more instructions per
+    /// line, so they gain most from more streams. On one two-port Xeon core,
+    /// 2026-12-01, `benches/alternate.sh -r 3
+    /// sdpa-decode,sdpa-decode-bf16,sdpa-decode-q8` (ms): 4 runs of 4
+    /// accumulators 17.12 / 10.38 / 7.24; 8 runs of 2 17.20 / 10.01 / 6.47;
+    /// 4 of 2 17.03 / 10.24 / 6.74; 8 of 4 (spilling) 17.47 / 10.13 / 7.09;
+    /// and 2 runs of 4 5 %, 15 % and 20 % slower than 4. On Zen 4, 4 runs
+    /// read 85–92 % of the roof in quiet spells against 1.06–1.11× less
+    /// with one run.
+    const DECODE_STREAMS: usize = 8;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {

@@ -27,7 +27,7 @@ pub(crate) trait F32Vector: Copy {
     /// accumulators, 2 B vectors and a broadcast live. At least 2.
     const TILE_ROWS: usize;
     /// Runs of key (and value) rows a decode chunk reads in lockstep
-    /// (`kernels::streaming_row`): 1, 2 or 4. More streams keep more cache
+    /// (`kernels::streaming_row`): 1, 2, 4 or 8. More streams keep more cache
     /// lines in flight; each needs its own accumulators.
     const DECODE_STREAMS: usize;
 
