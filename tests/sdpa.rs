@@ -208,3 +208,59 @@ proptest! {
         }
     }
 }
+
+/// ±inf and NaN stored in bf16 or f16 K (or V) reach the output as the f64
+/// reference on the same values has them: the same NaN and infinite
+/// entries, on every path and backend, and the finite ones within
+/// tolerance. No mask, so that no weight is exactly 0 (`0 · inf` is NaN in
+/// every engine that multiplies masked weights, PyTorch's included, while
+/// the reference skips masked keys).
+#[test]
+fn non_finite_half_values_propagate_as_in_the_reference() {
+    let specials = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+    let mut rng = common::Rng(11);
+    for storage in [Storage::Bf16, Storage::F16] {
+        for in_keys in [true, false] {
+            for (q_len, kv_len) in [(1, 600), (3, 40), (70, 300)] {
+                let shape = SdpaShape { batch: 1, q_heads: 2, kv_heads: 1, q_len, kv_len, qk_dim: 9, v_dim: 5 };
+                let mut v = |n: usize| (0..n).map(|_| rng.unit() * 4.0 - 2.0).collect::<Vec<f32>>();
+                let query = v(2 * q_len * 9);
+                let (mut key, mut value) = (v(kv_len * 9), v(kv_len * 5));
+                let target = if in_keys { &mut key } else { &mut value };
+                for (i, &x) in specials.iter().enumerate() {
+                    let at = (i * 7919 + 13) % target.len();
+                    target[at] = x;
+                }
+                let case = Case {
+                    shape,
+                    query: StoredTensor::F32(query),
+                    key: StoredTensor::from_f32(&key, 9, storage),
+                    value: StoredTensor::from_f32(&value, 5, storage),
+                    mask: MaskData::None,
+                    scale: None,
+                };
+                let want = case.reference();
+                assert!(want.iter().any(|w| !w.is_finite()), "the specials reached no output");
+                for backend in backends() {
+                    let (flash, direct) = with_backend(backend, || case.run()).unwrap();
+                    for (path, got) in [("flash", &flash), ("weights", &direct)] {
+                        for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                            let ok = if w.is_nan() {
+                                g.is_nan()
+                            } else if w.is_infinite() {
+                                g as f64 == w
+                            } else {
+                                (g as f64 - w).abs() <= 5e-5 + 1e-4 * w.abs()
+                            };
+                            assert!(
+                                ok,
+                                "{storage:?} specials in {} ({q_len}x{kv_len}), {path} on {backend}: out[{i}] {g} vs {w}",
+                                if in_keys { "keys" } else { "values" }
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
