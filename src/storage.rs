@@ -222,6 +222,22 @@ pub(crate) trait Element: Copy + Send + Sync + 'static {
     /// # Safety
     /// `ptr..ptr + V::LANES` must be valid for reads.
     unsafe fn load<V: F32Vector>(ptr: *const Self, scale: f32) -> V;
+    /// Whether [`load_pair`](Self::load_pair) gives the even- and
+    /// odd-indexed values of its `2·V::LANES` rather than the two halves in
+    /// order (bf16, which splits that way in one load, a shift and a mask).
+    const INTERLEAVED_PAIRS: bool = false;
+    /// `2·V::LANES` values from `ptr`, widened, as two vectors: the two
+    /// halves, or the even and odd values when
+    /// [`INTERLEAVED_PAIRS`](Self::INTERLEAVED_PAIRS). Both lie in one q8
+    /// block where the kernels call it.
+    ///
+    /// # Safety
+    /// `ptr..ptr + 2·V::LANES` must be valid for reads.
+    #[inline(always)]
+    unsafe fn load_pair<V: F32Vector>(ptr: *const Self, scale: f32) -> (V, V) {
+        // SAFETY: the caller guarantees 2·LANES readable values.
+        unsafe { (Self::load::<V>(ptr, scale), Self::load::<V>(ptr.add(V::LANES), scale)) }
+    }
 }
 
 impl Element for f32 {
@@ -247,6 +263,12 @@ impl Element for bf16 {
     unsafe fn load<V: F32Vector>(ptr: *const bf16, _: f32) -> V {
         // SAFETY: bf16 is a transparent u16; the caller guarantees LANES values.
         unsafe { V::load_bf16(ptr.cast()) }
+    }
+    const INTERLEAVED_PAIRS: bool = true;
+    #[inline(always)]
+    unsafe fn load_pair<V: F32Vector>(ptr: *const bf16, _: f32) -> (V, V) {
+        // SAFETY: bf16 is a transparent u16; the caller guarantees 2·LANES values.
+        unsafe { V::load_bf16_pairs(ptr.cast()) }
     }
 }
 
@@ -369,6 +391,18 @@ impl<T: Element> Row<'_, T> {
         debug_assert!(at + V::LANES <= self.len() && (!T::SCALED || at.is_multiple_of(V::LANES)));
         // SAFETY: the caller guarantees LANES values from `at`.
         unsafe { T::load::<V>(self.values.as_ptr().add(at), self.scale(at)) }
+    }
+
+    /// Values `at..at + 2·V::LANES` as [`Element::load_pair`] splits them.
+    /// For q8, `at` must be a multiple of `2·V::LANES`.
+    ///
+    /// # Safety
+    /// `at + 2·V::LANES <= self.len()`.
+    #[inline(always)]
+    pub(crate) unsafe fn load_pair<V: F32Vector>(&self, at: usize) -> (V, V) {
+        debug_assert!(at + 2 * V::LANES <= self.len() && (!T::SCALED || at.is_multiple_of(2 * V::LANES)));
+        // SAFETY: the caller guarantees 2·LANES values from `at`.
+        unsafe { T::load_pair::<V>(self.values.as_ptr().add(at), self.scale(at)) }
     }
 
     /// Values `at..at + n` (`n <= V::LANES`), widened, zeros in the other
