@@ -222,14 +222,13 @@ pub(crate) trait Element: Copy + Send + Sync + 'static {
     /// # Safety
     /// `ptr..ptr + V::LANES` must be valid for reads.
     unsafe fn load<V: F32Vector>(ptr: *const Self, scale: f32) -> V;
-    /// Whether [`load_pair`](Self::load_pair) gives the even- and
-    /// odd-indexed values of its `2·V::LANES` rather than the two halves in
-    /// order (bf16, which splits that way in one load, a shift and a mask).
-    const INTERLEAVED_PAIRS: bool = false;
-    /// `2·V::LANES` values from `ptr`, widened, as two vectors: the two
-    /// halves, or the even and odd values when
-    /// [`INTERLEAVED_PAIRS`](Self::INTERLEAVED_PAIRS). Both lie in one q8
-    /// block where the kernels call it.
+    /// `2·V::LANES` values from `ptr`, widened, as its two halves, which
+    /// lie in one q8 block where the kernels call it, so q8 looks its scale
+    /// up once for both: that made `sdpa-decode-q8` 1.20× faster on one
+    /// Xeon core (`benches/alternate.sh -r 3`, 2026-12-01). A bf16 form
+    /// that split one load into even and odd values with a shift and a mask
+    /// (the query permuted to match) measured no faster, 0.99×, and was
+    /// dropped.
     ///
     /// # Safety
     /// `ptr..ptr + 2·V::LANES` must be valid for reads.
@@ -263,12 +262,6 @@ impl Element for bf16 {
     unsafe fn load<V: F32Vector>(ptr: *const bf16, _: f32) -> V {
         // SAFETY: bf16 is a transparent u16; the caller guarantees LANES values.
         unsafe { V::load_bf16(ptr.cast()) }
-    }
-    const INTERLEAVED_PAIRS: bool = true;
-    #[inline(always)]
-    unsafe fn load_pair<V: F32Vector>(ptr: *const bf16, _: f32) -> (V, V) {
-        // SAFETY: bf16 is a transparent u16; the caller guarantees 2·LANES values.
-        unsafe { V::load_bf16_pairs(ptr.cast()) }
     }
 }
 
@@ -393,7 +386,7 @@ impl<T: Element> Row<'_, T> {
         unsafe { T::load::<V>(self.values.as_ptr().add(at), self.scale(at)) }
     }
 
-    /// Values `at..at + 2·V::LANES` as [`Element::load_pair`] splits them.
+    /// Values `at..at + 2·V::LANES`, widened, as two vectors.
     /// For q8, `at` must be a multiple of `2·V::LANES`.
     ///
     /// # Safety

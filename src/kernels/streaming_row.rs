@@ -14,7 +14,7 @@
 //! serial one.
 
 use crate::math::reduce;
-use crate::simd::vector::{MAX_LANES, load_partial, store_partial};
+use crate::simd::vector::{load_partial, store_partial};
 use crate::simd::{F32Vector, WithSimd};
 use crate::storage::{Element, Row, Rows};
 
@@ -201,27 +201,6 @@ fn streamed_dots<V: F32Vector, T: Element, const R: usize>(
     }
 }
 
-/// Puts a query row (`E` values) in the order [`dots`] reads it for keys
-/// stored as `T`: for bf16, whose keys load as even- and odd-indexed
-/// values, each whole step's pairs of vectors are split the same way;
-/// other types keep the order.
-#[inline(always)]
-pub(crate) fn pair_order<V: F32Vector, T: Element>(row: &mut [f32]) {
-    if !T::INTERLEAVED_PAIRS {
-        return;
-    }
-    let (step, width) = (DOT_ACCUMULATORS * V::LANES, 2 * V::LANES);
-    let whole = row.len() - row.len() % step;
-    for pair in row[..whole].chunks_exact_mut(width) {
-        let mut copy = [0.0f32; 2 * MAX_LANES];
-        copy[..width].copy_from_slice(pair);
-        for k in 0..V::LANES {
-            pair[k] = copy[2 * k];
-            pair[V::LANES + k] = copy[2 * k + 1];
-        }
-    }
-}
-
 /// `a·b_r` for `R` rows at once, each over [`DOT_ACCUMULATORS`] vector
 /// accumulators summed pairwise: a row gets the same operations whatever `R` is.
 #[inline(always)]
@@ -231,8 +210,7 @@ fn dots<V: F32Vector, T: Element, const R: usize>(a: &[f32], b: [Row<'_, T>; R])
     let mut acc = [[V::splat(0.0); DOT_ACCUMULATORS]; R];
     let mut p = 0;
     while p + step <= e {
-        // Two vectors at a time, as the stored type splits them (for bf16
-        // the query is in the same even/odd order: `pair_order`).
+        // Two vectors at a time: a q8 row looks its block scale up once.
         for k in (0..DOT_ACCUMULATORS).step_by(2) {
             let at = p + k * V::LANES;
             // SAFETY: at + 2·LANES <= p + step <= e, within a and every row.

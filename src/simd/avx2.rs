@@ -40,16 +40,6 @@ impl F32Vector for __m256 {
         }
     }
     #[inline(always)]
-    unsafe fn load_bf16_pairs(ptr: *const u16) -> (Self, Self) {
-        // SAFETY: the caller guarantees 16 readable values (32 bytes); AVX2 is enabled.
-        unsafe {
-            let bits = _mm256_loadu_si256(ptr.cast());
-            let even = _mm256_slli_epi32::<16>(bits);
-            let odd = _mm256_and_si256(bits, _mm256_set1_epi32(0xFFFF_0000u32 as i32));
-            (_mm256_castsi256_ps(even), _mm256_castsi256_ps(odd))
-        }
-    }
-    #[inline(always)]
     unsafe fn load_f16(ptr: *const u16) -> Self {
         // SAFETY: the caller guarantees 8 readable values; the entry point enables F16C.
         unsafe { _mm256_cvtph_ps(_mm_loadu_si128(ptr.cast())) }

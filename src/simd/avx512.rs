@@ -54,16 +54,6 @@ impl F32Vector for __m512 {
         }
     }
     #[inline(always)]
-    unsafe fn load_bf16_pairs(ptr: *const u16) -> (Self, Self) {
-        // SAFETY: the caller guarantees 32 readable values (64 bytes); AVX-512F is enabled.
-        unsafe {
-            let bits = _mm512_loadu_si512(ptr.cast());
-            let even = _mm512_slli_epi32::<16>(bits);
-            let odd = _mm512_and_si512(bits, _mm512_set1_epi32(0xFFFF_0000u32 as i32));
-            (_mm512_castsi512_ps(even), _mm512_castsi512_ps(odd))
-        }
-    }
-    #[inline(always)]
     unsafe fn load_f16(ptr: *const u16) -> Self {
         // SAFETY: the caller guarantees 16 readable values; vcvtph2ps on zmm is AVX-512F.
         unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(ptr.cast())) }

@@ -57,27 +57,6 @@ pub(crate) trait F32Vector: Copy {
         // SAFETY: the caller guarantees LANES readable values.
         unsafe { widen_lanes(ptr, |bits| f32::from_bits(u32::from(bits) << 16)) }
     }
-    /// Loads `2·LANES` bf16 bit patterns and widens them exactly, split into
-    /// the even-indexed values and the odd-indexed ones: on x86 one load, a
-    /// shift and a mask, where [`load_bf16`](Self::load_bf16) twice spends
-    /// two loads, two zero-extensions and two shifts.
-    ///
-    /// # Safety
-    /// `ptr..ptr + 2·LANES` must be valid for reads.
-    #[inline(always)]
-    unsafe fn load_bf16_pairs(ptr: *const u16) -> (Self, Self) {
-        let widen = |bits: u16| f32::from_bits(u32::from(bits) << 16);
-        let (mut even, mut odd) = ([0.0f32; MAX_LANES], [0.0f32; MAX_LANES]);
-        for k in 0..Self::LANES {
-            // SAFETY: 2k + 1 < 2·LANES, within what the caller guarantees.
-            unsafe {
-                even[k] = widen(*ptr.add(2 * k));
-                odd[k] = widen(*ptr.add(2 * k + 1));
-            }
-        }
-        // SAFETY: both buffers hold MAX_LANES >= LANES values.
-        unsafe { (Self::load(even.as_ptr()), Self::load(odd.as_ptr())) }
-    }
     /// Loads `LANES` IEEE half-precision bit patterns and widens them
     /// exactly (every f16, subnormals included, is an f32).
     ///

@@ -4,7 +4,7 @@
 //! ([`crate::kernels::streaming_row`]).
 
 use super::Head;
-use crate::kernels::streaming_row::{CHUNK_KEYS, ChunkValues, ChunkWeights, RowStats, VALUE_BLOCK, pair_order};
+use crate::kernels::streaming_row::{CHUNK_KEYS, ChunkValues, ChunkWeights, RowStats, VALUE_BLOCK};
 use crate::simd::{self, F32Vector, WithSimd};
 use crate::storage::Element;
 
@@ -20,23 +20,6 @@ impl<T: Element> Head<'_, T> {
     /// Keys of chunk `c` of row `i`.
     fn chunk(&self, i: usize, c: usize) -> core::ops::Range<usize> {
         c * CHUNK_KEYS..((c + 1) * CHUNK_KEYS).min(self.visible(i))
-    }
-
-    /// Query rows `rows` as f32 in the order the dot products read them
-    /// against keys stored as `T` (`streaming_row::pair_order`): borrowed
-    /// when that is the stored order, else written to `scratch`.
-    #[inline(always)]
-    fn dots_query<'s, V: F32Vector>(&'s self, rows: core::ops::Range<usize>, scratch: &'s mut [f32]) -> &'s [f32] {
-        if !T::INTERLEAVED_PAIRS {
-            return self.query_rows(rows, scratch);
-        }
-        let e = self.shape.qk_dim;
-        let dst = &mut scratch[..rows.len() * e];
-        self.query.widen_into(self.q_start + rows.start * e, dst);
-        for row in dst.chunks_exact_mut(e.max(1)) {
-            pair_order::<V, T>(row);
-        }
-        dst
     }
 
     /// Scores of `query` (row `i`) against `keys`, masked, replaced by
@@ -106,7 +89,7 @@ impl<T: Element> WithSimd for StreamRows<'_, '_, T> {
         let StreamRows { head, out, workspace } = self;
         let (l, e, ev) = (head.shape.q_len, head.shape.qk_dim, head.shape.v_dim);
         let (scores, query) = workspace.split_at_mut(CHUNK_KEYS);
-        let query = head.dots_query::<V>(0..l, query);
+        let query = head.query_rows(0..l, query);
         let mut block = [0.0f32; VALUE_BLOCK];
         for (i, row) in out.chunks_exact_mut(ev.max(1)).take(l).enumerate() {
             let row = &mut row[..ev];
@@ -149,7 +132,7 @@ impl<T: Element> WithSimd for RowChunk<'_, '_, T> {
         let RowChunk { head, i, c, scratch, partial } = self;
         let keys = head.chunk(i, c);
         let (scores, query) = scratch.split_at_mut(CHUNK_KEYS);
-        let q = head.dots_query::<V>(i..i + 1, query);
+        let q = head.query_rows(i..i + 1, query);
         let stats = head.chunk_weights::<V>(q, i, keys.clone(), scores)?;
         head.chunk_values::<V>(keys, scores, 0, partial, None);
         Some(stats)
