@@ -4,7 +4,6 @@
 mod common;
 use common::backends;
 use simd_attention::{Backend, Error, backend, simd::with_backend};
-use std::process::Command;
 
 #[test]
 fn detection_picks_the_fastest_available_backend() {
@@ -47,7 +46,7 @@ fn print_backend() {
 fn environment_variable_forces_the_backend() {
     let exe = std::env::current_exe().unwrap();
     let run = |value: &str| {
-        let out = Command::new(&exe)
+        let out = common::command(&exe)
             .args(["--exact", "print_backend", "--ignored", "--nocapture", "--test-threads=1"])
             .env("SIMD_ATTENTION_BACKEND", value)
             .output()

@@ -8,7 +8,6 @@ use common::{Golden, Scratch, assert_allclose};
 use simd_attention::io::case::{CaseTensor, run_case};
 use simd_attention::io::{TensorFile, seq2seq::Seq2SeqModel};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const CASES: [&str; 22] = [
     "additive-d2l-toy",
@@ -40,7 +39,7 @@ fn data(name: &str) -> PathBuf {
 }
 
 fn attn(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_attn")).args(args).output().unwrap()
+    common::command(env!("CARGO_BIN_EXE_attn")).args(args).output().unwrap()
 }
 
 /// Checks a results file (or the library's results) against the golden expectations.
@@ -186,7 +185,7 @@ fn seq2seq_case_through_library_and_attn_run() {
         if let Some(m) = &model_arg {
             args.extend(["--model".into(), m.clone().into()]);
         }
-        let run = Command::new(env!("CARGO_BIN_EXE_attn")).args(&args).output().unwrap();
+        let run = common::command(env!("CARGO_BIN_EXE_attn")).args(&args).output().unwrap();
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
         let written = TensorFile::read(&out).unwrap();
         let tokens = written.i64s("tokens").unwrap();
@@ -220,7 +219,7 @@ fn demo_decodes_and_reports() {
 #[test]
 fn bench_json_is_one_document_with_every_field() {
     let args = ["bench", "--workload", "add-decode", "--samples", "5", "--json"];
-    let run = Command::new(env!("CARGO_BIN_EXE_attn")).args(args).output().unwrap();
+    let run = common::command(env!("CARGO_BIN_EXE_attn")).args(args).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(doc["threads"], 1);
@@ -236,7 +235,7 @@ fn bench_json_is_one_document_with_every_field() {
     assert!(peak > 0.1 && bw > 0.1, "{doc}");
     assert_eq!(r["flop"].as_f64(), Some(21_702_016.0), "{r}");
     assert!(r["bytes"].is_null(), "{r}");
-    let bad = Command::new(env!("CARGO_BIN_EXE_attn")).args(["bench", "--workload", "warp"]).output().unwrap();
+    let bad = common::command(env!("CARGO_BIN_EXE_attn")).args(["bench", "--workload", "warp"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
 
@@ -245,7 +244,7 @@ fn bench_draws_the_roofline_and_refuses_a_bad_plot_path() {
     let dir = Scratch::new("bench-plot");
     let chart = dir.path("roofline.svg");
     let args = ["bench", "--workload", "sdpa-decode,seq2seq-token-b1", "--samples", "5", "--json", "--plot"];
-    let run = Command::new(env!("CARGO_BIN_EXE_attn")).args(args).arg(&chart).output().unwrap();
+    let run = common::command(env!("CARGO_BIN_EXE_attn")).args(args).arg(&chart).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let (decode, token) = (&doc["results"][0], &doc["results"][1]);
@@ -257,7 +256,7 @@ fn bench_draws_the_roofline_and_refuses_a_bad_plot_path() {
     assert!(svg.contains("sdpa-decode") && svg.contains("FMA peak"), "{svg:.200}");
 
     let bad = dir.path("roofline.gif");
-    let run = Command::new(env!("CARGO_BIN_EXE_attn")).args(["bench", "--plot"]).arg(&bad).output().unwrap();
+    let run = common::command(env!("CARGO_BIN_EXE_attn")).args(["bench", "--plot"]).arg(&bad).output().unwrap();
     assert_eq!(run.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("unsupported extension `.gif`") && stderr.lines().count() == 1, "{stderr}");

@@ -8,7 +8,6 @@ use common::{Golden, Scratch};
 use safetensors::{Dtype, tensor::TensorView};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A tensor to write: name, dtype, shape and raw little-endian bytes.
 struct T(&'static str, Dtype, Vec<usize>, Vec<u8>);
@@ -31,7 +30,7 @@ fn write(dir: &Scratch, name: &str, meta: &[(&str, &str)], tensors: &[T]) -> Pat
 }
 
 fn run(input: &Path, output: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_attn")).arg("run").arg(input).arg("-o").arg(output).output().unwrap()
+    common::command(env!("CARGO_BIN_EXE_attn")).arg("run").arg(input).arg("-o").arg(output).output().unwrap()
 }
 
 fn refused(dir: &Scratch, input: &Path, needle: &str) {

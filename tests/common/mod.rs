@@ -127,3 +127,18 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A command that runs the test binary `exe`: directly, or through the
+/// runner in `SIMD_ATTENTION_TEST_RUNNER` (`tests/aarch64.sh` sets it to
+/// qemu-user, since an emulated test cannot start a foreign binary itself).
+pub fn command(exe: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    match std::env::var("SIMD_ATTENTION_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut cmd = std::process::Command::new(words.next().expect("a runner"));
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        _ => std::process::Command::new(exe),
+    }
+}
