@@ -182,9 +182,9 @@ fn arb_case() -> impl Strategy<Value = Case> {
             )
                 .prop_map(move |(query, key, value, mask, scale)| Case {
                     shape,
-                    query: StoredTensor::from_f32(&query, e, q_storage),
-                    key: StoredTensor::from_f32(&key, e, kv_storage),
-                    value: StoredTensor::from_f32(&value, ev, kv_storage),
+                    query: StoredTensor::from_f32(&query, e, q_storage).unwrap(),
+                    key: StoredTensor::from_f32(&key, e, kv_storage).unwrap(),
+                    value: StoredTensor::from_f32(&value, ev, kv_storage).unwrap(),
                     mask,
                     scale,
                 })
@@ -234,8 +234,8 @@ fn non_finite_half_values_propagate_as_in_the_reference() {
                 let case = Case {
                     shape,
                     query: StoredTensor::F32(query),
-                    key: StoredTensor::from_f32(&key, 9, storage),
-                    value: StoredTensor::from_f32(&value, 5, storage),
+                    key: StoredTensor::from_f32(&key, 9, storage).unwrap(),
+                    value: StoredTensor::from_f32(&value, 5, storage).unwrap(),
                     mask: MaskData::None,
                     scale: None,
                 };

@@ -259,7 +259,10 @@ pub fn sdpa(data: &[u8]) {
     // K and V in any storage type (converted as a KV cache would store them).
     let storage = [Storage::F32, Storage::Bf16, Storage::F16, Storage::Q8][size(&mut u, 3)];
     let (k_f32, v_f32) = (k, v);
-    let (k, v) = (StoredTensor::from_f32(&k_f32, s.qk_dim, storage), StoredTensor::from_f32(&v_f32, s.v_dim, storage));
+    let (k, v) = (
+        StoredTensor::from_f32(&k_f32, s.qk_dim, storage).unwrap(),
+        StoredTensor::from_f32(&v_f32, s.v_dim, storage).unwrap(),
+    );
     let split = size(&mut u, s.kv_len);
     let spare = size(&mut u, 3);
     let heads = if u.arbitrary().unwrap_or(false) { 1 } else { s.q_heads };

@@ -4,7 +4,7 @@
 //! widened here; the kernels widen as they load.
 
 use super::{LoadError, Tensor, TensorFile, dtype_error};
-use crate::storage::{Q8_BLOCK, Storage, Stored, bf16, f16, q8_blocks, quantize_q8_row};
+use crate::storage::{Q8_BLOCK, Storage, Stored, StoredMut, bf16, f16, q8_blocks};
 use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -29,25 +29,31 @@ pub enum StoredTensor {
 }
 
 impl StoredTensor {
-    /// `values` (rows of `width`) converted to `storage`: bf16 and f16 round
-    /// to nearest even, q8 quantizes each row ([`quantize_q8_row`]).
-    pub fn from_f32(values: &[f32], width: usize, storage: Storage) -> StoredTensor {
-        match storage {
-            Storage::F32 => StoredTensor::F32(values.to_vec()),
-            Storage::Bf16 => StoredTensor::Bf16(values.iter().map(|&x| bf16::from_f32(x)).collect()),
-            Storage::F16 => StoredTensor::F16(values.iter().map(|&x| f16::from_f32(x)).collect()),
+    /// `values` (whole rows of `width`) converted to `storage` as a
+    /// [`crate::ops::KvCache`] stores them: bf16 and f16 round to nearest
+    /// even, q8 quantizes each row ([`crate::storage::quantize_q8_row`]).
+    /// Refused, naming `values`, when they are not whole rows.
+    pub fn from_f32(values: &[f32], width: usize, storage: Storage) -> Result<StoredTensor, crate::Error> {
+        let rows = values.len().checked_div(width).unwrap_or(0);
+        crate::error::expect_len("values", rows * width, values.len())?;
+        let mut tensor = match storage {
+            Storage::F32 => StoredTensor::F32(vec![0.0; values.len()]),
+            Storage::Bf16 => StoredTensor::Bf16(vec![bf16::ZERO; values.len()]),
+            Storage::F16 => StoredTensor::F16(vec![f16::ZERO; values.len()]),
             Storage::Q8 => {
-                let rows = values.len().checked_div(width).unwrap_or(0);
-                let mut q = vec![0i8; values.len()];
-                let mut scales = vec![0.0f32; rows * q8_blocks(width)];
-                let blocks = q8_blocks(width).max(1);
-                for ((src, q), s) in
-                    values.chunks(width.max(1)).zip(q.chunks_mut(width.max(1))).zip(scales.chunks_mut(blocks))
-                {
-                    quantize_q8_row(src, q, s);
-                }
-                StoredTensor::Q8 { values: q, scales }
+                StoredTensor::Q8 { values: vec![0; values.len()], scales: vec![0.0; rows * q8_blocks(width)] }
             }
+        };
+        tensor.as_stored_mut().store_rows(0, width, values);
+        Ok(tensor)
+    }
+
+    fn as_stored_mut(&mut self) -> StoredMut<'_> {
+        match self {
+            StoredTensor::F32(v) => StoredMut::F32(v),
+            StoredTensor::Bf16(v) => StoredMut::Bf16(v),
+            StoredTensor::F16(v) => StoredMut::F16(v),
+            StoredTensor::Q8 { values, scales } => StoredMut::Q8 { values, scales },
         }
     }
 

@@ -74,13 +74,13 @@ pub fn prepare(name: &str) -> Result<Prepared, String> {
         "add-decode" => additive(64, 1, 50, 256, 50),
         "add-batch" => additive(32, 64, 64, 256, 0),
         "add-long" => additive(4, 256, 512, 128, 0),
-        "sdpa-512" => Ok(sdpa(32, 512, 512, 64, false, F32, F32)),
-        "sdpa-512-bf16" => Ok(sdpa(32, 512, 512, 64, false, Bf16, Bf16)),
-        "sdpa-causal-2048" => Ok(sdpa(8, 2048, 2048, 64, true, F32, F32)),
-        "sdpa-decode" => Ok(sdpa(64, 1, 4096, 128, false, F32, F32)),
-        "sdpa-decode-bf16" => Ok(sdpa(64, 1, 4096, 128, false, F32, Bf16)),
-        "sdpa-decode-f16" => Ok(sdpa(64, 1, 4096, 128, false, F32, F16)),
-        "sdpa-decode-q8" => Ok(sdpa(64, 1, 4096, 128, false, F32, Q8)),
+        "sdpa-512" => sdpa(32, 512, 512, 64, false, F32, F32),
+        "sdpa-512-bf16" => sdpa(32, 512, 512, 64, false, Bf16, Bf16),
+        "sdpa-causal-2048" => sdpa(8, 2048, 2048, 64, true, F32, F32),
+        "sdpa-decode" => sdpa(64, 1, 4096, 128, false, F32, F32),
+        "sdpa-decode-bf16" => sdpa(64, 1, 4096, 128, false, F32, Bf16),
+        "sdpa-decode-f16" => sdpa(64, 1, 4096, 128, false, F32, F16),
+        "sdpa-decode-q8" => sdpa(64, 1, 4096, 128, false, F32, Q8),
         "seq2seq-token-b1" => seq2seq(1),
         "seq2seq-token-b64" => seq2seq(64),
         other => Err(format!("--workload: unknown workload `{other}` (known: {})", WORKLOADS.join(", "))),
@@ -164,11 +164,20 @@ fn additive(batch: usize, queries: usize, keys: usize, h: usize, steps: usize) -
 /// (E = Ev), the query stored as `query` and K and V as `kv`:
 /// `4·heads·l·s·e` FLOP (`Q·Kᵀ` and `P·V`; half that when causal), and Q,
 /// K and V read once at their stored size (q8 with its scales).
-fn sdpa(heads: usize, l: usize, s: usize, e: usize, causal: bool, query: Storage, kv: Storage) -> Prepared {
+fn sdpa(
+    heads: usize,
+    l: usize,
+    s: usize,
+    e: usize,
+    causal: bool,
+    query: Storage,
+    kv: Storage,
+) -> Result<Prepared, String> {
     let shape = SdpaShape { batch: 1, q_heads: heads, kv_heads: heads, q_len: l, kv_len: s, qk_dim: e, v_dim: e };
-    let q = StoredTensor::from_f32(&uniform(heads * l * e, 7, 1.0), e, query);
-    let k = StoredTensor::from_f32(&uniform(heads * s * e, 8, 1.0), e, kv);
-    let v = StoredTensor::from_f32(&uniform(heads * s * e, 9, 1.0), e, kv);
+    let stored = |n: usize, seed: u32, storage: Storage| {
+        StoredTensor::from_f32(&uniform(n, seed, 1.0), e, storage).map_err(|err| err.to_string())
+    };
+    let (q, k, v) = (stored(heads * l * e, 7, query)?, stored(heads * s * e, 8, kv)?, stored(heads * s * e, 9, kv)?);
     let mut out = vec![0.0; heads * l * e];
     let op = ScaledDotProductAttention::default();
     let mask = if causal { SdpaMask::Causal } else { SdpaMask::None };
@@ -180,7 +189,7 @@ fn sdpa(heads: usize, l: usize, s: usize, e: usize, causal: bool, query: Storage
     let size = |storage: Storage, rows: usize| storage.bytes(rows, e).unwrap_or(usize::MAX) as f64;
     let bytes = size(query, heads * l) + 2.0 * size(kv, heads * s);
     let bound = if l == 1 { Bound::Memory } else { Bound::Compute };
-    Prepared { run: Box::new(run), units: 1.0, flop, bytes, bound }
+    Ok(Prepared { run: Box::new(run), units: 1.0, flop, bytes, bound })
 }
 
 /// Decoding steps of the seq2seq workloads (the model's `num_steps`).
