@@ -14,7 +14,7 @@
 //! of both formats, whose `from_f32` rounds to nearest even, which is what
 //! a cache of keys and values needs when it stores new rows.
 //!
-//! This file holds the public types; [`element`] how the kernels read them.
+//! This file holds the public types; `element.rs` how the kernels read them.
 
 mod element;
 
