@@ -30,7 +30,8 @@
 //!
 //! Features: `std` (default; implies `alloc`, adds std CPU detection, the
 //! `SIMD_ATTENTION_BACKEND` override and rayon), `alloc` (matrixmultiply for
-//! large GEMMs), `cli` (the `attn` binary).
+//! large GEMMs), `cli` (the `attn` binary), `capi` (C entry points over the
+//! core, the `capi` module; the header is `include/simd_attention.h`).
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -43,6 +44,8 @@ extern crate std;
 #[cfg(feature = "std")]
 #[doc(hidden)]
 pub mod bench_kernels;
+#[cfg(feature = "capi")]
+pub mod capi;
 mod error;
 pub mod gemm;
 #[cfg(feature = "std")]

@@ -291,3 +291,28 @@ fn key_cache_from_another_query_projection() {
         .unwrap();
     assert_allclose(&cached, &want.output, 1e-6, 1e-5, "second attention through the first's cache");
 }
+
+/// A `W_q` of another `query_dim` that starts at the same address (a
+/// prefix of one buffer) is not taken for the one the cache packed: the
+/// cache's panels would have the wrong shape.
+#[test]
+fn key_cache_from_a_query_projection_of_another_width_at_the_same_address() {
+    let (h, k) = (8, 6);
+    let fill = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n).map(|i| ((i * 7 + seed * 13) % 11) as f32 / 11.0 - 0.4).collect()
+    };
+    let (w_q, w_k, w_v) = (fill(h * 6, 1), fill(h * 5, 3), fill(h, 4));
+    let (keys, values) = (fill(k * 5, 6), fill(k * 4, 7));
+    let narrow = AdditiveAttention::new(&w_q[..h * 4], &w_k, &w_v, h, 4, 5).unwrap();
+    let wide = AdditiveAttention::new(&w_q, &w_k, &w_v, h, 6, 5).unwrap();
+    let shape = |query_dim| AttentionShape { batch: 1, queries: 2, keys: k, query_dim, key_dim: 5, value_dim: 4 };
+    let mut buffer = vec![0.0; KeyCache::buffer_len(1, k, h, 6).unwrap()];
+    let cache = narrow.key_cache(&shape(4), &keys, &values, &mut buffer).unwrap();
+    let q = fill(2 * 6, 5);
+    let mut ws = vec![0.0; wide.cached_workspace_len(&shape(6), false).unwrap()];
+    let mut cached = vec![0.0; 2 * 4];
+    wide.forward_cached(&cache, 2, &q, ValidLens::All, &mut cached, None, &mut ws).unwrap();
+    let inputs = AttentionInputs { queries: &q, keys: &keys, values: &values, valid_lens: ValidLens::All };
+    let want = wide.attend(&shape(6), inputs, false).unwrap();
+    assert_allclose(&cached, &want.output, 1e-6, 1e-5, "a wider W_q at the cache's W_q address");
+}

@@ -26,7 +26,10 @@ impl<F: LaneFn> MapSlice<F> {
     }
 
     pub(crate) fn in_place(x: &mut [f32]) -> Self {
-        MapSlice { src: x.as_ptr(), dst: x.as_mut_ptr(), len: x.len(), f: PhantomData }
+        // One pointer for both: a second borrow of `x` (`as_ptr` then
+        // `as_mut_ptr`) would invalidate the first under Stacked Borrows.
+        let p = x.as_mut_ptr();
+        MapSlice { src: p.cast_const(), dst: p, len: x.len(), f: PhantomData }
     }
 }
 

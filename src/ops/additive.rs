@@ -60,9 +60,11 @@ pub struct KeyCache<'a> {
     magnitude: &'a [f32],
     values: &'a [f32],
     /// `W_qᵀ` `(query_dim, H)` in panels, and the `W_q` it was packed from
-    /// (by address): another attention's queries are projected afresh.
+    /// (address and length, so a `W_q` of another `query_dim` at the same
+    /// address is not taken for it): another attention's queries are
+    /// projected afresh.
     w_q_panels: &'a [f32],
-    w_q_source: usize,
+    w_q_source: (usize, usize),
 }
 
 impl<'p> AdditiveAttention<'p> {
@@ -148,7 +150,7 @@ impl<'p> AdditiveAttention<'p> {
             magnitude,
             values,
             w_q_panels,
-            w_q_source: self.w_q.as_ptr() as usize,
+            w_q_source: (self.w_q.as_ptr() as usize, self.w_q.len()),
         })
     }
 
@@ -201,7 +203,7 @@ impl<'p> AdditiveAttention<'p> {
             Some(w) => w,
             None => &mut rest[..sizes.weights],
         };
-        if cache.w_q_source == self.w_q.as_ptr() as usize {
+        if cache.w_q_source == (self.w_q.as_ptr() as usize, self.w_q.len()) {
             simd::dispatch(PanelProduct {
                 m: sizes.query_rows,
                 n: self.hidden,

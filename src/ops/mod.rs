@@ -25,7 +25,9 @@ pub use dot::DotProductAttention;
 pub use kv_cache::{CacheQuery, KvCache, KvCacheShape};
 pub use mha::{Linear, MhaDims, MultiHeadAttention};
 pub use nadaraya_watson::NadarayaWatson;
-pub use sdpa::{ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, TILE_KEYS, TILE_QUERIES};
+pub use sdpa::{
+    STREAM_MAX_QUERIES, ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, TILE_KEYS, TILE_QUERIES,
+};
 pub use shape::AttentionShape;
 pub use valid_lens::ValidLens;
 

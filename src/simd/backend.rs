@@ -18,6 +18,9 @@ pub enum Backend {
     /// x86_64 AVX2 with FMA, 8 lanes.
     Avx2,
     /// `wide::f32x8`, whatever the target compiles it to (NEON, simd128, SSE2).
+    /// Targets without a vector unit (a Cortex-M4) do not have it: there
+    /// `wide` would be eight scalars in a row, and [`Scalar`](Self::Scalar)
+    /// runs instead.
     Portable,
     /// One lane of plain `f32`; never detected, only forced.
     Scalar,
@@ -47,7 +50,8 @@ impl Backend {
         match self {
             Backend::Avx512 => cpu_has_avx512(),
             Backend::Avx2 => cpu_has_avx2(),
-            Backend::Portable | Backend::Scalar => true,
+            Backend::Portable => cfg!(simd_attention_portable_simd),
+            Backend::Scalar => true,
         }
     }
 
@@ -58,7 +62,7 @@ impl Backend {
 
     /// The fastest backend this CPU runs.
     pub fn detect() -> Backend {
-        Backend::ALL.into_iter().find(|b| b.is_available()).unwrap_or(Backend::Portable)
+        Backend::ALL.into_iter().find(|b| b.is_available()).unwrap_or(Backend::Scalar)
     }
 
     fn from_code(code: u8) -> Backend {

@@ -12,6 +12,7 @@ mod avx2;
 #[cfg(simd_attention_x86_backends)]
 mod avx512;
 mod backend;
+#[cfg(simd_attention_portable_simd)]
 mod portable;
 mod scalar;
 pub(crate) mod vector;
@@ -48,8 +49,13 @@ pub(crate) fn dispatch_on<J: WithSimd>(backend: Backend, job: J) -> J::Output {
         #[cfg(simd_attention_x86_backends)]
         // SAFETY: `is_available` saw avx2, fma and f16c.
         Backend::Avx2 if backend.is_available() => unsafe { run_avx2(job) },
+        #[cfg(simd_attention_portable_simd)]
         Backend::Scalar => job.run::<scalar::Scalar>(),
+        #[cfg(simd_attention_portable_simd)]
         _ => job.run::<wide::f32x8>(),
+        // No vector unit: one instantiation, the scalar one.
+        #[cfg(not(simd_attention_portable_simd))]
+        _ => job.run::<scalar::Scalar>(),
     }
 }
 

@@ -1,8 +1,17 @@
 //! The one-lane backend: plain `f32` arithmetic through the vector trait.
 //!
-//! It is never chosen by detection. It exists so that every generic
-//! algorithm can be run lane by lane (`SIMD_ATTENTION_BACKEND=scalar`), which
-//! makes it a second opinion in the backend-against-backend tests.
+//! Where the target has a vector unit it is never chosen by detection: it
+//! exists so that every generic algorithm can be run lane by lane
+//! (`SIMD_ATTENTION_BACKEND=scalar`), a second opinion in the
+//! backend-against-backend tests. Where it has none (a Cortex-M4F, say),
+//! it is the backend that runs.
+//!
+//! Its `mul_add` rounds twice, `a·b` then `+ c`, as `wide` does on SSE2
+//! without FMA, which the same accuracy tests hold to. A fused one in
+//! no_std means libm's `fmaf`, a soft-float f64 routine of a hundred or
+//! more instructions on a Cortex-M4F; the FPU's own `vfma.f32` is out of
+//! reach on stable Rust (its target feature and register class are
+//! unstable for Arm).
 
 use super::vector::F32Vector;
 
@@ -49,7 +58,7 @@ impl F32Vector for Scalar {
     }
     #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
-        Scalar(libm::fmaf(self.0, b.0, c.0))
+        Scalar(self.0 * b.0 + c.0)
     }
     #[inline(always)]
     fn min(self, rhs: Self) -> Self {

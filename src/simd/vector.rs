@@ -89,7 +89,8 @@ pub(crate) trait F32Vector: Copy {
     fn recip(self) -> Self {
         Self::splat(1.0).div(self)
     }
-    /// `self * b + c`, fused (one rounding) where the ISA has FMA.
+    /// `self * b + c`: fused (one rounding) on AVX2, AVX-512 and NEON;
+    /// rounded twice by the scalar backend and by `wide` on SSE2.
     fn mul_add(self, b: Self, c: Self) -> Self;
     fn min(self, rhs: Self) -> Self;
     fn max(self, rhs: Self) -> Self;

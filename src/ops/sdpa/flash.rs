@@ -4,12 +4,11 @@
 //! tiles of [`TILE_KEYS`] with an online softmax, so each tile product is
 //! the microkernel alone and no `(L, S)` matrix exists.
 
-use super::{Head, TILE_KEYS, TILE_QUERIES};
+use super::{AnyHead, HeadQuery, TILE_KEYS, TILE_QUERIES};
 use crate::kernels::online_softmax::OnlineSoftmaxTile;
-use crate::kernels::packed_panels::{PANEL, PanelProduct, pack_rows, pack_transposed, packed_len};
+use crate::kernels::packed_panels::{PANEL, PanelProduct, packed_len};
 use crate::kernels::streaming_row::RowStats;
 use crate::simd::{self, F32Vector, WithSimd};
-use crate::storage::Element;
 
 /// The flash loop's fixed scratch: a score tile and two rows of statistics.
 pub(super) const SCRATCH: usize = TILE_QUERIES * TILE_KEYS + 2 * TILE_QUERIES;
@@ -22,7 +21,7 @@ pub(crate) struct TileState<'w> {
     pub sum: &'w mut [f32],
 }
 
-impl<T: Element> Head<'_, T> {
+impl AnyHead<'_> {
     /// Query rows `queries` (starting on a tile boundary) into `out`, which
     /// holds just those rows. Each tile of queries is computed on its own,
     /// so splitting rows never changes a bit. The whole run of tiles is one
@@ -32,7 +31,7 @@ impl<T: Element> Head<'_, T> {
     }
 }
 
-impl<T: Element> Head<'_, T> {
+impl HeadQuery<'_> {
     /// One FlashAttention step: query rows `rows` (one tile, `q` holding
     /// them as f32) meet key tile `keys` (starting on a tile boundary).
     /// `packed` holds the head's `Kᵀ` and `V` packed into panels (f32
@@ -96,20 +95,22 @@ impl<T: Element> Head<'_, T> {
     }
 }
 
-/// [`Head::flash_rows`]'s body, for one backend.
-struct FlashRows<'h, 'a, T> {
-    head: &'h Head<'a, T>,
+/// [`AnyHead::flash_rows`]'s body, for one backend: the storage type
+/// matters only to the packing, so the tile loop is compiled once.
+struct FlashRows<'h, 'a> {
+    head: &'h AnyHead<'a>,
     queries: core::ops::Range<usize>,
     out: &'h mut [f32],
     workspace: &'h mut [f32],
 }
 
-impl<T: Element> WithSimd for FlashRows<'_, '_, T> {
+impl WithSimd for FlashRows<'_, '_> {
     type Output = ();
 
     #[inline(always)]
     fn run<V: F32Vector>(self) {
-        let FlashRows { head, queries, out, workspace } = self;
+        let FlashRows { head: any, queries, out, workspace } = self;
+        let head = any.query();
         let (e, ev) = (head.shape.qk_dim, head.shape.v_dim);
         let (tile, rest) = workspace.split_at_mut(TILE_QUERIES * TILE_KEYS);
         let (max, rest) = rest.split_at_mut(TILE_QUERIES);
@@ -120,8 +121,7 @@ impl<T: Element> WithSimd for FlashRows<'_, '_, T> {
         let s = if queries.is_empty() { 0 } else { head.visible(queries.end - 1) };
         let (keys_t, rest) = rest.split_at_mut(packed_len(e, s).unwrap_or(0));
         let values = &mut rest[..packed_len(s, ev).unwrap_or(0)];
-        pack_transposed(&head.k, s, keys_t);
-        pack_rows(&head.v, s, values);
+        any.pack(s, keys_t, values);
         for i0 in queries.clone().step_by(TILE_QUERIES) {
             let rows = i0..(i0 + TILE_QUERIES).min(queries.end);
             let n = rows.len();

@@ -40,7 +40,7 @@ use mask::{HeadMask, check_mask};
 pub(crate) use stream::normalize;
 
 use crate::error::{Error, checked_mul, take};
-use crate::kernels::packed_panels::packed_len;
+use crate::kernels::packed_panels::{pack_rows, pack_transposed, packed_len};
 use crate::kernels::streaming_row::CHUNK_KEYS;
 #[cfg(feature = "std")]
 use crate::kernels::streaming_row::RowStats;
@@ -292,8 +292,7 @@ impl ScaledDotProductAttention {
         out: &mut [f32],
         workspace: &mut [f32],
     ) -> Result<(), Error> {
-        let head = AnyHead::new(self, call, bh)?;
-        on_head!(head, h => h.flash_rows(queries, out, workspace));
+        AnyHead::new(self, call, bh)?.flash_rows(queries, out, workspace);
         Ok(())
     }
 
@@ -310,9 +309,9 @@ impl ScaledDotProductAttention {
     ) -> Result<(), Error> {
         let (shape, head) = (call.shape, AnyHead::new(self, call, bh)?);
         match weights {
-            Some(w) => on_head!(head, h => h.with_weights(w, out, workspace)),
+            Some(w) => head.with_weights(w, out, workspace),
             None if shape.q_len <= STREAM_MAX_QUERIES => on_head!(head, h => h.stream(out, workspace)),
-            None => on_head!(head, h => h.flash_rows(0..shape.q_len, out, workspace)),
+            None => head.flash_rows(0..shape.q_len, out, workspace),
         }
         Ok(())
     }
@@ -347,17 +346,33 @@ impl ScaledDotProductAttention {
     }
 }
 
-/// One (batch, query head) and its kv head, K and V as stored in `T`.
-pub(crate) struct Head<'a, T> {
+/// What one (batch, query head) is apart from its keys and values: its
+/// query rows, mask and scale. The tile loops after packing (flash and
+/// with-weights) read only this and f32 panels, so they are compiled once
+/// per backend, not once per storage type.
+pub(crate) struct HeadQuery<'a> {
     /// The whole query tensor; this head's rows start at `q_start`.
     query: Stored<'a>,
     q_start: usize,
-    /// The kv head's `S` key and value rows.
-    k: Rows<'a, T>,
-    v: Rows<'a, T>,
     mask: HeadMask<'a>,
     shape: &'a SdpaShape,
     scale: f32,
+}
+
+/// One (batch, query head) and its kv head, K and V as stored in `T`.
+pub(crate) struct Head<'a, T> {
+    q: HeadQuery<'a>,
+    /// The kv head's `S` key and value rows.
+    k: Rows<'a, T>,
+    v: Rows<'a, T>,
+}
+
+impl<'a, T> core::ops::Deref for Head<'a, T> {
+    type Target = HeadQuery<'a>;
+
+    fn deref(&self) -> &HeadQuery<'a> {
+        &self.q
+    }
 }
 
 /// A [`Head`] of whichever storage type the call has.
@@ -383,6 +398,22 @@ macro_rules! on_head {
 use on_head;
 
 impl<'a> AnyHead<'a> {
+    /// The head's query rows, mask and scale.
+    pub(crate) fn query(&self) -> &HeadQuery<'a> {
+        on_head!(self, h => &h.q)
+    }
+
+    /// Packs the first `s` keys, transposed, and values into panels,
+    /// widened to f32 ([`packed_len`] each): the one step of the flash and
+    /// with-weights paths that reads the storage type.
+    #[inline(always)]
+    pub(crate) fn pack(&self, s: usize, keys_t: &mut [f32], values: &mut [f32]) {
+        on_head!(self, h => {
+            pack_transposed(&h.k, s, keys_t);
+            pack_rows(&h.v, s, values);
+        })
+    }
+
     /// Head `(b, h)` of a call that [`check`](ScaledDotProductAttention::check)
     /// accepted (a K/V storage mismatch is refused again here).
     pub(crate) fn new(
@@ -432,16 +463,20 @@ impl<'a, T: Element> Head<'a, T> {
         let group = shape.q_heads.checked_div(shape.kv_heads).unwrap_or(1);
         let kv = b * shape.kv_heads + h / group;
         Head {
-            query: inputs.query,
-            q_start: (b * shape.q_heads + h) * l * e,
+            q: HeadQuery {
+                query: inputs.query,
+                q_start: (b * shape.q_heads + h) * l * e,
+                mask: HeadMask::of(&inputs.mask, shape, b, h),
+                shape,
+                scale: op.scale.unwrap_or_else(|| 1.0 / libm::sqrtf(e as f32)),
+            },
             k: key.sub(kv * kv_stride, s),
             v: value.sub(kv * kv_stride, s),
-            mask: HeadMask::of(&inputs.mask, shape, b, h),
-            shape,
-            scale: op.scale.unwrap_or_else(|| 1.0 / libm::sqrtf(e as f32)),
         }
     }
+}
 
+impl HeadQuery<'_> {
     /// Query rows `rows` of this head as f32: borrowed when the query is
     /// f32, else widened into `scratch`.
     fn query_rows<'s>(&'s self, rows: core::ops::Range<usize>, scratch: &'s mut [f32]) -> &'s [f32] {

@@ -3,39 +3,39 @@
 //! [`TILE_QUERIES`] rows at a time, through the same packed (and widened)
 //! `Kᵀ` and `V` panels as [`super::flash`], then `out = weights · V`.
 
-use super::{Head, TILE_QUERIES};
-use crate::kernels::packed_panels::{PanelProduct, pack_rows, pack_transposed, packed_len};
+use super::{AnyHead, TILE_QUERIES};
+use crate::kernels::packed_panels::{PanelProduct, packed_len};
 use crate::kernels::softmax::softmax_row;
 use crate::simd::{self, F32Vector, WithSimd};
-use crate::storage::Element;
 
-impl<T: Element> Head<'_, T> {
+impl AnyHead<'_> {
     /// Writes the head's weights (`L × S`) and `out = weights · V`.
     pub(super) fn with_weights(&self, weights: &mut [f32], out: &mut [f32], workspace: &mut [f32]) {
         simd::dispatch(WeightsRows { head: self, weights, out, workspace });
     }
 }
 
-/// [`Head::with_weights`]'s body, for one backend.
-struct WeightsRows<'h, 'a, T> {
-    head: &'h Head<'a, T>,
+/// [`AnyHead::with_weights`]'s body, for one backend (like the flash
+/// loop, compiled once for every storage type).
+struct WeightsRows<'h, 'a> {
+    head: &'h AnyHead<'a>,
     weights: &'h mut [f32],
     out: &'h mut [f32],
     workspace: &'h mut [f32],
 }
 
-impl<T: Element> WithSimd for WeightsRows<'_, '_, T> {
+impl WithSimd for WeightsRows<'_, '_> {
     type Output = ();
 
     #[inline(always)]
     fn run<V: F32Vector>(self) {
-        let WeightsRows { head, weights, out, workspace } = self;
+        let WeightsRows { head: any, weights, out, workspace } = self;
+        let head = any.query();
         let (e, l, s, ev) = (head.shape.qk_dim, head.shape.q_len, head.shape.kv_len, head.shape.v_dim);
         let (keys_t, rest) = workspace.split_at_mut(packed_len(e, s).unwrap_or(0));
         let (values, rest) = rest.split_at_mut(packed_len(s, ev).unwrap_or(0));
         let q_tile = &mut rest[..TILE_QUERIES * e];
-        pack_transposed(&head.k, s, keys_t);
-        pack_rows(&head.v, s, values);
+        any.pack(s, keys_t, values);
         for i0 in (0..l).step_by(TILE_QUERIES) {
             let rows = i0..(i0 + TILE_QUERIES).min(l);
             let n = rows.len();

@@ -145,14 +145,21 @@ fn check_gemm<const N: usize>(failures: &mut i32, what: &str) {
 /// Additive attention on stack buffers: masked key gets 0, weights sum to
 /// 1, and the output is the weighted sum of the values.
 fn check_additive(failures: &mut i32) {
-    use simd_attention::ops::{AttentionInputs, AdditiveAttention, Attention, AttentionShape, ValidLens};
+    use simd_attention::ops::{AdditiveAttention, Attention, AttentionInputs, AttentionShape, ValidLens};
     let (w_q, w_k, w_v) = ([0.5f32, -0.25, 0.1, 0.3], [0.2f32, 0.4, -0.6, 0.1], [1.0f32, -0.5]);
     let attn = AdditiveAttention::new(&w_q, &w_k, &w_v, 2, 2, 2);
     let shape = AttentionShape { batch: 1, queries: 1, keys: 3, query_dim: 2, key_dim: 2, value_dim: 1 };
     let (q, k, v) = ([1.0f32, 2.0], [0.5f32, -1.0, 2.0, 0.0, 1.0, 1.0], [1.0f32, 3.0, 100.0]);
     let (mut out, mut w, mut ws) = ([0.0f32; 1], [0.0f32; 3], [0.0f32; 256]);
     let ran = attn.is_ok_and(|a| {
-        a.forward(&shape, AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: ValidLens::PerBatch(&[2]) }, &mut out, Some(&mut w), &mut ws).is_ok()
+        a.forward(
+            &shape,
+            AttentionInputs { queries: &q, keys: &k, values: &v, valid_lens: ValidLens::PerBatch(&[2]) },
+            &mut out,
+            Some(&mut w),
+            &mut ws,
+        )
+        .is_ok()
     });
     let ok = ran && w[2] == 0.0 && (w[0] + w[1] - 1.0).abs() < 1e-6 && (out[0] - (w[0] + 3.0 * w[1])).abs() < 1e-5;
     check(ok, "additive attention", failures);

@@ -1,0 +1,867 @@
+//! The C API (feature `capi`) called from Rust: every entry point gives the
+//! same bits as the Rust operator it wraps, on every backend, and every
+//! refusal (each `NULL` argument, short buffers, bad shapes, overflowing
+//! sizes, unknown kinds, misalignment, aliasing, stale key caches) gives its
+//! own code and writes nothing. `tests/c/run.sh` runs the golden cases
+//! through the same functions from C.
+//!
+//! Each entry point's arguments are a `*Call` struct whose `call` passes
+//! them on: a test builds the valid call once, and each bad-argument case
+//! is that call with one field changed (`Call { field: bad, ..ok }`).
+#![cfg(feature = "capi")]
+
+mod common;
+use common::{Rng, backends};
+use core::ffi::{CStr, c_int};
+use core::ptr::{null, null_mut};
+use simd_attention::Error;
+use simd_attention::capi::simd_attention_status::{self, *};
+use simd_attention::capi::*;
+use simd_attention::io::StoredTensor;
+use simd_attention::kernels::{Mask, ScoreShape, masked_softmax};
+use simd_attention::ops::{
+    AdditiveAttention, Attention, AttentionInputs, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaInputs,
+    SdpaMask, SdpaShape, ValidLens,
+};
+use simd_attention::simd::with_backend;
+use simd_attention::storage::Storage;
+
+/// A NaN that no kernel produces: a buffer still full of it was not written.
+const SENTINEL: u32 = 0x7fa5_a5a5;
+
+fn sentinel(n: usize) -> Vec<f32> {
+    vec![f32::from_bits(SENTINEL); n]
+}
+
+fn untouched(v: &[f32]) -> bool {
+    v.iter().all(|x| x.to_bits() == SENTINEL)
+}
+
+fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| 2.0 * rng.unit()).collect()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// `rc` is `want`, and every buffer in `outputs` still holds the sentinel.
+#[track_caller]
+fn refused(what: &str, rc: c_int, want: simd_attention_status, outputs: &[&[f32]]) {
+    assert_eq!(rc, want.code(), "{what}: got {rc}, want {want:?}");
+    for (i, o) in outputs.iter().enumerate() {
+        assert!(untouched(o), "{what}: output {i} was written by a refused call");
+    }
+}
+
+/// A buffer argument as C passes it: a pointer and a length in elements.
+type In = (*const f32, usize);
+/// A buffer the call may write.
+type Out = (*mut f32, usize);
+
+fn input(v: &[f32]) -> In {
+    (v.as_ptr(), v.len())
+}
+
+fn output(v: &mut [f32]) -> Out {
+    (v.as_mut_ptr(), v.len())
+}
+
+/// The optional weights output: `v` when requested, else `NULL` with
+/// length 0.
+fn weights_output(requested: bool, v: &mut [f32]) -> Out {
+    if requested { output(v) } else { (null_mut(), 0) }
+}
+
+/// A pointer to the value, or `NULL` for `None`.
+fn ptr_or_null<T>(value: &Option<T>) -> *const T {
+    value.as_ref().map_or(null(), |v| v)
+}
+
+/// A mask of `kind` with no data.
+fn mask(kind: simd_attention_mask_kind) -> simd_attention_mask {
+    simd_attention_mask { kind, valid_lens: null(), keep: null(), additive: null(), len: 0, batch: 0, heads: 0 }
+}
+
+fn lens_mask(kind: simd_attention_mask_kind, lens: &[usize]) -> simd_attention_mask {
+    simd_attention_mask { valid_lens: lens.as_ptr(), len: lens.len(), ..mask(kind) }
+}
+
+fn keep_mask(keep: &[u8], batch: usize, heads: usize) -> simd_attention_mask {
+    simd_attention_mask { keep: keep.as_ptr(), len: keep.len(), batch, heads, ..mask(SIMD_ATTENTION_MASK_KEEP) }
+}
+
+fn additive_mask(values: &[f32], batch: usize, heads: usize) -> simd_attention_mask {
+    let m = mask(SIMD_ATTENTION_MASK_ADDITIVE);
+    simd_attention_mask { additive: values.as_ptr(), len: values.len(), batch, heads, ..m }
+}
+
+/// One entry point's arguments.
+trait Call: Copy {
+    /// Calls the entry point with them.
+    ///
+    /// # Safety
+    /// Each pointer is valid for its length, or is exactly what the call
+    /// must refuse before reading.
+    unsafe fn call(self) -> c_int;
+}
+
+/// Each row's call gives the row's code and leaves `outputs` (the
+/// sentinel-filled buffers the calls point into) unwritten.
+///
+/// # Safety
+/// As [`Call::call`], for every row.
+#[track_caller]
+unsafe fn expect_codes<C: Call>(rows: &[(&str, C, simd_attention_status)], outputs: &[&[f32]]) {
+    for &(what, args, want) in rows {
+        // SAFETY: as the caller promises.
+        refused(what, unsafe { args.call() }, want, outputs);
+    }
+}
+
+#[test]
+fn every_status_has_its_own_code_and_message() {
+    // The ABI: each code's number, as include/simd_attention.h states it.
+    let codes = [
+        (SIMD_ATTENTION_OK, 0),
+        (SIMD_ATTENTION_ERROR_NULL, -1),
+        (SIMD_ATTENTION_ERROR_LENGTH, -2),
+        (SIMD_ATTENTION_ERROR_DIMENSION, -3),
+        (SIMD_ATTENTION_ERROR_OVERFLOW, -4),
+        (SIMD_ATTENTION_ERROR_OUT_OF_BOUNDS, -5),
+        (SIMD_ATTENTION_ERROR_OVERLAPPING, -6),
+        (SIMD_ATTENTION_ERROR_VALUE, -7),
+        (SIMD_ATTENTION_ERROR_BACKEND_UNAVAILABLE, -8),
+        (SIMD_ATTENTION_ERROR_CAPACITY, -9),
+        (SIMD_ATTENTION_ERROR_STORAGE, -10),
+        (SIMD_ATTENTION_ERROR_ALIGNMENT, -11),
+        (SIMD_ATTENTION_ERROR_ALIASING, -12),
+        (SIMD_ATTENTION_ERROR_KIND, -13),
+        (SIMD_ATTENTION_ERROR_CACHE, -14),
+    ];
+    let message = |code: c_int| {
+        // SAFETY: the function returns a static NUL-terminated string.
+        unsafe { CStr::from_ptr(simd_attention_status_message(code)) }.to_str().unwrap().to_owned()
+    };
+    let mut seen = Vec::new();
+    for (status, code) in codes {
+        assert_eq!(status.code(), code, "{status:?}");
+        let m = message(code);
+        assert!(!m.is_empty() && m != "unknown status code" && !seen.contains(&m), "{status:?}: {m}");
+        seen.push(m);
+    }
+    for unknown in [1, -15, c_int::MIN] {
+        assert_eq!(message(unknown), "unknown status code", "{unknown}");
+    }
+
+    // Each `Error` variant to its own code.
+    let errors = [
+        (Error::Length { arg: "a", expected: 1, actual: 2 }, SIMD_ATTENTION_ERROR_LENGTH),
+        (Error::Dimension { arg: "a", expected: 1, actual: 2 }, SIMD_ATTENTION_ERROR_DIMENSION),
+        (Error::Overflow { arg: "a" }, SIMD_ATTENTION_ERROR_OVERFLOW),
+        (Error::OutOfBounds { arg: "a", needed: 1, len: 0 }, SIMD_ATTENTION_ERROR_OUT_OF_BOUNDS),
+        (Error::Overlapping { arg: "a" }, SIMD_ATTENTION_ERROR_OVERLAPPING),
+        (Error::Value { arg: "a", index: 0 }, SIMD_ATTENTION_ERROR_VALUE),
+        (Error::BackendUnavailable { backend: "avx512" }, SIMD_ATTENTION_ERROR_BACKEND_UNAVAILABLE),
+        (Error::Capacity { arg: "a", capacity: 1, needed: 2 }, SIMD_ATTENTION_ERROR_CAPACITY),
+        (Error::Storage { arg: "a", expected: "f32", actual: "q8" }, SIMD_ATTENTION_ERROR_STORAGE),
+    ];
+    for (error, want) in errors {
+        assert_eq!(simd_attention_status::from(error.clone()), want, "{error:?}");
+    }
+
+    // SAFETY: a static NUL-terminated string.
+    let backend = unsafe { CStr::from_ptr(simd_attention_backend_name()) }.to_str().unwrap();
+    assert_eq!(backend, simd_attention::backend().name());
+}
+
+// ---- masked softmax ------------------------------------------------------
+
+#[derive(Clone, Copy)]
+struct SoftmaxCall {
+    scores: Out,
+    shape: simd_attention_score_shape,
+    mask: *const simd_attention_mask,
+}
+
+impl Call for SoftmaxCall {
+    unsafe fn call(self) -> c_int {
+        // SAFETY: as the caller promises.
+        unsafe { simd_attention_masked_softmax(self.scores.0, self.scores.1, self.shape, self.mask) }
+    }
+}
+
+#[test]
+fn softmax_gives_the_rust_bits_for_every_mask_on_every_backend() {
+    let mut rng = Rng(7);
+    let c_shape = simd_attention_score_shape { batch: 3, queries: 5, keys: 37 };
+    let shape = ScoreShape::from(c_shape);
+    let scores = random(&mut rng, 3 * 5 * 37);
+    let lens = [0usize, 5, 100];
+    let per_query: Vec<usize> = (0..15).map(|r| r * 3 % 40).collect();
+    let keep: Vec<bool> = (0..5 * 37).map(|i| i % 3 != 1).collect();
+    let keep_bytes: Vec<u8> = keep.iter().map(|&k| k as u8).collect();
+    let additive = random(&mut rng, scores.len());
+    let cases = [
+        (Mask::None, None),
+        (Mask::None, Some(mask(SIMD_ATTENTION_MASK_NONE))),
+        (Mask::ValidLens(&lens), Some(lens_mask(SIMD_ATTENTION_MASK_VALID_LENS, &lens))),
+        (Mask::ValidLensPerQuery(&per_query), Some(lens_mask(SIMD_ATTENTION_MASK_VALID_LENS_PER_QUERY, &per_query))),
+        (Mask::Keep(&keep), Some(keep_mask(&keep_bytes, 0, 0))),
+        (Mask::Additive(&additive), Some(additive_mask(&additive, 0, 0))),
+        (Mask::Causal, Some(mask(SIMD_ATTENTION_MASK_CAUSAL))),
+    ];
+    for backend in backends() {
+        with_backend(backend, || {
+            for (i, (m, c)) in cases.iter().enumerate() {
+                let mut want = scores.clone();
+                masked_softmax(&mut want, shape, *m).unwrap();
+                let mut got = scores.clone();
+                let args = SoftmaxCall { scores: output(&mut got), shape: c_shape, mask: ptr_or_null(c) };
+                // SAFETY: every pointer is valid for its length.
+                assert_eq!(unsafe { args.call() }, 0, "{backend}, case {i}");
+                assert_eq!(bits(&got), bits(&want), "{backend}, case {i}");
+            }
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn softmax_refuses_bad_arguments_and_writes_nothing() {
+    let shape = simd_attention_score_shape { batch: 2, queries: 2, keys: 3 };
+    let mut s = sentinel(12);
+    let lens = [1usize, 2];
+    let bytes = [1u8, 0, 2, 1, 1, 1];
+    let null_lens = simd_attention_mask { len: 2, ..mask(SIMD_ATTENTION_MASK_VALID_LENS) };
+    let short_lens = lens_mask(SIMD_ATTENTION_MASK_VALID_LENS, &lens[..1]);
+    let null_keep = simd_attention_mask { len: 6, ..mask(SIMD_ATTENTION_MASK_KEEP) };
+    let byte_2 = keep_mask(&bytes, 1, 1);
+    let null_additive = simd_attention_mask { len: 6, ..mask(SIMD_ATTENTION_MASK_ADDITIVE) };
+    let in_scores = simd_attention_mask { additive: s.as_ptr().wrapping_add(6), ..null_additive };
+    let misaligned = (&raw const lens).cast::<u8>().wrapping_add(1).cast::<simd_attention_mask>();
+    let other_kinds = [SIMD_ATTENTION_MASK_CAUSAL_LOWER_RIGHT, 7, u32::MAX].map(mask);
+    let ok = SoftmaxCall { scores: output(&mut s), shape, mask: null() };
+    let empty = simd_attention_score_shape { batch: 0, ..shape };
+    let huge = simd_attention_score_shape { batch: usize::MAX, ..shape };
+    type C = SoftmaxCall;
+    let mut rows = vec![
+        ("scores NULL", C { scores: (null_mut(), 12), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("NULL with length 0 is empty", C { scores: (null_mut(), 0), shape: empty, ..ok }, SIMD_ATTENTION_OK),
+        ("scores short", C { scores: (ok.scores.0, 11), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("shape overflows", C { shape: huge, ..ok }, SIMD_ATTENTION_ERROR_OVERFLOW),
+        ("byte size overflows", C { scores: (ok.scores.0, usize::MAX / 2), ..ok }, SIMD_ATTENTION_ERROR_OVERFLOW),
+        ("valid_lens NULL", C { mask: &null_lens, ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("valid_lens short", C { mask: &short_lens, ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("keep NULL", C { mask: &null_keep, ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("keep byte 2", C { mask: &byte_2, ..ok }, SIMD_ATTENTION_ERROR_VALUE),
+        ("additive NULL", C { mask: &null_additive, ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("additive mask inside the scores", C { mask: &in_scores, ..ok }, SIMD_ATTENTION_ERROR_ALIASING),
+        ("mask descriptor misaligned", C { mask: misaligned, ..ok }, SIMD_ATTENTION_ERROR_ALIGNMENT),
+    ];
+    let kind = "kind the softmax does not take";
+    rows.extend(other_kinds.iter().map(|m| (kind, C { mask: m, ..ok }, SIMD_ATTENTION_ERROR_KIND)));
+    // SAFETY: the pointers are valid for their lengths, or are exactly what
+    // the call must refuse before reading.
+    unsafe { expect_codes(&rows, &[&s]) };
+}
+
+// ---- additive attention --------------------------------------------------
+
+#[derive(Clone, Copy)]
+struct KeyCacheCall {
+    params: *const simd_attention_additive_params,
+    shape: simd_attention_shape,
+    keys: In,
+    values: In,
+    buffer: Out,
+    cache: *mut simd_attention_key_cache,
+}
+
+impl Call for KeyCacheCall {
+    unsafe fn call(self) -> c_int {
+        let Self { params, shape, keys: (k, kl), values: (v, vl), buffer: (b, bl), cache } = self;
+        // SAFETY: as the caller promises.
+        unsafe { simd_attention_additive_key_cache(params, shape, k, kl, v, vl, b, bl, cache) }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ForwardCachedCall {
+    params: *const simd_attention_additive_params,
+    cache: *const simd_attention_key_cache,
+    num_queries: usize,
+    queries: In,
+    valid_lens: *const simd_attention_mask,
+    out: Out,
+    weights: Out,
+    workspace: Out,
+}
+
+impl Call for ForwardCachedCall {
+    unsafe fn call(self) -> c_int {
+        let Self { params, cache, num_queries: nq, queries: (q, ql), valid_lens, out: (o, ol), .. } = self;
+        let ((w, wl), (ws, wsl)) = (self.weights, self.workspace);
+        // SAFETY: as the caller promises.
+        unsafe { simd_attention_additive_forward_cached(params, cache, nq, q, ql, valid_lens, o, ol, w, wl, ws, wsl) }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ForwardCall {
+    params: *const simd_attention_additive_params,
+    shape: simd_attention_shape,
+    queries: In,
+    keys: In,
+    values: In,
+    valid_lens: *const simd_attention_mask,
+    out: Out,
+    weights: Out,
+    workspace: Out,
+}
+
+impl Call for ForwardCall {
+    unsafe fn call(self) -> c_int {
+        let Self { params, shape, queries: (q, ql), keys: (k, kl), values: (v, vl), valid_lens, .. } = self;
+        let ((o, ol), (w, wl), (ws, wsl)) = (self.out, self.weights, self.workspace);
+        // SAFETY: as the caller promises.
+        unsafe {
+            simd_attention_additive_forward(params, shape, q, ql, k, kl, v, vl, valid_lens, o, ol, w, wl, ws, wsl)
+        }
+    }
+}
+
+/// Weights and inputs of one additive attention, with the C parameters
+/// over them; builds the calls of the entry points on them.
+struct Additive {
+    w_q: Vec<f32>,
+    w_k: Vec<f32>,
+    w_v: Vec<f32>,
+    queries: Vec<f32>,
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    shape: simd_attention_shape,
+    /// Over the three matrices (whose heap buffers do not move).
+    params: simd_attention_additive_params,
+}
+
+impl Additive {
+    fn new(seed: u64) -> Additive {
+        let mut rng = Rng(seed);
+        let hidden = 8;
+        let shape = simd_attention_shape { batch: 2, queries: 3, keys: 13, query_dim: 5, key_dim: 6, value_dim: 4 };
+        let (b, qd, kd) = (shape.batch, shape.query_dim, shape.key_dim);
+        let (w_q, w_k, w_v) = (random(&mut rng, hidden * qd), random(&mut rng, hidden * kd), random(&mut rng, hidden));
+        let params = simd_attention_additive_params {
+            w_q: w_q.as_ptr(),
+            w_q_len: w_q.len(),
+            w_k: w_k.as_ptr(),
+            w_k_len: w_k.len(),
+            w_v: w_v.as_ptr(),
+            w_v_len: w_v.len(),
+            hidden,
+            query_dim: qd,
+            key_dim: kd,
+        };
+        Additive {
+            queries: random(&mut rng, b * shape.queries * qd),
+            keys: random(&mut rng, b * shape.keys * kd),
+            values: random(&mut rng, b * shape.keys * shape.value_dim),
+            w_q,
+            w_k,
+            w_v,
+            shape,
+            params,
+        }
+    }
+
+    fn rust_shape(&self) -> AttentionShape {
+        self.shape.into()
+    }
+
+    fn hidden(&self) -> usize {
+        self.params.hidden
+    }
+
+    fn out_len(&self) -> usize {
+        self.shape.batch * self.shape.queries * self.shape.value_dim
+    }
+
+    fn weights_len(&self) -> usize {
+        self.shape.batch * self.shape.queries * self.shape.keys
+    }
+
+    fn cache_len(&self) -> usize {
+        let s = self.shape;
+        KeyCache::buffer_len(s.batch, s.keys, self.hidden(), s.query_dim).unwrap()
+    }
+
+    fn attention(&self) -> AdditiveAttention<'_> {
+        let (h, qd, kd) = (self.hidden(), self.shape.query_dim, self.shape.key_dim);
+        AdditiveAttention::new(&self.w_q, &self.w_k, &self.w_v, h, qd, kd).unwrap()
+    }
+
+    /// Builds the key cache in `buffer`, filling `*cache`.
+    fn key_cache_call(&self, buffer: Out, cache: *mut simd_attention_key_cache) -> KeyCacheCall {
+        let (params, shape) = (&self.params, self.shape);
+        KeyCacheCall { params, shape, keys: input(&self.keys), values: input(&self.values), buffer, cache }
+    }
+
+    /// The cached forward of all the queries over `*cache`.
+    fn forward_cached_call(
+        &self,
+        cache: *const simd_attention_key_cache,
+        valid_lens: *const simd_attention_mask,
+        [out, weights, workspace]: [Out; 3],
+    ) -> ForwardCachedCall {
+        let (params, num_queries, queries) = (&self.params, self.shape.queries, input(&self.queries));
+        ForwardCachedCall { params, cache, num_queries, queries, valid_lens, out, weights, workspace }
+    }
+
+    /// The uncached forward.
+    fn forward_call(&self, valid_lens: *const simd_attention_mask, [out, weights, workspace]: [Out; 3]) -> ForwardCall {
+        let (queries, keys, values) = (input(&self.queries), input(&self.keys), input(&self.values));
+        let (params, shape) = (&self.params, self.shape);
+        ForwardCall { params, shape, queries, keys, values, valid_lens, out, weights, workspace }
+    }
+
+    /// A filled handle over `buffer`.
+    fn cache(&self, buffer: &mut [f32]) -> simd_attention_key_cache {
+        let mut cache = simd_attention_key_cache::default();
+        // SAFETY: every pointer is valid for its length; `buffer` and the
+        // values outlive every use of the handle in these tests.
+        assert_eq!(unsafe { self.key_cache_call(output(buffer), &mut cache).call() }, 0);
+        cache
+    }
+}
+
+#[test]
+fn additive_gives_the_rust_bits_cached_and_not_on_every_backend() {
+    let a = Additive::new(11);
+    let s = a.rust_shape();
+    let per_query: Vec<usize> = (0..s.batch * s.queries).map(|r| r * 4 % 15).collect();
+    let per_batch = [0usize, 9];
+    let masks = [
+        (ValidLens::All, None),
+        (ValidLens::PerBatch(&per_batch), Some(lens_mask(SIMD_ATTENTION_MASK_VALID_LENS, &per_batch))),
+        (ValidLens::PerQuery(&per_query), Some(lens_mask(SIMD_ATTENTION_MASK_VALID_LENS_PER_QUERY, &per_query))),
+    ];
+    let attention = a.attention();
+    let mut cache_len = 0;
+    // SAFETY: `cache_len` is a valid out-parameter.
+    let rc = unsafe { simd_attention_additive_key_cache_len(s.batch, s.keys, a.hidden(), s.query_dim, &mut cache_len) };
+    assert_eq!((rc, cache_len), (0, a.cache_len()));
+    for backend in backends() {
+        with_backend(backend, || {
+            let mut buffer = sentinel(cache_len);
+            let cache = a.cache(&mut buffer);
+            for (i, (lens, c)) in masks.iter().enumerate() {
+                let c_ptr = ptr_or_null(c);
+                let inputs =
+                    AttentionInputs { queries: &a.queries, keys: &a.keys, values: &a.values, valid_lens: *lens };
+                let (mut want, mut want_w) = (vec![0.0; a.out_len()], vec![0.0; a.weights_len()]);
+                let mut ws = vec![0.0; attention.workspace_len(&s, true).unwrap()];
+                attention.forward(&s, inputs, &mut want, Some(&mut want_w), &mut ws).unwrap();
+
+                for with_weights in [true, false] {
+                    let (mut len, mut full_len) = (0, 0);
+                    // SAFETY: valid descriptor and out-parameters.
+                    let rc = unsafe {
+                        simd_attention_additive_cached_workspace_len(&a.params, a.shape, with_weights, &mut len)
+                            | simd_attention_additive_workspace_len(&a.params, a.shape, with_weights, &mut full_len)
+                    };
+                    assert_eq!(rc, 0);
+                    assert_eq!(len, attention.cached_workspace_len(&s, with_weights).unwrap());
+                    assert_eq!(full_len, attention.workspace_len(&s, with_weights).unwrap());
+                    let (mut out, mut w, mut ws) =
+                        (sentinel(a.out_len()), sentinel(a.weights_len()), sentinel(full_len));
+                    let weights = weights_output(with_weights, &mut w);
+                    let cached =
+                        a.forward_cached_call(&cache, c_ptr, [output(&mut out), weights, (ws.as_mut_ptr(), len)]);
+                    // SAFETY: every pointer is valid for its length.
+                    assert_eq!(unsafe { cached.call() }, 0, "{backend}, mask {i}");
+                    assert_eq!(bits(&out), bits(&want), "{backend}, mask {i}, cached");
+                    if with_weights {
+                        assert_eq!(bits(&w), bits(&want_w), "{backend}, mask {i}, cached weights");
+                    } else {
+                        assert!(untouched(&w));
+                    }
+                    let mut out2 = sentinel(a.out_len());
+                    let uncached = a.forward_call(c_ptr, [output(&mut out2), weights, output(&mut ws)]);
+                    // SAFETY: every pointer is valid for its length.
+                    assert_eq!(unsafe { uncached.call() }, 0, "{backend}, mask {i}");
+                    assert_eq!(bits(&out2), bits(&want), "{backend}, mask {i}, uncached");
+                }
+            }
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn additive_key_cache_refuses_bad_arguments_and_writes_nothing() {
+    let a = Additive::new(12);
+    let mut buffer = sentinel(a.cache_len());
+    let mut handle = simd_attention_key_cache::default();
+    let p = a.params;
+    let bad_params = [
+        ("W_q NULL", simd_attention_additive_params { w_q: null(), ..p }, SIMD_ATTENTION_ERROR_NULL),
+        ("W_k NULL", simd_attention_additive_params { w_k: null(), ..p }, SIMD_ATTENTION_ERROR_NULL),
+        ("w_v NULL", simd_attention_additive_params { w_v: null(), ..p }, SIMD_ATTENTION_ERROR_NULL),
+        ("W_q short", simd_attention_additive_params { w_q_len: p.w_q_len - 1, ..p }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("W_k short", simd_attention_additive_params { w_k_len: p.w_k_len - 1, ..p }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("w_v short", simd_attention_additive_params { w_v_len: p.w_v_len - 1, ..p }, SIMD_ATTENTION_ERROR_LENGTH),
+    ];
+    let ok = a.key_cache_call(output(&mut buffer), &mut handle);
+    let ((k, kl), (v, vl), (b, bl)) = (ok.keys, ok.values, ok.buffer);
+    let other_key_dim = simd_attention_shape { key_dim: a.shape.key_dim + 1, ..a.shape };
+    let huge = simd_attention_shape { batch: usize::MAX, ..a.shape };
+    let mut rows = vec![("params NULL", KeyCacheCall { params: null(), ..ok }, SIMD_ATTENTION_ERROR_NULL)];
+    rows.extend(bad_params.iter().map(|(what, params, want)| (*what, KeyCacheCall { params, ..ok }, *want)));
+    rows.extend([
+        ("keys NULL", KeyCacheCall { keys: (null(), kl), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("values NULL", KeyCacheCall { values: (null(), vl), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("buffer NULL", KeyCacheCall { buffer: (null_mut(), bl), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("handle NULL", KeyCacheCall { cache: null_mut(), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("keys short", KeyCacheCall { keys: (k, kl - 1), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("values short", KeyCacheCall { values: (v, vl - 1), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("buffer short", KeyCacheCall { buffer: (b, bl - 1), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("key_dim other than W_k's", KeyCacheCall { shape: other_key_dim, ..ok }, SIMD_ATTENTION_ERROR_DIMENSION),
+        ("batch overflows", KeyCacheCall { shape: huge, ..ok }, SIMD_ATTENTION_ERROR_OVERFLOW),
+        (
+            "keys byte size overflows",
+            KeyCacheCall { keys: (k, usize::MAX / 4 + 1), ..ok },
+            SIMD_ATTENTION_ERROR_OVERFLOW,
+        ),
+        ("buffer over the keys", KeyCacheCall { keys: (b, kl), ..ok }, SIMD_ATTENTION_ERROR_ALIASING),
+    ]);
+    let zeroed = simd_attention_key_cache::default();
+    let size = size_of::<simd_attention_key_cache>();
+    for &(what, args, want) in &rows {
+        // SAFETY: the pointers are valid for their lengths, or are exactly
+        // what the call must refuse before reading.
+        refused(what, unsafe { args.call() }, want, &[&buffer]);
+        // SAFETY: both are plain words; compared as bytes.
+        let same = unsafe {
+            core::slice::from_raw_parts((&raw const handle).cast::<u8>(), size)
+                == core::slice::from_raw_parts((&raw const zeroed).cast::<u8>(), size)
+        };
+        assert!(same, "{what}: the handle was written by a refused call");
+    }
+}
+
+#[test]
+fn additive_forward_refuses_bad_arguments_and_writes_nothing() {
+    let a = Additive::new(13);
+    let s = a.rust_shape();
+    let mut buffer = sentinel(a.cache_len());
+    let cache = a.cache(&mut buffer);
+    let ws_len = a.attention().cached_workspace_len(&s, true).unwrap();
+    let (mut out, mut w, mut ws) = (sentinel(a.out_len()), sentinel(a.weights_len()), sentinel(ws_len));
+    let p = a.params;
+    let lens = [1usize];
+    let short_lens = lens_mask(SIMD_ATTENTION_MASK_VALID_LENS, &lens);
+    let causal = simd_attention_mask { kind: SIMD_ATTENTION_MASK_CAUSAL, ..short_lens };
+    let null_lens = simd_attention_mask { valid_lens: null(), ..short_lens };
+    let zeroed = simd_attention_key_cache::default();
+    let mut other_w_q = a.w_q.clone();
+    other_w_q.truncate(a.hidden() * (s.query_dim - 1));
+    let other = simd_attention_additive_params {
+        w_q: other_w_q.as_ptr(),
+        w_q_len: other_w_q.len(),
+        query_dim: s.query_dim - 1,
+        ..p
+    };
+    let ok = a.forward_cached_call(&cache, null(), [output(&mut out), output(&mut w), output(&mut ws)]);
+    let ((q, ql), (o, ol), (wp, wl), (wsp, _)) = (ok.queries, ok.out, ok.weights, ok.workspace);
+    let values = a.values.as_ptr().cast_mut();
+    type C = ForwardCachedCall;
+    let rows = [
+        ("params NULL", C { params: null(), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("cache NULL", C { cache: null(), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("zeroed cache", C { cache: &zeroed, ..ok }, SIMD_ATTENTION_ERROR_CACHE),
+        ("params of another query_dim", C { params: &other, ..ok }, SIMD_ATTENTION_ERROR_CACHE),
+        ("queries NULL", C { queries: (null(), ql), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("out NULL", C { out: (null_mut(), ol), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("weights NULL with a length", C { weights: (null_mut(), wl), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("workspace NULL", C { workspace: (null_mut(), ws_len), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("valid_lens NULL", C { valid_lens: &null_lens, ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("queries short", C { queries: (q, ql - 1), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("out short", C { out: (o, ol - 1), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("weights short", C { weights: (wp, wl - 1), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("workspace short", C { workspace: (wsp, ws_len - 1), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("valid_lens short", C { valid_lens: &short_lens, ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("causal mask", C { valid_lens: &causal, ..ok }, SIMD_ATTENTION_ERROR_KIND),
+        ("num_queries overflows", C { num_queries: usize::MAX, ..ok }, SIMD_ATTENTION_ERROR_OVERFLOW),
+        ("out byte size overflows", C { out: (o, usize::MAX / 2), ..ok }, SIMD_ATTENTION_ERROR_OVERFLOW),
+        ("out over the weights", C { out: (wp, ol), ..ok }, SIMD_ATTENTION_ERROR_ALIASING),
+        (
+            "workspace inside the cache",
+            C { workspace: (buffer.as_mut_ptr(), ws_len), ..ok },
+            SIMD_ATTENTION_ERROR_ALIASING,
+        ),
+        ("out over the values", C { out: (values, ol), ..ok }, SIMD_ATTENTION_ERROR_ALIASING),
+    ];
+    // SAFETY: the pointers are valid for their lengths, or are exactly what
+    // the call must refuse before reading.
+    unsafe { expect_codes(&rows, &[&out, &w]) };
+
+    // The length queries.
+    let mut len = 99;
+    let len_ptr = &raw mut len;
+    let huge = simd_attention_shape { queries: usize::MAX, ..a.shape };
+    // SAFETY: valid or NULL out-parameters and descriptors.
+    let queries = unsafe {
+        [
+            (
+                "cache len NULL",
+                simd_attention_additive_key_cache_len(1, 2, 3, 4, null_mut()),
+                SIMD_ATTENTION_ERROR_NULL,
+            ),
+            (
+                "cache len overflows",
+                simd_attention_additive_key_cache_len(usize::MAX, 2, 3, 4, len_ptr),
+                SIMD_ATTENTION_ERROR_OVERFLOW,
+            ),
+            (
+                "workspace len, params NULL",
+                simd_attention_additive_cached_workspace_len(null(), a.shape, true, len_ptr),
+                SIMD_ATTENTION_ERROR_NULL,
+            ),
+            (
+                "workspace len, len NULL",
+                simd_attention_additive_workspace_len(&p, a.shape, true, null_mut()),
+                SIMD_ATTENTION_ERROR_NULL,
+            ),
+            (
+                "workspace len overflows",
+                simd_attention_additive_workspace_len(&p, huge, false, len_ptr),
+                SIMD_ATTENTION_ERROR_OVERFLOW,
+            ),
+        ]
+    };
+    for (what, rc, want) in queries {
+        refused(what, rc, want, &[]);
+    }
+    assert_eq!(len, 99, "refused length queries leave *len alone");
+}
+
+// ---- SDPA ----------------------------------------------------------------
+
+const STORAGES: [Storage; 4] = [Storage::F32, Storage::Bf16, Storage::F16, Storage::Q8];
+
+/// The C descriptor over `t`.
+fn c_tensor(t: &StoredTensor) -> simd_attention_tensor {
+    let (storage, data, len, scales): (_, *const core::ffi::c_void, _, Option<&[f32]>) = match t {
+        StoredTensor::F32(v) => (SIMD_ATTENTION_STORAGE_F32, v.as_ptr().cast(), v.len(), None),
+        StoredTensor::Bf16(v) => (SIMD_ATTENTION_STORAGE_BF16, v.as_ptr().cast(), v.len(), None),
+        StoredTensor::F16(v) => (SIMD_ATTENTION_STORAGE_F16, v.as_ptr().cast(), v.len(), None),
+        StoredTensor::Q8 { values, scales } => {
+            (SIMD_ATTENTION_STORAGE_Q8, values.as_ptr().cast(), values.len(), Some(scales))
+        }
+    };
+    let (scales, scales_len) = scales.map_or((null(), 0), |s| (s.as_ptr(), s.len()));
+    simd_attention_tensor { storage, data, len, scales, scales_len }
+}
+
+#[derive(Clone, Copy)]
+struct SdpaCall {
+    shape: simd_attention_sdpa_shape,
+    query: *const simd_attention_tensor,
+    key: *const simd_attention_tensor,
+    value: *const simd_attention_tensor,
+    mask: *const simd_attention_mask,
+    scale: *const f32,
+    out: Out,
+    weights: Out,
+    workspace: Out,
+}
+
+impl Call for SdpaCall {
+    unsafe fn call(self) -> c_int {
+        let Self { shape, query: q, key: k, value: v, mask: m, scale, .. } = self;
+        let ((o, ol), (w, wl), (ws, wsl)) = (self.out, self.weights, self.workspace);
+        // SAFETY: as the caller promises.
+        unsafe { simd_attention_sdpa(shape, q, k, v, m, scale, o, ol, w, wl, ws, wsl) }
+    }
+}
+
+#[test]
+fn sdpa_gives_the_rust_bits_for_every_storage_and_mask_on_every_backend() {
+    let mut rng = Rng(21);
+    // L = 3 streams (decode path); L = 70 takes the flash tiles.
+    for q_len in [3usize, 70] {
+        let c_shape =
+            simd_attention_sdpa_shape { batch: 2, q_heads: 4, kv_heads: 2, q_len, kv_len: 41, qk_dim: 36, v_dim: 20 };
+        let shape = SdpaShape::from(c_shape);
+        let query = StoredTensor::F32(random(&mut rng, 2 * 4 * q_len * 36));
+        let (k, v) = (random(&mut rng, 2 * 2 * 41 * 36), random(&mut rng, 2 * 2 * 41 * 20));
+        let keep: Vec<bool> = (0..2 * q_len * 41).map(|i| i % 5 != 2).collect();
+        let keep_bytes: Vec<u8> = keep.iter().map(|&b| b as u8).collect();
+        let additive = random(&mut rng, 4 * q_len * 41);
+        let masks = [
+            (SdpaMask::None, None),
+            (SdpaMask::Causal, Some(mask(SIMD_ATTENTION_MASK_CAUSAL))),
+            (SdpaMask::CausalLowerRight, Some(mask(SIMD_ATTENTION_MASK_CAUSAL_LOWER_RIGHT))),
+            (SdpaMask::Keep { mask: &keep, batch: 2, heads: 1 }, Some(keep_mask(&keep_bytes, 2, 1))),
+            (SdpaMask::Additive { mask: &additive, batch: 1, heads: 4 }, Some(additive_mask(&additive, 1, 4))),
+        ];
+        let out_len = 2 * 4 * q_len * 20;
+        let w_len = 2 * 4 * q_len * 41;
+        for backend in backends() {
+            with_backend(backend, || {
+                for storage in STORAGES {
+                    let key = StoredTensor::from_f32(&k, 36, storage).unwrap();
+                    let value = StoredTensor::from_f32(&v, 20, storage).unwrap();
+                    let (c_query, c_key, c_value) = (c_tensor(&query), c_tensor(&key), c_tensor(&value));
+                    for (i, (m, c_mask)) in masks.iter().enumerate() {
+                        for (scale, with_weights) in [(None, false), (Some(0.3f32), true)] {
+                            let op = ScaledDotProductAttention { scale };
+                            let inputs = SdpaInputs {
+                                query: query.as_stored(),
+                                key: key.as_stored(),
+                                value: value.as_stored(),
+                                mask: *m,
+                            };
+                            let (mut want, mut want_w) = (vec![0.0; out_len], vec![0.0; w_len]);
+                            let mut ws = vec![0.0; op.workspace_len(&shape, with_weights).unwrap()];
+                            let want_w_opt = with_weights.then_some(&mut want_w[..]);
+                            op.forward(&shape, inputs, &mut want, want_w_opt, &mut ws).unwrap();
+
+                            let mut ws_len = 0;
+                            // SAFETY: a valid out-parameter.
+                            let rc = unsafe { simd_attention_sdpa_workspace_len(c_shape, with_weights, &mut ws_len) };
+                            assert_eq!((rc, ws_len), (0, ws.len()));
+                            let (mut out, mut w, mut ws) = (sentinel(out_len), sentinel(w_len), sentinel(ws_len));
+                            let args = SdpaCall {
+                                shape: c_shape,
+                                query: &c_query,
+                                key: &c_key,
+                                value: &c_value,
+                                mask: ptr_or_null(c_mask),
+                                scale: ptr_or_null(&scale),
+                                out: output(&mut out),
+                                weights: weights_output(with_weights, &mut w),
+                                workspace: output(&mut ws),
+                            };
+                            let what =
+                                format!("{backend}, L {q_len}, storage {storage:?}, mask {i}, weights {with_weights}");
+                            // SAFETY: every pointer is valid for its length.
+                            assert_eq!(unsafe { args.call() }, 0, "{what}");
+                            assert_eq!(bits(&out), bits(&want), "{what}");
+                            if with_weights {
+                                assert_eq!(bits(&w), bits(&want_w), "{what}");
+                            } else {
+                                assert!(untouched(&w), "{what}");
+                            }
+                        }
+                    }
+                }
+            })
+            .unwrap();
+        }
+    }
+}
+
+#[test]
+fn sdpa_refuses_bad_arguments_and_writes_nothing() {
+    let c_shape =
+        simd_attention_sdpa_shape { batch: 1, q_heads: 2, kv_heads: 1, q_len: 2, kv_len: 3, qk_dim: 4, v_dim: 2 };
+    let mut rng = Rng(5);
+    let (q, k, v) = (random(&mut rng, 16), random(&mut rng, 12), random(&mut rng, 6));
+    let (q, k, v) = (StoredTensor::F32(q), StoredTensor::F32(k), StoredTensor::F32(v));
+    let (cq, ck, cv) = (c_tensor(&q), c_tensor(&k), c_tensor(&v));
+    let ws_len = ScaledDotProductAttention::default().workspace_len(&c_shape.into(), true).unwrap();
+    // `out` has room for the GQA case's 12 floats; the others use 8.
+    let (mut out, mut w, mut ws) = (sentinel(12), sentinel(12), sentinel(ws_len));
+    let keep = [1u8; 12];
+    let bad_batch = keep_mask(&keep, 2, 1);
+    let lens_kind = simd_attention_mask { kind: SIMD_ATTENTION_MASK_VALID_LENS, ..keep_mask(&keep, 1, 1) };
+    let unknown_kind = simd_attention_mask { kind: 99, ..keep_mask(&keep, 1, 1) };
+    let null_keep = simd_attention_mask { keep: null(), ..keep_mask(&keep, 1, 1) };
+    let q_null = simd_attention_tensor { data: null(), ..cq };
+    let q_short = simd_attention_tensor { len: cq.len - 1, ..cq };
+    let q_q8 =
+        simd_attention_tensor { storage: SIMD_ATTENTION_STORAGE_Q8, scales: ck.data.cast(), scales_len: 2, ..cq };
+    let q_unknown = simd_attention_tensor { storage: 4, ..cq };
+    let k_bf16 = c_tensor(&StoredTensor::from_f32(&random(&mut rng, 12), 4, Storage::Bf16).unwrap());
+    let k_odd = simd_attention_tensor { data: k_bf16.data.cast::<u8>().wrapping_add(1).cast(), ..k_bf16 };
+    let v_q8_no_scales = simd_attention_tensor { storage: SIMD_ATTENTION_STORAGE_Q8, scales_len: 6, ..cv };
+    let huge = simd_attention_sdpa_shape { batch: usize::MAX, ..c_shape };
+    let bad_heads = simd_attention_sdpa_shape { kv_heads: 3, ..c_shape };
+    let gqa = simd_attention_sdpa_shape { q_heads: 3, kv_heads: 2, ..c_shape };
+    let gqa_data = [vec![0.0; 24], vec![0.0; 24], vec![0.0; 12]].map(StoredTensor::F32);
+    let [q3, k3, v3] = gqa_data.each_ref().map(c_tensor);
+    let scale = 0.5f32;
+    let misaligned_scale = (&raw const scale).cast::<u8>().wrapping_add(1).cast::<f32>();
+    let (o, wp, wsp) = (out.as_mut_ptr(), w.as_mut_ptr(), ws.as_mut_ptr());
+    let ok = SdpaCall {
+        shape: c_shape,
+        query: &cq,
+        key: &ck,
+        value: &cv,
+        mask: null(),
+        scale: null(),
+        out: (o, 8),
+        weights: (wp, 12),
+        workspace: (wsp, ws_len),
+    };
+    let key_data = ck.data.cast::<f32>().cast_mut();
+    let gqa_call =
+        SdpaCall { shape: gqa, query: &q3, key: &k3, value: &v3, out: (o, 12), weights: (null_mut(), 0), ..ok };
+    type C = SdpaCall;
+    let rows = [
+        ("query NULL", C { query: null(), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("key NULL", C { key: null(), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("value NULL", C { value: null(), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("query data NULL", C { query: &q_null, ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("q8 scales NULL", C { value: &v_q8_no_scales, ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("keep NULL", C { mask: &null_keep, ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("out NULL", C { out: (null_mut(), 8), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("weights NULL with a length", C { weights: (null_mut(), 12), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("workspace NULL", C { workspace: (null_mut(), ws_len), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+        ("query short", C { query: &q_short, ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("out short", C { out: (o, 7), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("weights short", C { weights: (wp, 11), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("workspace short", C { scale: &scale, workspace: (wsp, ws_len - 1), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("batch overflows", C { shape: huge, ..ok }, SIMD_ATTENTION_ERROR_OVERFLOW),
+        ("out byte size overflows", C { out: (o, usize::MAX / 2), ..ok }, SIMD_ATTENTION_ERROR_OVERFLOW),
+        ("kv_heads 3 for 2 query heads", C { shape: bad_heads, ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+        ("q_heads 3 not a multiple of kv_heads 2", gqa_call, SIMD_ATTENTION_ERROR_DIMENSION),
+        ("mask batch 2 for B = 1", C { mask: &bad_batch, ..ok }, SIMD_ATTENTION_ERROR_DIMENSION),
+        ("valid_lens mask", C { mask: &lens_kind, ..ok }, SIMD_ATTENTION_ERROR_KIND),
+        ("mask kind 99", C { mask: &unknown_kind, ..ok }, SIMD_ATTENTION_ERROR_KIND),
+        ("storage 4", C { query: &q_unknown, ..ok }, SIMD_ATTENTION_ERROR_KIND),
+        ("q8 query", C { query: &q_q8, ..ok }, SIMD_ATTENTION_ERROR_STORAGE),
+        ("bf16 key, f32 value", C { key: &k_bf16, ..ok }, SIMD_ATTENTION_ERROR_STORAGE),
+        ("bf16 key at an odd address", C { key: &k_odd, ..ok }, SIMD_ATTENTION_ERROR_ALIGNMENT),
+        ("scale misaligned", C { scale: misaligned_scale, ..ok }, SIMD_ATTENTION_ERROR_ALIGNMENT),
+        ("workspace over the key", C { workspace: (key_data, ws_len), ..ok }, SIMD_ATTENTION_ERROR_ALIASING),
+        ("weights over the workspace", C { weights: (wsp, 12), ..ok }, SIMD_ATTENTION_ERROR_ALIASING),
+    ];
+    // SAFETY: the pointers are valid for their lengths, or are exactly what
+    // the call must refuse before reading.
+    unsafe { expect_codes(&rows, &[&out, &w]) };
+
+    let mut len = 5;
+    let huge = simd_attention_sdpa_shape { qk_dim: usize::MAX, ..c_shape };
+    // SAFETY: valid or NULL out-parameters.
+    let queries = unsafe {
+        [
+            (
+                "workspace len NULL",
+                simd_attention_sdpa_workspace_len(c_shape, true, null_mut()),
+                SIMD_ATTENTION_ERROR_NULL,
+            ),
+            (
+                "workspace len overflows",
+                simd_attention_sdpa_workspace_len(huge, true, &mut len),
+                SIMD_ATTENTION_ERROR_OVERFLOW,
+            ),
+        ]
+    };
+    for (what, rc, want) in queries {
+        refused(what, rc, want, &[]);
+    }
+    assert_eq!(len, 5);
+}
