@@ -421,13 +421,184 @@ pub fn load_case(data: &[u8]) {
     }
 }
 
+/// A length as a C caller might pass it: usually the one the shape needs,
+/// sometimes one off or anything small. The buffer behind it always has
+/// that many elements (a longer length would be the caller's bug).
+fn c_len(u: &mut Unstructured<'_>, needed: usize) -> usize {
+    match u.int_in_range(0u8..=7).unwrap_or(0) {
+        0 => needed.saturating_sub(1).min(1 << 16),
+        1 => needed.saturating_add(1).min(1 << 16),
+        2 => size(u, 64),
+        _ => needed.min(1 << 16),
+    }
+}
+
+/// A pointer to `buf`, or now and then `NULL`.
+fn c_ptr<T>(u: &mut Unstructured<'_>, buf: &[T]) -> *const T {
+    if u.ratio(1u8, 64).unwrap_or(false) { core::ptr::null() } else { buf.as_ptr() }
+}
+
+/// SDPA through the C API, every argument carved from the bytes (storage
+/// and mask kinds past the defined ones, NULLs, lengths one off, shapes that
+/// overflow): it never crashes; a refused call returns a negative code and
+/// leaves the outputs as they were; an accepted one gives the Rust
+/// operator's bits.
+pub fn capi(data: &[u8]) {
+    use simd_attention::capi::*;
+    let mut u = Unstructured::new(data);
+    let mut shape = simd_attention_sdpa_shape {
+        batch: size(&mut u, 2),
+        q_heads: size(&mut u, 4),
+        kv_heads: size(&mut u, 4),
+        q_len: size(&mut u, 9),
+        kv_len: size(&mut u, 40),
+        qk_dim: size(&mut u, 9),
+        v_dim: size(&mut u, 9),
+    };
+    if u.ratio(1u8, 16).unwrap_or(false) {
+        shape.kv_len = usize::MAX / 2 + size(&mut u, 3);
+    }
+    let rows = |heads: usize, len: usize| shape.batch.saturating_mul(heads).saturating_mul(len);
+    let (q_rows, kv_rows) = (rows(shape.q_heads, shape.q_len), rows(shape.kv_heads, shape.kv_len));
+    // Now and then 4, a storage type that does not exist.
+    let storage = if u.ratio(1u8, 16).unwrap_or(false) { 4 } else { u.int_in_range(0u32..=3).unwrap_or(0) };
+    let query_len = c_len(&mut u, q_rows.saturating_mul(shape.qk_dim));
+    let query = values(&mut u, query_len, false);
+    // K and V as `storage` says (4 is no storage at all): f32 values, or
+    // half bits, or int8 with one scale per block of 32.
+    let (k_len, v_len) =
+        (c_len(&mut u, kv_rows.saturating_mul(shape.qk_dim)), c_len(&mut u, kv_rows.saturating_mul(shape.v_dim)));
+    let (k32, v32) = (values(&mut u, k_len, false), values(&mut u, v_len, false));
+    let halves = |x: &[f32]| -> Vec<u16> {
+        x.iter().map(|&v| if storage == 1 { bf16::from_f32(v).to_bits() } else { f16::from_f32(v).to_bits() }).collect()
+    };
+    let (k16, v16) = (halves(&k32), halves(&v32));
+    let (k8, v8): (Vec<i8>, Vec<i8>) = (k32.iter().map(|&x| x as i8).collect(), v32.iter().map(|&x| x as i8).collect());
+    let (ks_len, vs_len) = (
+        c_len(&mut u, kv_rows.saturating_mul(q8_blocks(shape.qk_dim))),
+        c_len(&mut u, kv_rows.saturating_mul(q8_blocks(shape.v_dim))),
+    );
+    let (k_scales, v_scales) = (values(&mut u, ks_len, true), values(&mut u, vs_len, true));
+    let mut tensor = |f: &[f32], h: &[u16], q: &[i8], scales: &[f32]| simd_attention_tensor {
+        storage,
+        data: match storage {
+            1 | 2 => c_ptr(&mut u, h).cast(),
+            3 => c_ptr(&mut u, q).cast(),
+            _ => c_ptr(&mut u, f).cast(),
+        },
+        len: f.len(),
+        scales: if storage == 3 { c_ptr(&mut u, scales) } else { core::ptr::null() },
+        scales_len: if storage == 3 { scales.len() } else { 0 },
+    };
+    let key = tensor(&k32, &k16, &k8, &k_scales);
+    let value = tensor(&v32, &v16, &v8, &v_scales);
+    let query_t = simd_attention_tensor {
+        storage: SIMD_ATTENTION_STORAGE_F32,
+        data: c_ptr(&mut u, &query).cast(),
+        len: query.len(),
+        scales: core::ptr::null(),
+        scales_len: 0,
+    };
+    // The mask: any kind, including undefined ones and valid_lens (which
+    // SDPA does not take); keep bytes of 0, 1 or 2.
+    let kind = if u.ratio(1u8, 8).unwrap_or(false) {
+        [SIMD_ATTENTION_MASK_VALID_LENS, SIMD_ATTENTION_MASK_VALID_LENS_PER_QUERY, 7][size(&mut u, 2)]
+    } else {
+        [
+            SIMD_ATTENTION_MASK_NONE,
+            SIMD_ATTENTION_MASK_KEEP,
+            SIMD_ATTENTION_MASK_ADDITIVE,
+            SIMD_ATTENTION_MASK_CAUSAL,
+            SIMD_ATTENTION_MASK_CAUSAL_LOWER_RIGHT,
+        ][size(&mut u, 4)]
+    };
+    let (mask_batch, mask_heads) = ([1, shape.batch][size(&mut u, 1)], [1, shape.q_heads][size(&mut u, 1)]);
+    let mask_rows = mask_batch.saturating_mul(mask_heads).saturating_mul(shape.q_len);
+    let mask_len = c_len(&mut u, mask_rows.saturating_mul(shape.kv_len));
+    let keep: Vec<u8> = (0..mask_len).map(|_| u.int_in_range(0u8..=2).unwrap_or(1)).collect();
+    let additive = values(&mut u, mask_len, false);
+    let lens: Vec<usize> = (0..mask_len).map(|_| size(&mut u, 50)).collect();
+    let mask = simd_attention_mask {
+        kind,
+        valid_lens: c_ptr(&mut u, &lens),
+        keep: c_ptr(&mut u, &keep),
+        additive: c_ptr(&mut u, &additive),
+        len: mask_len,
+        batch: mask_batch,
+        heads: mask_heads,
+    };
+    let scale = moderate(&mut u);
+    let scale_ptr: *const f32 = if u.ratio(1u8, 2).unwrap_or(false) { &scale } else { core::ptr::null() };
+    let with_weights = u.ratio(1u8, 3).unwrap_or(false);
+    let mut ws_len = 0usize;
+    // SAFETY: a valid `size_t` to write.
+    let sized = unsafe { simd_attention_sdpa_workspace_len(shape, with_weights, &mut ws_len) };
+    let ws_len = if sized == 0 { c_len(&mut u, ws_len.min(1 << 20)) } else { size(&mut u, 64) };
+    let out_len = c_len(&mut u, q_rows.saturating_mul(shape.v_dim));
+    let w_len = if with_weights { c_len(&mut u, q_rows.saturating_mul(shape.kv_len)) } else { 0 };
+    let (mut out, mut weights, mut ws) = (vec![7.0f32; out_len], vec![7.0f32; w_len], vec![0.0f32; ws_len]);
+    let w_ptr = if with_weights { weights.as_mut_ptr() } else { core::ptr::null_mut() };
+    let mask_ptr: *const simd_attention_mask =
+        if kind == 0 && u.ratio(1u8, 2).unwrap_or(false) { core::ptr::null() } else { &mask };
+    // SAFETY: every pointer is NULL or points to as many elements as its
+    // length says, and the outputs overlap nothing.
+    let rc = unsafe {
+        simd_attention_sdpa(
+            shape,
+            &query_t,
+            &key,
+            &value,
+            mask_ptr,
+            scale_ptr,
+            out.as_mut_ptr(),
+            out_len,
+            w_ptr,
+            w_len,
+            ws.as_mut_ptr(),
+            ws_len,
+        )
+    };
+    assert!(rc <= 0, "status {rc}");
+    assert!(!simd_attention_status_message(rc).is_null());
+    if rc != 0 {
+        assert!(out.iter().chain(&weights).all(|&v| v == 7.0), "a refused call (status {rc}) wrote");
+        return;
+    }
+    // Accepted: the Rust operator on the same values gives the same bits.
+    let stored = |f: &'_ [f32], h: &[u16], q: &'_ [i8], scales: &'_ [f32]| -> StoredTensor {
+        match storage {
+            1 => StoredTensor::Bf16(h.iter().map(|&b| bf16::from_bits(b)).collect()),
+            2 => StoredTensor::F16(h.iter().map(|&b| f16::from_bits(b)).collect()),
+            3 => StoredTensor::Q8 { values: q.to_vec(), scales: scales.to_vec() },
+            _ => StoredTensor::F32(f.to_vec()),
+        }
+    };
+    let (k, v) = (stored(&k32, &k16, &k8, &k_scales), stored(&v32, &v16, &v8, &v_scales));
+    let keep_bools: Vec<bool> = keep.iter().map(|&b| b == 1).collect();
+    let rust_mask = match (mask_ptr.is_null(), kind) {
+        (false, SIMD_ATTENTION_MASK_KEEP) => SdpaMask::Keep { mask: &keep_bools, batch: mask.batch, heads: mask.heads },
+        (false, SIMD_ATTENTION_MASK_ADDITIVE) => {
+            SdpaMask::Additive { mask: &additive, batch: mask.batch, heads: mask.heads }
+        }
+        (false, SIMD_ATTENTION_MASK_CAUSAL) => SdpaMask::Causal,
+        (false, SIMD_ATTENTION_MASK_CAUSAL_LOWER_RIGHT) => SdpaMask::CausalLowerRight,
+        _ => SdpaMask::None,
+    };
+    let op = ScaledDotProductAttention { scale: (!scale_ptr.is_null()).then_some(scale) };
+    let inputs = SdpaInputs { query: Stored::F32(&query), key: k.as_stored(), value: v.as_stored(), mask: rust_mask };
+    let (mut want, mut want_w) = (vec![0.0; out_len], vec![0.0; w_len]);
+    let mut ws = vec![0.0; ws_len];
+    op.forward(&(shape.into()), inputs, &mut want, with_weights.then_some(&mut want_w[..]), &mut ws).unwrap();
+    assert!(same_bits(&out, &want) && same_bits(&weights, &want_w), "C and Rust differ");
+}
+
 #[cfg(test)]
 mod replay {
     /// Every file in `corpus/<target>/` through its target: the seeds, and
     /// any crash reproducer kept there, run in every CI pass.
     #[test]
     fn seed_corpus() {
-        let targets: [(&str, fn(&[u8])); 7] = [
+        let targets: [(&str, fn(&[u8])); 8] = [
             ("vmath", super::vmath),
             ("masked_softmax", super::masked_softmax),
             ("additive", super::additive),
@@ -435,6 +606,7 @@ mod replay {
             ("mha", super::mha),
             ("gemm", super::gemm),
             ("load_case", super::load_case),
+            ("capi", super::capi),
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
         for (name, run) in targets {
