@@ -1,17 +1,17 @@
 //! Our own blocked GEMM, for builds without `alloc` and for small products.
 //!
 //! The loop order follows BLIS as bluss's `matrixmultiply` lays it out, cut
-//! down to what fits on the stack: B is packed one `KC × 2·LANES` panel at a
-//! time into a fixed stack buffer (at most 8 KiB), and every row block of A
+//! down to what fits on the stack: B is packed one `KC ×` tile-width panel
+//! at a time into a fixed stack buffer (`KC × MAX_TILE_WIDTH`: 16 KiB with
+//! the x86 backends, 512 B with the scalar one alone), and every row block of A
 //! runs the microkernel (`kernels::matmul_tile`) over that panel. A is read
 //! in place, so no heap is needed; so is B, when it has row-contiguous
 //! columns and the call has a single row block (a GEMV-like product reads B
 //! once, and copying it would double that). Knows nothing of the ISA: the
 //! vector type comes from dispatch.
 
-use crate::kernels::matmul_tile::{ROW_VECTORS, Strided, StridedMut, TILE_VECTORS, tile, tile_rows};
-use crate::simd::vector::MAX_LANES;
-use crate::simd::{F32Vector, WithSimd};
+use crate::kernels::matmul_tile::{ROW_VECTORS, Strided, StridedMut, tile, tile_rows, tile_width};
+use crate::simd::{F32Vector, MAX_TILE_WIDTH, WithSimd};
 
 /// Depth of one packed panel.
 const KC: usize = 64;
@@ -34,7 +34,7 @@ impl WithSimd for BlockedGemm {
     #[inline(always)]
     fn run<V: F32Vector>(self) {
         let BlockedGemm { m, n, k, alpha, a, b, beta, c } = self;
-        let width = TILE_VECTORS * V::LANES;
+        let width = tile_width::<V>();
         // A single row with B's rows contiguous (a GEMV, such as one decoding
         // step's product) goes through one-row tiles of 8, 4, 2 and 1
         // vectors, reading B in place: one row has only as many independent
@@ -47,7 +47,7 @@ impl WithSimd for BlockedGemm {
             // step's many small products would otherwise pay each call.
             return;
         }
-        let mut panel = [0.0f32; KC * TILE_VECTORS * MAX_LANES];
+        let mut panel = [0.0f32; KC * MAX_TILE_WIDTH];
         for j0 in (wide_cols..n).step_by(width) {
             let cols = width.min(n - j0);
             for (p0, kc, beta) in depth_blocks(k, beta) {

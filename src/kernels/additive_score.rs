@@ -21,9 +21,10 @@
 //! the direct `Σ w·tanh(a + b)` for that pair instead, so the result is
 //! always what tanh gives: finite for finite inputs, never `inf·0`.
 
+use crate::math::exp::exp;
 use crate::math::tanh::tanh;
 use crate::simd::F32Vector;
-use crate::simd::vector::load_partial;
+use crate::simd::vector::{load_partial, store_partial};
 
 /// The largest `|a_h|`, `|b_h|` for which the exp-product form is used.
 pub(crate) const EXP_PRODUCT_LIMIT: f32 = 22.0;
@@ -38,6 +39,42 @@ pub(crate) const EXP_PRODUCT_LIMIT: f32 = 22.0;
 /// faster: the kernel is bound by its reciprocal and FMA operations, not by
 /// loads.
 const KEY_BLOCK: usize = 4;
+
+/// One row's operands of the exp-product form: writes `exp_2x = e^{2x}` and
+/// returns `max_h |x_h|` (`+inf` when a lane is NaN, so that the row fails
+/// the [`EXP_PRODUCT_LIMIT`] test and takes the NaN-propagating direct
+/// sum). One pass, on the caller's backend: the projections are read once,
+/// while they are in cache. Each lane's exponential is the lane function
+/// `exp(x + x)`, so the bits are those of `vmath::exp` on the doubled row.
+#[inline(always)]
+pub(crate) fn exp_of_double_row<V: F32Vector>(x: &[f32], exp_2x: &mut [f32]) -> f32 {
+    let n = x.len();
+    let exp_2x = &mut exp_2x[..n];
+    let infinity = V::splat(f32::INFINITY);
+    let magnitude = |v: V| V::select(v.is_nan(), infinity, v.abs());
+    let mut largest = V::splat(0.0);
+    let mut i = 0;
+    while i + V::LANES <= n {
+        // SAFETY: i + LANES <= n, and both slices hold n values.
+        unsafe {
+            let v = V::load(x.as_ptr().add(i));
+            exp(v.add(v)).store(exp_2x.as_mut_ptr().add(i));
+            largest = largest.max(magnitude(v));
+        }
+        i += V::LANES;
+    }
+    if i < n {
+        let rest = n - i;
+        // SAFETY: rest < LANES values remain in both slices from i on; the padding
+        // lanes are 0, which changes no maximum of magnitudes.
+        unsafe {
+            let v = load_partial::<V>(x.as_ptr().add(i), rest, 0.0);
+            store_partial(exp(v.add(v)), exp_2x.as_mut_ptr().add(i), rest);
+            largest = largest.max(magnitude(v));
+        }
+    }
+    largest.reduce_max()
+}
 
 /// One projected query: `a`, `A = e^{2a}` and whether `max |a_h| ≤ limit`.
 #[derive(Clone, Copy)]

@@ -1,17 +1,16 @@
-//! The register-blocked matmul microkernel: an `MR × 2·LANES` block of C
-//! kept in registers while `kc` rank-1 updates stream through it.
+//! The register-blocked matmul microkernel: an `MR × NV·LANES` block of C
+//! kept in registers while `kc` rank-1 updates stream through it. Its full
+//! shape belongs to the backend: `V::TILE_ROWS × V::TILE_VECTORS`.
 //!
 //! `C[0..MR, 0..cols] ← α·A[0..MR, 0..kc]·B̃ + β·C`, where `B̃` is a packed
 //! panel of `kc` rows, each starting `panel_stride` values after the last,
-//! of `2·LANES` contiguous values (zero padded past `cols`). A is read in place through its strides, one broadcast per
+//! of `NV·LANES` contiguous values (zero padded past `cols`). A is read in place through its strides, one broadcast per
 //! row per step. As in BLAS, when `β = 0` C is only written, never read, so
 //! NaN or garbage in C does not leak into the result.
 
 use crate::simd::F32Vector;
 use crate::simd::vector::MAX_LANES;
 
-/// Vectors of C per tile row.
-pub(crate) const TILE_VECTORS: usize = 2;
 /// Vectors of C in a single-row tile ([`tile`] with `MR = 1`, `NV =
 /// ROW_VECTORS`): one row has only `NV` independent sums, and 2 of them
 /// would leave the FMA units waiting on each other's latency.
@@ -109,15 +108,46 @@ pub(crate) unsafe fn tile<V: F32Vector, const MR: usize, const NV: usize>(
     }
 }
 
+/// The backend's full tile width, `V::TILE_VECTORS · V::LANES` values.
+#[inline(always)]
+pub(crate) const fn tile_width<V: F32Vector>() -> usize {
+    V::TILE_VECTORS * V::LANES
+}
+
 /// Runs the tallest tile (of 12, 8, 6, 4, 2 or 1 rows, at most the
-/// backend's `V::TILE_ROWS`) that fits in `rows_left` rows and returns how
-/// many rows it did.
+/// backend's `V::TILE_ROWS`, and `V::TILE_VECTORS` vectors wide) that fits
+/// in `rows_left` rows and returns how many rows it did.
 ///
 /// # Safety
-/// As [`tile`], for `MR = rows_left.min(V::TILE_ROWS)` rows.
+/// As [`tile`], for `MR = rows_left.min(V::TILE_ROWS)` rows and
+/// `cols <= tile_width::<V>()`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tile_rows<V: F32Vector>(
+    rows_left: usize,
+    kc: usize,
+    a: Strided,
+    panel: *const f32,
+    panel_stride: usize,
+    c: StridedMut,
+    cols: usize,
+    alpha: f32,
+    beta: f32,
+) -> usize {
+    const { assert!(V::TILE_VECTORS == 2 || V::TILE_VECTORS == 4) };
+    // SAFETY: as the caller guarantees; the arm is the backend's width.
+    unsafe {
+        match V::TILE_VECTORS {
+            4 => tile_rows_of::<V, 4>(rows_left, kc, a, panel, panel_stride, c, cols, alpha, beta),
+            _ => tile_rows_of::<V, 2>(rows_left, kc, a, panel, panel_stride, c, cols, alpha, beta),
+        }
+    }
+}
+
+/// [`tile_rows`] for tiles `NV` vectors wide.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_rows_of<V: F32Vector, const NV: usize>(
     rows_left: usize,
     kc: usize,
     a: Strided,
@@ -132,12 +162,12 @@ pub(crate) unsafe fn tile_rows<V: F32Vector>(
     // SAFETY: each arm runs no more rows than rows_left, as the caller allows.
     unsafe {
         match rows {
-            12.. => tile::<V, 12, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            8..12 => tile::<V, 8, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            6..8 => tile::<V, 6, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            4..6 => tile::<V, 4, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            2..4 => tile::<V, 2, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            _ => tile::<V, 1, TILE_VECTORS>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            12.. => tile::<V, 12, NV>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            8..12 => tile::<V, 8, NV>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            6..8 => tile::<V, 6, NV>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            4..6 => tile::<V, 4, NV>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            2..4 => tile::<V, 2, NV>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            _ => tile::<V, 1, NV>(kc, a, panel, panel_stride, c, cols, alpha, beta),
         }
     }
     match rows {

@@ -11,13 +11,12 @@
 //! (columns `w·PANEL..`, zero past `cols`). `PANEL` is a multiple of every
 //! backend's tile width, so one packing serves whichever backend runs.
 
-use super::matmul_tile::{Strided, StridedMut, TILE_VECTORS, tile_rows};
-use crate::simd::vector::MAX_LANES;
-use crate::simd::{F32Vector, WithSimd};
+use super::matmul_tile::{Strided, StridedMut, tile_rows, tile_width};
+use crate::simd::{F32Vector, MAX_TILE_WIDTH, WithSimd};
 use crate::storage::{Element, Rows};
 
-/// Columns per panel: the widest tile of any backend.
-pub(crate) const PANEL: usize = TILE_VECTORS * MAX_LANES;
+/// Columns per panel: the widest tile of any backend in the build.
+pub(crate) const PANEL: usize = MAX_TILE_WIDTH;
 
 /// Values a packed `rows × cols` matrix takes, or `None` on overflow.
 pub(crate) fn packed_len(rows: usize, cols: usize) -> Option<usize> {
@@ -114,7 +113,8 @@ impl WithSimd for PanelProduct<'_> {
             }
             return;
         }
-        let width = TILE_VECTORS * V::LANES;
+        let width = tile_width::<V>();
+        const { assert!(PANEL.is_multiple_of(tile_width::<V>())) };
         let a = Strided { ptr: self.a.as_ptr(), rs: self.a_strides.0, cs: self.a_strides.1 };
         let c = StridedMut { ptr: self.c.as_mut_ptr(), rs: self.c_row_stride, cs: 1 };
         for j0 in (0..self.n).step_by(width) {

@@ -14,12 +14,11 @@
 use super::{Attention, AttentionInputs, AttentionShape, ValidLens};
 use crate::error::{Error, checked_mul, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm, gemm_own};
-use crate::kernels::additive_score::{EXP_PRODUCT_LIMIT, ProjectedQuery, ScoreWeights, score_keys};
+use crate::kernels::additive_score::{EXP_PRODUCT_LIMIT, ProjectedQuery, ScoreWeights, exp_of_double_row, score_keys};
 use crate::kernels::packed_panels::{PanelProduct, pack_transposed, packed_len};
 use crate::kernels::softmax::softmax_row;
 use crate::simd::{self, F32Vector, WithSimd};
 use crate::storage::Rows;
-use crate::vmath;
 
 /// A run of key rows of a [`KeyCache`] under construction: `n` rows of
 /// keys in, their `n × H` projections, exponentials and `n` magnitudes out.
@@ -159,10 +158,12 @@ impl<'p> AdditiveAttention<'p> {
     pub(crate) fn fill_cache_rows(&self, rows: CacheRows<'_>) -> Result<(), Error> {
         let n = rows.magnitude.len();
         project(rows.keys, n, self.key_dim, self.w_k, self.hidden, rows.b)?;
-        exp_of_double(rows.b, rows.exp_2b);
-        for (m, row) in rows.magnitude.iter_mut().zip(rows.b.chunks_exact(self.hidden.max(1))) {
-            *m = max_abs(row);
-        }
+        simd::dispatch(KeyExpProducts {
+            b: rows.b,
+            exp_2b: rows.exp_2b,
+            magnitude: rows.magnitude,
+            hidden: self.hidden,
+        });
         Ok(())
     }
 
@@ -221,7 +222,6 @@ impl<'p> AdditiveAttention<'p> {
         } else {
             project(queries, sizes.query_rows, self.query_dim, self.w_q, self.hidden, a)?;
         }
-        exp_of_double(a, exp_2a);
         simd::dispatch(AdditiveRows {
             a,
             exp_2a,
@@ -342,17 +342,25 @@ fn project(x: &[f32], rows: usize, in_dim: usize, w: &[f32], hidden: usize, out:
     gemm(1.0, MatRef::new(x, rows, in_dim), MatRef::new(w, hidden, in_dim).t(), 0.0, MatMut::new(out, rows, hidden))
 }
 
-/// `out = e^{2x}`.
-fn exp_of_double(x: &[f32], out: &mut [f32]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = v + v;
-    }
-    vmath::exp_in_place(out);
+/// Each key row's `e^{2b}` and magnitude, in one pass on one backend.
+struct KeyExpProducts<'a> {
+    b: &'a [f32],
+    exp_2b: &'a mut [f32],
+    magnitude: &'a mut [f32],
+    hidden: usize,
 }
 
-fn max_abs(x: &[f32]) -> f32 {
-    // NaN must stay visible so the row takes the direct (NaN-propagating) path.
-    x.iter().fold(0.0f32, |m, &v| if v.abs() > m || v.is_nan() { v.abs() } else { m })
+impl WithSimd for KeyExpProducts<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: F32Vector>(self) {
+        let h = self.hidden;
+        for (r, m) in self.magnitude.iter_mut().enumerate() {
+            let row = r * h..(r + 1) * h;
+            *m = exp_of_double_row::<V>(&self.b[row.clone()], &mut self.exp_2b[row]);
+        }
+    }
 }
 
 /// `out_b = weights_b · values_b` for every batch entry.
@@ -370,10 +378,11 @@ fn weighted_sum(shape: &AttentionShape, weights: &[f32], values: &[f32], out: &m
     Ok(())
 }
 
-/// Scores and softmax for every query row, on one backend.
+/// Scores and softmax for every query row, on one backend; each row's
+/// `A = e^{2a}` (scratch) is computed just before it is scored.
 struct AdditiveRows<'a> {
     a: &'a [f32],
-    exp_2a: &'a [f32],
+    exp_2a: &'a mut [f32],
     cache: &'a KeyCache<'a>,
     w: ScoreWeights<'a>,
     queries: usize,
@@ -396,11 +405,9 @@ impl WithSimd for AdditiveRows<'_> {
                 continue;
             };
             let a = &self.a[r * h..(r + 1) * h];
-            let query = ProjectedQuery {
-                a,
-                exp_2a: &self.exp_2a[r * h..(r + 1) * h],
-                in_range: max_abs(a) <= EXP_PRODUCT_LIMIT,
-            };
+            let exp_2a = &mut self.exp_2a[r * h..(r + 1) * h];
+            let in_range = exp_of_double_row::<V>(a, exp_2a) <= EXP_PRODUCT_LIMIT;
+            let query = ProjectedQuery { a, exp_2a, in_range };
             let first = (r / self.queries) * k;
             let keys = first * h..(first + kept) * h;
             let (scored, masked) = row.split_at_mut(kept);

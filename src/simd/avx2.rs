@@ -12,6 +12,8 @@ impl F32Vector for __m256 {
     /// 6: 12 accumulators, 2 B vectors and a broadcast are 15 of the 16
     /// registers, the most multiply-adds per load.
     const TILE_ROWS: usize = 6;
+    /// 2: with 6 rows, 15 of the 16 registers (above).
+    const TILE_VECTORS: usize = 2;
     /// 4 runs: the 16 accumulators take every register, so the loop spills
     /// four of them to the stack (checked in the assembly), but loads are
     /// cheap where memory is the bound. `sdpa-decode` with

@@ -22,6 +22,15 @@ impl F32Vector for __m512 {
     /// rows 6 %, 16 % slower and 6 %: a gain there about the size of the
     /// loss on Zen 4, so 6 stays.
     const TILE_ROWS: usize = 6;
+    /// 4: 6 × 4 = 24 accumulators, 4 B vectors and a broadcast are 29 of
+    /// the 32 registers, and a step does 24 FMAs for 10 loads, where 6 × 2
+    /// did 12 for 8 (the rows were measured with 2 vectors, above). On one
+    /// two-port Xeon core, 2026-12-02 (`benches/alternate.sh -r 3
+    /// sdpa-512,add-batch,sdpa-causal-2048`, medians of medians in ms, 2
+    /// vectors then 4): sdpa-512 31.1 → 27.5, sdpa-causal-2048 63.9 → 56.9,
+    /// add-batch 14.3 / 14.9 (its projections are mostly matrixmultiply's).
+    /// Unmeasured on Zen 4.
+    const TILE_VECTORS: usize = 4;
     /// 8 runs (of 2 accumulators each: 16 accumulators and the query fit
     /// the 32 registers). A core's read rate is bound by the cache lines it
     /// keeps in flight, and the widened types spend more instructions per

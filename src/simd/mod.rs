@@ -22,6 +22,30 @@ pub use backend::with_backend;
 pub use backend::{Backend, active};
 pub(crate) use vector::F32Vector;
 
+/// The widest matmul tile (`TILE_VECTORS · LANES` values) of the backends
+/// this build has: the width of packed panels and of the blocked GEMM's
+/// stack panel. Every tile width is a power of two, so each divides it.
+pub(crate) const MAX_TILE_WIDTH: usize = {
+    const fn width<V: F32Vector>() -> usize {
+        V::TILE_VECTORS * V::LANES
+    }
+    #[allow(dead_code)] // with the scalar backend alone
+    const fn max(a: usize, b: usize) -> usize {
+        if a > b { a } else { b }
+    }
+    #[allow(unused_mut)]
+    let mut widest = width::<scalar::Scalar>();
+    #[cfg(simd_attention_portable_simd)]
+    {
+        widest = max(widest, width::<wide::f32x8>());
+    }
+    #[cfg(simd_attention_x86_backends)]
+    {
+        widest = max(widest, max(width::<core::arch::x86_64::__m256>(), width::<core::arch::x86_64::__m512>()));
+    }
+    widest
+};
+
 /// An algorithm written once, generic over the vector type.
 ///
 /// Implementations must mark `run` `#[inline(always)]`, and everything

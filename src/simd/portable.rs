@@ -13,6 +13,8 @@ impl F32Vector for f32x8 {
     /// As AVX2 (`wide::f32x8` is two NEON or SSE registers a vector, so
     /// this is a judgment, not a measurement).
     const TILE_ROWS: usize = 6;
+    /// As AVX2, for the same reason.
+    const TILE_VECTORS: usize = 2;
     /// One stream: unmeasured on the targets this backend is for.
     const DECODE_STREAMS: usize = 1;
 

@@ -24,6 +24,9 @@ impl F32Vector for Scalar {
     type Mask = bool;
     /// One lane: the shape only has to be valid, never fast.
     const TILE_ROWS: usize = 4;
+    /// 2: a 2-value panel, so a build with no vector unit packs (and keeps
+    /// on its stack) no wider panels than this backend uses.
+    const TILE_VECTORS: usize = 2;
     const DECODE_STREAMS: usize = 1;
 
     #[inline(always)]

@@ -23,9 +23,14 @@ pub(crate) trait F32Vector: Copy {
     // backend records beside its values the measurement that chose them.
 
     /// Rows of the matmul microkernel's full tile
-    /// ([`crate::kernels::matmul_tile`]), which keeps `TILE_ROWS × 2`
-    /// accumulators, 2 B vectors and a broadcast live. At least 2.
+    /// ([`crate::kernels::matmul_tile`]), which keeps `TILE_ROWS ×
+    /// TILE_VECTORS` accumulators, `TILE_VECTORS` B vectors and a broadcast
+    /// live. At least 2.
     const TILE_ROWS: usize;
+    /// Vectors of C in each row of that tile: 2 or 4. The tile's width,
+    /// `TILE_VECTORS · LANES`, divides every packed panel
+    /// ([`MAX_TILE_WIDTH`](super::MAX_TILE_WIDTH) wide).
+    const TILE_VECTORS: usize;
     /// Runs of key (and value) rows a decode chunk reads in lockstep
     /// (`kernels::streaming_row`): 1, 2, 4 or 8. More streams keep more cache
     /// lines in flight; each needs its own accumulators.

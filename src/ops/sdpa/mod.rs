@@ -60,6 +60,8 @@ pub const TILE_QUERIES: usize = 64;
 /// of a 2-core EPYC, Zen 3, AVX2); 512 was no better, and 96 query rows no
 /// better than 64.
 pub const TILE_KEYS: usize = 256;
+// Each key tile starts a packed panel (the flash step relies on it).
+const _: () = assert!(TILE_KEYS.is_multiple_of(crate::kernels::packed_panels::PANEL));
 
 /// Heads with at most this many query rows take the streaming (decode)
 /// path: each row reads K and V once, straight from the caller's tensors,
