@@ -135,39 +135,26 @@ pub(crate) unsafe fn tile_rows<V: F32Vector>(
     beta: f32,
 ) -> usize {
     const { assert!(V::TILE_VECTORS == 2 || V::TILE_VECTORS == 4) };
-    // SAFETY: as the caller guarantees; the arm is the backend's width.
+    let rows = rows_left.min(V::TILE_ROWS);
+    // The tallest tile of `rows` at most, `$nv` vectors wide.
+    macro_rules! tallest {
+        ($nv:literal) => {
+            match rows {
+                12.. => tile::<V, 12, $nv>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+                8..12 => tile::<V, 8, $nv>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+                6..8 => tile::<V, 6, $nv>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+                4..6 => tile::<V, 4, $nv>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+                2..4 => tile::<V, 2, $nv>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+                _ => tile::<V, 1, $nv>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            }
+        };
+    }
+    // SAFETY: each arm runs no more rows than rows_left and no wider a tile
+    // than the backend's, as the caller allows.
     unsafe {
         match V::TILE_VECTORS {
-            4 => tile_rows_of::<V, 4>(rows_left, kc, a, panel, panel_stride, c, cols, alpha, beta),
-            _ => tile_rows_of::<V, 2>(rows_left, kc, a, panel, panel_stride, c, cols, alpha, beta),
-        }
-    }
-}
-
-/// [`tile_rows`] for tiles `NV` vectors wide.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_rows_of<V: F32Vector, const NV: usize>(
-    rows_left: usize,
-    kc: usize,
-    a: Strided,
-    panel: *const f32,
-    panel_stride: usize,
-    c: StridedMut,
-    cols: usize,
-    alpha: f32,
-    beta: f32,
-) -> usize {
-    let rows = rows_left.min(V::TILE_ROWS);
-    // SAFETY: each arm runs no more rows than rows_left, as the caller allows.
-    unsafe {
-        match rows {
-            12.. => tile::<V, 12, NV>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            8..12 => tile::<V, 8, NV>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            6..8 => tile::<V, 6, NV>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            4..6 => tile::<V, 4, NV>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            2..4 => tile::<V, 2, NV>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-            _ => tile::<V, 1, NV>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+            4 => tallest!(4),
+            _ => tallest!(2),
         }
     }
     match rows {
