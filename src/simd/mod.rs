@@ -26,9 +26,7 @@ pub(crate) use vector::F32Vector;
 /// this build has: the width of packed panels and of the blocked GEMM's
 /// stack panel. Every tile width is a power of two, so each divides it.
 pub(crate) const MAX_TILE_WIDTH: usize = {
-    const fn width<V: F32Vector>() -> usize {
-        V::TILE_VECTORS * V::LANES
-    }
+    use crate::kernels::matmul_tile::tile_width as width;
     #[allow(dead_code)] // with the scalar backend alone
     const fn max(a: usize, b: usize) -> usize {
         if a > b { a } else { b }
