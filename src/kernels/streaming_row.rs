@@ -16,7 +16,7 @@
 use crate::math::reduce;
 use crate::simd::vector::{load_partial, store_partial};
 use crate::simd::{F32Vector, WithSimd};
-use crate::storage::{Element, Row, Rows};
+use crate::storage::{Element, Q8_BLOCK, Row, Rows};
 
 /// Keys per chunk: the unit of split-K work and of merging. On `attn bench`
 /// `sdpa-decode`, 128 was slower (per-chunk overhead) and 2048 no faster.
@@ -216,10 +216,20 @@ fn dots<V: F32Vector, T: Element, const R: usize>(a: &[f32], b: [Row<'_, T>; R])
             // SAFETY: at + 2·LANES <= p + step <= e, within a and every row.
             let (a0, a1) = unsafe { (V::load(a.as_ptr().add(at)), V::load(a.as_ptr().add(at + V::LANES))) };
             for (acc, row) in acc.iter_mut().zip(&b) {
-                // SAFETY: as above.
-                let (x0, x1) = unsafe { row.load_pair::<V>(at) };
-                acc[k] = a0.mul_add(x0, acc[k]);
-                acc[k + 1] = a1.mul_add(x1, acc[k + 1]);
+                if T::SCALED {
+                    // q8: the pair lies in one block, so its scale multiplies
+                    // the pair's partial sum once: three operations for the
+                    // two vectors where widening each would take four.
+                    // SAFETY: as above.
+                    let (x0, x1) = unsafe { row.load_pair_unscaled::<V>(at) };
+                    let partial = a1.mul_add(x1, a0.mul(x0));
+                    acc[k] = V::splat(row.scale(at)).mul_add(partial, acc[k]);
+                } else {
+                    // SAFETY: as above.
+                    let (x0, x1) = unsafe { row.load_pair::<V>(at) };
+                    acc[k] = a0.mul_add(x0, acc[k]);
+                    acc[k + 1] = a1.mul_add(x1, acc[k + 1]);
+                }
             }
         }
         p += step;
@@ -255,11 +265,16 @@ fn dots<V: F32Vector, T: Element, const R: usize>(a: &[f32], b: [Row<'_, T>; R])
 fn weighted_rows<V: F32Vector, T: Element>(weights: &[f32], values: &Rows<'_, T>, col: usize, dst: &mut [f32]) {
     assert!(col + dst.len() <= values.width(), "weighted_rows: columns past the rows");
     dst.fill(0.0);
-    match V::DECODE_STREAMS {
-        8.. => streamed_axpys::<V, T, 8>(weights, values, col, dst),
-        4..8 => streamed_axpys::<V, T, 4>(weights, values, col, dst),
-        2..4 => streamed_axpys::<V, T, 2>(weights, values, col, dst),
-        _ => streamed_axpys::<V, T, 1>(weights, values, col, dst),
+    // Blocks of at most VALUE_BLOCK columns, the width `axpy_rows` takes
+    // (the parallel path asks for a whole row at once).
+    for (b, dst) in dst.chunks_mut(VALUE_BLOCK).enumerate() {
+        let col = col + b * VALUE_BLOCK;
+        match V::DECODE_STREAMS {
+            8.. => streamed_axpys::<V, T, 8>(weights, values, col, dst),
+            4..8 => streamed_axpys::<V, T, 4>(weights, values, col, dst),
+            2..4 => streamed_axpys::<V, T, 2>(weights, values, col, dst),
+            _ => streamed_axpys::<V, T, 1>(weights, values, col, dst),
+        }
     }
 }
 
@@ -275,40 +290,58 @@ fn streamed_axpys<V: F32Vector, T: Element, const R: usize>(
     let run = weights.len() / R;
     for t in 0..run {
         let rows: [usize; R] = core::array::from_fn(|r| r * run + t);
-        let w: [V; R] = core::array::from_fn(|r| V::splat(weights[rows[r]]));
+        let w: [f32; R] = core::array::from_fn(|r| weights[rows[r]]);
         axpy_rows::<V, T, R>(w, core::array::from_fn(|r| values.row(rows[r])), col, dst);
     }
     for (j, &w) in weights.iter().enumerate().skip(R * run) {
-        axpy_rows::<V, T, 1>([V::splat(w)], [values.row(j)], col, dst);
+        axpy_rows::<V, T, 1>([w], [values.row(j)], col, dst);
     }
 }
 
 /// `dst += Σ_r w_r · rows_r[col..col + dst.len()]`, applied row after row
-/// to each lane.
+/// to each lane. A q8 row's weight is multiplied by its block's scale once
+/// per block, and its values load unscaled: `(w·s)·q`, where widening
+/// each vector (`w·(q·s)`) took one more multiply per vector. The two
+/// round differently, both well inside the golden tolerance; the float
+/// types' scale is 1, so their weights stay exact.
 #[inline(always)]
-fn axpy_rows<V: F32Vector, T: Element, const R: usize>(w: [V; R], rows: [Row<'_, T>; R], col: usize, dst: &mut [f32]) {
+fn axpy_rows<V: F32Vector, T: Element, const R: usize>(
+    w: [f32; R],
+    rows: [Row<'_, T>; R],
+    col: usize,
+    dst: &mut [f32],
+) {
     let width = dst.len();
     let full = width - width % V::LANES;
+    // Columns that share one scale per row: a q8 block (`col` starts one),
+    // or the whole width for the float types.
+    let block = if T::SCALED { Q8_BLOCK } else { width.max(1) };
+    let block_weights = |c: usize| -> [V; R] { core::array::from_fn(|r| V::splat(w[r] * rows[r].scale(col + c))) };
     let mut c = 0;
     while c < full {
-        // SAFETY: c + LANES <= full <= width, the length of dst, and
-        // weighted_rows checked col + width <= each row's length.
-        unsafe {
-            let mut d = V::load(dst.as_ptr().add(c));
-            for (w, row) in w.iter().zip(&rows) {
-                d = w.mul_add(row.load::<V>(col + c), d);
+        let weights = block_weights(c);
+        let end = (c + block).min(full);
+        while c < end {
+            // SAFETY: c + LANES <= full <= width, the length of dst, and
+            // weighted_rows checked col + width <= each row's length.
+            unsafe {
+                let mut d = V::load(dst.as_ptr().add(c));
+                for (w, row) in weights.iter().zip(&rows) {
+                    d = w.mul_add(row.load_unscaled::<V>(col + c), d);
+                }
+                d.store(dst.as_mut_ptr().add(c));
             }
-            d.store(dst.as_mut_ptr().add(c));
+            c += V::LANES;
         }
-        c += V::LANES;
     }
     if c < width {
         let n = width - c;
+        let weights = block_weights(c);
         // SAFETY: n < LANES values remain in dst.
         unsafe {
             let mut d = load_partial::<V>(dst.as_ptr().add(c), n, 0.0);
-            for (w, row) in w.iter().zip(&rows) {
-                d = w.mul_add(row.load_partial::<V>(col + c, n), d);
+            for (w, row) in weights.iter().zip(&rows) {
+                d = w.mul_add(row.load_partial_unscaled::<V>(col + c, n), d);
             }
             store_partial(d, dst.as_mut_ptr().add(c), n);
         }

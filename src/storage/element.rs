@@ -16,11 +16,23 @@ pub(crate) trait Element: Copy + Send + Sync + 'static {
     /// The value as f32: exact for the float types, `self · scale` (one
     /// f32 rounding) for q8.
     fn widen(self, scale: f32) -> f32;
-    /// `V::LANES` values from `ptr`, widened.
+    /// `V::LANES` values from `ptr` as f32, without q8's block scale
+    /// (exact for every type: an i8 is an f32).
     ///
     /// # Safety
     /// `ptr..ptr + V::LANES` must be valid for reads.
-    unsafe fn load<V: F32Vector>(ptr: *const Self, scale: f32) -> V;
+    unsafe fn load_unscaled<V: F32Vector>(ptr: *const Self) -> V;
+    /// `V::LANES` values from `ptr`, widened: the unscaled values, times
+    /// `scale` for q8.
+    ///
+    /// # Safety
+    /// `ptr..ptr + V::LANES` must be valid for reads.
+    #[inline(always)]
+    unsafe fn load<V: F32Vector>(ptr: *const Self, scale: f32) -> V {
+        // SAFETY: the caller guarantees LANES readable values.
+        let v = unsafe { Self::load_unscaled::<V>(ptr) };
+        if Self::SCALED { v.mul(V::splat(scale)) } else { v }
+    }
     /// `2·V::LANES` values from `ptr`, widened, as its two halves, which
     /// lie in one q8 block where the kernels call it, so q8 looks its scale
     /// up once for both: that made `sdpa-decode-q8` 1.20× faster on one
@@ -45,7 +57,7 @@ impl Element for f32 {
         self
     }
     #[inline(always)]
-    unsafe fn load<V: F32Vector>(ptr: *const f32, _: f32) -> V {
+    unsafe fn load_unscaled<V: F32Vector>(ptr: *const f32) -> V {
         // SAFETY: the caller guarantees LANES readable values.
         unsafe { V::load(ptr) }
     }
@@ -58,7 +70,7 @@ impl Element for bf16 {
         self.to_f32()
     }
     #[inline(always)]
-    unsafe fn load<V: F32Vector>(ptr: *const bf16, _: f32) -> V {
+    unsafe fn load_unscaled<V: F32Vector>(ptr: *const bf16) -> V {
         // SAFETY: bf16 is a transparent u16; the caller guarantees LANES values.
         unsafe { V::load_bf16(ptr.cast()) }
     }
@@ -71,7 +83,7 @@ impl Element for f16 {
         self.to_f32()
     }
     #[inline(always)]
-    unsafe fn load<V: F32Vector>(ptr: *const f16, _: f32) -> V {
+    unsafe fn load_unscaled<V: F32Vector>(ptr: *const f16) -> V {
         // SAFETY: f16 is a transparent u16; the caller guarantees LANES values.
         unsafe { V::load_f16(ptr.cast()) }
     }
@@ -84,9 +96,9 @@ impl Element for i8 {
         f32::from(self) * scale
     }
     #[inline(always)]
-    unsafe fn load<V: F32Vector>(ptr: *const i8, scale: f32) -> V {
+    unsafe fn load_unscaled<V: F32Vector>(ptr: *const i8) -> V {
         // SAFETY: the caller guarantees LANES readable values.
-        unsafe { V::load_i8(ptr).mul(V::splat(scale)) }
+        unsafe { V::load_i8(ptr) }
     }
 }
 
@@ -146,8 +158,9 @@ impl<T: Element> Row<'_, T> {
         self.values.len()
     }
 
+    /// The scale of the q8 block holding value `at` (1 for the float types).
     #[inline(always)]
-    fn scale(&self, at: usize) -> f32 {
+    pub(crate) fn scale(&self, at: usize) -> f32 {
         if T::SCALED { self.scales[at / Q8_BLOCK] } else { 1.0 }
     }
 
@@ -172,19 +185,6 @@ impl<T: Element> Row<'_, T> {
         }
     }
 
-    /// Values `at..at + V::LANES`, widened. For q8, `at` must be a multiple
-    /// of `V::LANES` (so the vector lies in one block); the kernels only
-    /// load there.
-    ///
-    /// # Safety
-    /// `at + V::LANES <= self.len()`.
-    #[inline(always)]
-    pub(crate) unsafe fn load<V: F32Vector>(&self, at: usize) -> V {
-        debug_assert!(at + V::LANES <= self.len() && (!T::SCALED || at.is_multiple_of(V::LANES)));
-        // SAFETY: the caller guarantees LANES values from `at`.
-        unsafe { T::load::<V>(self.values.as_ptr().add(at), self.scale(at)) }
-    }
-
     /// Values `at..at + 2·V::LANES`, widened, as two vectors.
     /// For q8, `at` must be a multiple of `2·V::LANES`.
     ///
@@ -197,13 +197,50 @@ impl<T: Element> Row<'_, T> {
         unsafe { T::load_pair::<V>(self.values.as_ptr().add(at), self.scale(at)) }
     }
 
+    /// Values `at..at + 2·V::LANES` as two vectors without q8's block
+    /// scale ([`Row::scale`]), for kernels that apply it once per block.
+    ///
+    /// # Safety
+    /// `at + 2·V::LANES <= self.len()`.
+    #[inline(always)]
+    pub(crate) unsafe fn load_pair_unscaled<V: F32Vector>(&self, at: usize) -> (V, V) {
+        debug_assert!(at + 2 * V::LANES <= self.len());
+        // SAFETY: the caller guarantees 2·LANES values from `at`.
+        unsafe {
+            let ptr = self.values.as_ptr().add(at);
+            (T::load_unscaled::<V>(ptr), T::load_unscaled::<V>(ptr.add(V::LANES)))
+        }
+    }
+
+    /// Values `at..at + V::LANES` without q8's block scale.
+    ///
+    /// # Safety
+    /// `at + V::LANES <= self.len()`.
+    #[inline(always)]
+    pub(crate) unsafe fn load_unscaled<V: F32Vector>(&self, at: usize) -> V {
+        debug_assert!(at + V::LANES <= self.len());
+        // SAFETY: the caller guarantees LANES values from `at`.
+        unsafe { T::load_unscaled::<V>(self.values.as_ptr().add(at)) }
+    }
+
     /// Values `at..at + n` (`n <= V::LANES`), widened, zeros in the other
     /// lanes. Nothing past the row is read.
     #[inline(always)]
     pub(crate) fn load_partial<V: F32Vector>(&self, at: usize, n: usize) -> V {
+        self.partial_with::<V>(at, n, |c| self.scale(c))
+    }
+
+    /// [`load_partial`](Self::load_partial) without q8's block scale.
+    #[inline(always)]
+    pub(crate) fn load_partial_unscaled<V: F32Vector>(&self, at: usize, n: usize) -> V {
+        self.partial_with::<V>(at, n, |_| 1.0)
+    }
+
+    #[inline(always)]
+    fn partial_with<V: F32Vector>(&self, at: usize, n: usize, scale: impl Fn(usize) -> f32) -> V {
         let mut buf = [0.0f32; MAX_LANES];
         for (k, b) in buf[..n].iter_mut().enumerate() {
-            *b = self.get(at + k);
+            *b = self.values[at + k].widen(scale(at + k));
         }
         // SAFETY: buf holds MAX_LANES >= V::LANES values.
         unsafe { V::load(buf.as_ptr()) }
@@ -233,8 +270,8 @@ mod tests {
             while at < row.len() {
                 let n = (row.len() - at).min(V::LANES);
                 let v = if n == V::LANES {
-                    // SAFETY: at + LANES <= len.
-                    unsafe { row.load::<V>(at) }
+                    // SAFETY: at + LANES <= len, within one q8 block (at is a multiple of LANES).
+                    unsafe { T::load::<V>(row.values.as_ptr().add(at), row.scale(at)) }
                 } else {
                     row.load_partial::<V>(at, n)
                 };
