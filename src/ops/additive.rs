@@ -47,6 +47,22 @@ pub struct AdditiveAttention<'p> {
 /// `b = W_k k`, `e^{2b}`, each key's `max_h |b_h|`, the values, and `W_qᵀ`
 /// packed into panels so that each decoding step's query projection is the
 /// microkernel alone.
+///
+/// The cache borrows the `W_q` it packed, so that it cannot change under
+/// the panels while the cache lives:
+///
+/// ```compile_fail
+/// use simd_attention::ops::{AdditiveAttention, AttentionShape, KeyCache};
+/// let (mut w_q, w_k, w_v) = (vec![0.1f32; 4], vec![0.2f32; 4], vec![0.3f32; 2]);
+/// let attn = AdditiveAttention::new(&w_q, &w_k, &w_v, 2, 2, 2).unwrap();
+/// let shape = AttentionShape { batch: 1, queries: 1, keys: 1, query_dim: 2, key_dim: 2, value_dim: 1 };
+/// let (keys, values) = (vec![0.5f32; 2], vec![1.0f32; 1]);
+/// let mut buffer = vec![0.0; KeyCache::buffer_len(1, 1, 2, 2).unwrap()];
+/// let cache = attn.key_cache(&shape, &keys, &values, &mut buffer).unwrap();
+/// drop(attn);
+/// w_q[0] = 9.0; // refused: `cache` still borrows `w_q`
+/// drop(cache);
+/// ```
 #[derive(Debug)]
 pub struct KeyCache<'a> {
     batch: usize,
@@ -58,12 +74,12 @@ pub struct KeyCache<'a> {
     exp_2b: &'a [f32],
     magnitude: &'a [f32],
     values: &'a [f32],
-    /// `W_qᵀ` `(query_dim, H)` in panels, and the `W_q` it was packed from
-    /// (address and length, so a `W_q` of another `query_dim` at the same
-    /// address is not taken for it): another attention's queries are
-    /// projected afresh.
+    /// `W_qᵀ` `(query_dim, H)` in panels, and the `W_q` it was packed from,
+    /// borrowed, so that it cannot change while the cache lives. An
+    /// attention with another `W_q` (another slice, or the same memory
+    /// under another `query_dim`) has its queries projected afresh.
     w_q_panels: &'a [f32],
-    w_q_source: (usize, usize),
+    w_q: &'a [f32],
 }
 
 impl<'p> AdditiveAttention<'p> {
@@ -110,7 +126,10 @@ impl<'p> AdditiveAttention<'p> {
         keys: &[f32],
         values: &'a [f32],
         buffer: &'a mut [f32],
-    ) -> Result<KeyCache<'a>, Error> {
+    ) -> Result<KeyCache<'a>, Error>
+    where
+        'p: 'a,
+    {
         self.key_cache_with(shape, keys, values, buffer, |rows| self.fill_cache_rows(rows))
     }
 
@@ -124,7 +143,10 @@ impl<'p> AdditiveAttention<'p> {
         values: &'a [f32],
         buffer: &'a mut [f32],
         fill: impl FnOnce(CacheRows<'_>) -> Result<(), Error>,
-    ) -> Result<KeyCache<'a>, Error> {
+    ) -> Result<KeyCache<'a>, Error>
+    where
+        'p: 'a,
+    {
         self.check_dims(shape)?;
         let sizes = shape.sizes()?;
         expect_len("keys", sizes.keys, keys.len())?;
@@ -149,7 +171,7 @@ impl<'p> AdditiveAttention<'p> {
             magnitude,
             values,
             w_q_panels,
-            w_q_source: (self.w_q.as_ptr() as usize, self.w_q.len()),
+            w_q: self.w_q,
         })
     }
 
@@ -204,7 +226,7 @@ impl<'p> AdditiveAttention<'p> {
             Some(w) => w,
             None => &mut rest[..sizes.weights],
         };
-        if cache.w_q_source == (self.w_q.as_ptr() as usize, self.w_q.len()) {
+        if core::ptr::eq(cache.w_q, self.w_q) {
             simd::dispatch(PanelProduct {
                 m: sizes.query_rows,
                 n: self.hidden,

@@ -105,7 +105,7 @@ const KEY_ROW_BLOCK: usize = 64;
 /// threads in blocks of key rows (each row's entries depend on it alone,
 /// and the GEMM path ignores the row count, so the bits are the serial ones).
 pub fn key_cache<'a>(
-    attn: &AdditiveAttention<'_>,
+    attn: &AdditiveAttention<'a>,
     shape: &AttentionShape,
     keys: &[f32],
     values: &'a [f32],
