@@ -219,7 +219,9 @@ fn dots<V: F32Vector, T: Element, const R: usize>(a: &[f32], b: [Row<'_, T>; R])
                 if T::SCALED {
                     // q8: the pair lies in one block, so its scale multiplies
                     // the pair's partial sum once: three operations for the
-                    // two vectors where widening each would take four.
+                    // two vectors where widening each would take four. With
+                    // the same for V (`axpy_rows`): 1.15× on sdpa-decode-q8,
+                    // one Xeon core, `benches/alternate.sh -r 7`, 2026-12-02.
                     // SAFETY: as above.
                     let (x0, x1) = unsafe { row.load_pair_unscaled::<V>(at) };
                     let partial = a1.mul_add(x1, a0.mul(x0));
