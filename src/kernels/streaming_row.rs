@@ -142,6 +142,25 @@ impl WithSimd for MergeValues<'_> {
 /// 4 runs of 2 within 3 %; `benches/alternate.sh -r 3`, 2026-12-01).
 const DOT_ACCUMULATORS: usize = 2;
 
+/// How far ahead of each run its rows are hinted into cache
+/// ([`prefetch_read`](crate::simd::prefetch::prefetch_read)), in bytes: 4
+/// rows of f32, 8 of bf16 or f16 at E = 128. On one Xeon core (avx512,
+/// 2026-12-02), against no hints, three runs of `benches/alternate.sh`
+/// (7, 7 and 11 rounds) gave `sdpa-decode` 1.01×, 1.05×, 1.11×,
+/// `sdpa-decode-f16` 1.20×, 1.05×, 1.04× and `sdpa-decode-bf16` 1.07×,
+/// 0.97× (noise of ±15 % per round on this VM); 4 KiB was no better. q8,
+/// bound by its instructions rather than by memory, ran 5 % slower with
+/// hints and takes none.
+const PREFETCH_AHEAD: usize = 2048;
+
+/// Rows of `width` values of `T` that make [`PREFETCH_AHEAD`] bytes, or
+/// `None` for q8 (not hinted).
+#[inline(always)]
+fn rows_ahead<T: Element>(width: usize) -> Option<usize> {
+    let row = width * core::mem::size_of::<T>();
+    (!T::SCALED && row > 0).then(|| PREFETCH_AHEAD.div_ceil(row))
+}
+
 /// `scores[j] = scale · query·keys[j]`.
 ///
 /// The chunk's keys are cut into `V::DECODE_STREAMS` runs of consecutive
@@ -190,7 +209,13 @@ fn streamed_dots<V: F32Vector, T: Element, const R: usize>(
     scores: &mut [f32],
 ) {
     let run = scores.len() / R;
+    let ahead = rows_ahead::<T>(keys.width());
     for t in 0..run {
+        if let Some(ahead) = ahead {
+            for r in 0..R {
+                keys.row(r * run + t).prefetch_ahead(ahead);
+            }
+        }
         let dots = dots::<V, T, R>(query, core::array::from_fn(|r| keys.row(r * run + t)));
         for (r, d) in dots.into_iter().enumerate() {
             scores[r * run + t] = scale * d;
@@ -290,8 +315,14 @@ fn streamed_axpys<V: F32Vector, T: Element, const R: usize>(
     dst: &mut [f32],
 ) {
     let run = weights.len() / R;
+    let ahead = rows_ahead::<T>(values.width());
     for t in 0..run {
         let rows: [usize; R] = core::array::from_fn(|r| r * run + t);
+        if let Some(ahead) = ahead {
+            for &j in &rows {
+                values.row(j).prefetch_ahead(ahead);
+            }
+        }
         let w: [f32; R] = core::array::from_fn(|r| weights[rows[r]]);
         axpy_rows::<V, T, R>(w, core::array::from_fn(|r| values.row(rows[r])), col, dst);
     }

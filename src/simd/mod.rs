@@ -14,6 +14,7 @@ mod avx512;
 mod backend;
 #[cfg(simd_attention_portable_simd)]
 mod portable;
+pub(crate) mod prefetch;
 mod scalar;
 pub(crate) mod vector;
 

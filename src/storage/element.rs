@@ -5,6 +5,7 @@
 
 use super::{Q8_BLOCK, bf16, f16, q8_blocks};
 use crate::simd::F32Vector;
+use crate::simd::prefetch::{CACHE_LINE, prefetch_read};
 use crate::simd::vector::MAX_LANES;
 
 /// One stored element type, widened to `f32` on load. The backends supply
@@ -162,6 +163,22 @@ impl<T: Element> Row<'_, T> {
     #[inline(always)]
     pub(crate) fn scale(&self, at: usize) -> f32 {
         if T::SCALED { self.scales[at / Q8_BLOCK] } else { 1.0 }
+    }
+
+    /// Hints into cache the row `rows` rows past this one (rows lie
+    /// back to back): its values and, for q8, its scales.
+    #[inline(always)]
+    pub(crate) fn prefetch_ahead(&self, rows: usize) {
+        let spans = [
+            (self.values.as_ptr().cast::<u8>(), core::mem::size_of_val(self.values)),
+            (self.scales.as_ptr().cast::<u8>(), core::mem::size_of_val(self.scales)),
+        ];
+        for (start, len) in spans {
+            let ahead = start.wrapping_add(rows * len);
+            for line in (0..len).step_by(CACHE_LINE) {
+                prefetch_read(ahead.wrapping_add(line));
+            }
+        }
     }
 
     /// Value `c`, widened.
