@@ -14,6 +14,7 @@
 //! serial one.
 
 use crate::math::reduce;
+use crate::simd::prefetch::HINTS;
 use crate::simd::vector::{load_partial, store_partial};
 use crate::simd::{F32Vector, WithSimd};
 use crate::storage::{Element, Q8_BLOCK, Row, Rows};
@@ -154,11 +155,11 @@ const DOT_ACCUMULATORS: usize = 2;
 const PREFETCH_AHEAD: usize = 2048;
 
 /// Rows of `width` values of `T` that make [`PREFETCH_AHEAD`] bytes, or
-/// `None` for q8 (not hinted).
+/// `None` for q8 and on targets without the hint.
 #[inline(always)]
 fn rows_ahead<T: Element>(width: usize) -> Option<usize> {
     let row = width * core::mem::size_of::<T>();
-    (!T::SCALED && row > 0).then(|| PREFETCH_AHEAD.div_ceil(row))
+    (HINTS && !T::SCALED && row > 0).then(|| PREFETCH_AHEAD.div_ceil(row))
 }
 
 /// `scores[j] = scale · query·keys[j]`.

@@ -6,6 +6,10 @@
 //! `kernels::streaming_row`'s `PREFETCH_AHEAD`). `PREFETCHT0` is part of
 //! SSE, so every x86-64 backend has it; elsewhere the hint is nothing.
 
+/// Whether [`prefetch_read`] hints anything on this target: callers skip
+/// the address arithmetic where it would not.
+pub(crate) const HINTS: bool = cfg!(target_arch = "x86_64");
+
 /// Bytes per cache line on the cores the hint is for.
 pub(crate) const CACHE_LINE: usize = 64;
 
