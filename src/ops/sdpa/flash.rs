@@ -3,6 +3,16 @@
 //! into panels, then each tile of [`TILE_QUERIES`] query rows meets key
 //! tiles of [`TILE_KEYS`] with an online softmax, so each tile product is
 //! the microkernel alone and no `(L, S)` matrix exists.
+//!
+//! bf16 heads are widened while they are packed and multiplied by the f32
+//! microkernel, not by AVX-512 BF16's `vdpbf16ps`. That instruction does
+//! twice an FMA's multiply-adds, but on the 2-core Xeon of 2026-12-03 it
+//! issued at under a quarter of the FMA's instruction rate: 82–84 GFLOP/s
+//! against the FMA's 171–175 (`taskset -c 0 cargo bench --bench
+//! bf16_dot_rate`, 24 chains each), so a bf16 tile would run `Q·Kᵀ` at
+//! about 0.48× the f32 one. `P·V` would gain nothing in any case: its
+//! weights must stay f32 (or be split into two bf16 halves) to meet the
+//! golden tolerance.
 
 use super::{AnyHead, HeadQuery, TILE_KEYS, TILE_QUERIES};
 use crate::kernels::online_softmax::OnlineSoftmaxTile;

@@ -53,6 +53,10 @@ use crate::storage::{Element, Rows, Storage, Stored, bf16, f16};
 /// query rows and 64 × 128, 32 × 256 and 96 × 128 tiles all ran within the
 /// noise of 64 × 256 (sdpa-512 23.9–26.9 against 24.0–26.9, causal-2048
 /// 48.1–52.8 against 48.1–51.0), so no backend has a reason to differ.
+/// On a two-port Xeon with the 6 × 4 AVX-512 tile (2026-12-03,
+/// `benches/alternate.sh -r 7`, medians of medians against 64 × 256),
+/// 72 and 48 rows ran sdpa-512 at 0.97× and 0.83×, causal-2048 at 0.97×
+/// and 1.01×, and 64 × 128 at 0.82× and 0.88×: none was faster.
 pub const TILE_QUERIES: usize = 64;
 /// Keys per tile. Longer tiles rescale the running output less often and
 /// give the `P·V` product a deeper loop per tile: 256 measured 12 % faster
