@@ -151,7 +151,9 @@ const DOT_ACCUMULATORS: usize = 2;
 /// `sdpa-decode-f16` 1.20×, 1.05×, 1.04× and `sdpa-decode-bf16` 1.07×,
 /// 0.97× (noise of ±15 % per round on this VM); 4 KiB was no better. q8,
 /// bound by its instructions rather than by memory, ran 5 % slower with
-/// hints and takes none.
+/// hints and takes none; on 2026-12-03 (`benches/alternate.sh -r 9`)
+/// hints 1, 2 and 4 KiB ahead ran `sdpa-decode-q8` at 0.75×, 0.78× and
+/// 0.77× the speed without.
 const PREFETCH_AHEAD: usize = 2048;
 
 /// Rows of `width` values of `T` that make [`PREFETCH_AHEAD`] bytes, or
@@ -162,9 +164,27 @@ fn rows_ahead<T: Element>(width: usize) -> Option<usize> {
     (HINTS && !T::SCALED && row > 0).then(|| PREFETCH_AHEAD.div_ceil(row))
 }
 
+/// Most runs a q8 chunk is read in. On one Xeon core (avx512,
+/// 2026-12-03), three `benches/alternate.sh` runs of 8 runs against 4 (5,
+/// 11 and 15 rounds) gave `sdpa-decode-q8` 1.08×, 1.11× and 1.05× with
+/// 4, where the float types lost 12 % (bf16) or nothing (f32) with 4, so
+/// only q8 is capped. Why is not established: both forms reload the scale
+/// pointers from the stack in the inner loop (checked in `objdump`); at 8
+/// runs each run of a 512-key chunk is only 8 KiB of q8 values, two pages,
+/// which may be too short for the hardware prefetcher. Any run count gives
+/// the same bits.
+const Q8_DECODE_STREAMS: usize = 4;
+
+/// Runs a chunk of `T` is read in: the backend's `V::DECODE_STREAMS`, at
+/// most [`Q8_DECODE_STREAMS`] for q8.
+#[inline(always)]
+const fn decode_streams<V: F32Vector, T: Element>() -> usize {
+    if T::SCALED && V::DECODE_STREAMS > Q8_DECODE_STREAMS { Q8_DECODE_STREAMS } else { V::DECODE_STREAMS }
+}
+
 /// `scores[j] = scale · query·keys[j]`.
 ///
-/// The chunk's keys are cut into `V::DECODE_STREAMS` runs of consecutive
+/// The chunk's keys are cut into [`decode_streams`] runs of consecutive
 /// rows, and one row of each run is read per step: several streams keep
 /// more cache lines in flight than one, which is what decoding, bound by
 /// the read bandwidth, needs. Each score gets the same operations whether
@@ -178,7 +198,7 @@ fn dot_rows<V: F32Vector, T: Element>(query: &[f32], keys: &Rows<'_, T>, scale: 
         scores.fill(0.0);
         return;
     }
-    match V::DECODE_STREAMS {
+    match decode_streams::<V, T>() {
         8.. => streamed_dots::<V, T, 8>(query, keys, scale, scores),
         4..8 => streamed_dots::<V, T, 4>(query, keys, scale, scores),
         2..4 => streamed_dots::<V, T, 2>(query, keys, scale, scores),
@@ -285,7 +305,7 @@ fn dots<V: F32Vector, T: Element, const R: usize>(a: &[f32], b: [Row<'_, T>; R])
 }
 
 /// `dst[c] = Σ_j weights[j] · values[j][col + c]`, the chunk's value rows
-/// read as `V::DECODE_STREAMS` runs in lockstep, as [`dot_rows`] reads the
+/// read as [`decode_streams`] runs in lockstep, as [`dot_rows`] reads the
 /// keys. Each column is summed in a fixed order (one fused multiply-add per
 /// key) that depends only on the chunk's length, so the column blocking
 /// never changes a bit. `dst` stays in L1 while the rows stream past.
@@ -297,7 +317,7 @@ fn weighted_rows<V: F32Vector, T: Element>(weights: &[f32], values: &Rows<'_, T>
     // (the parallel path asks for a whole row at once).
     for (b, dst) in dst.chunks_mut(VALUE_BLOCK).enumerate() {
         let col = col + b * VALUE_BLOCK;
-        match V::DECODE_STREAMS {
+        match decode_streams::<V, T>() {
             8.. => streamed_axpys::<V, T, 8>(weights, values, col, dst),
             4..8 => streamed_axpys::<V, T, 4>(weights, values, col, dst),
             2..4 => streamed_axpys::<V, T, 2>(weights, values, col, dst),
