@@ -19,9 +19,23 @@ use crate::simd::vector::{load_partial, store_partial};
 use crate::simd::{F32Vector, WithSimd};
 use crate::storage::{Element, Q8_BLOCK, Row, Rows};
 
-/// Keys per chunk: the unit of split-K work and of merging. On `attn bench`
-/// `sdpa-decode`, 128 was slower (per-chunk overhead) and 2048 no faster.
-pub(crate) const CHUNK_KEYS: usize = 512;
+/// Keys per chunk: the unit of split-K work and of merging, and the
+/// scores a streamed row keeps in its workspace.
+///
+/// A chunk is read as `V::DECODE_STREAMS` runs, so its length sets how long
+/// each run of rows is, and longer runs let the hardware prefetchers run
+/// further ahead. On one Xeon core (avx512, 2026-12-03, `sdpa-decode*` at
+/// S = 4096, `benches/alternate.sh -r 7` against 512 keys), 4096 keys ran
+/// f32 1.05×, bf16 1.09×, f16 1.18× and q8 1.24× faster, and 2048 keys
+/// 0.95×, 0.97×, 1.01× and 1.10× (a 9-round run had q8 1.08× at 1024 and
+/// 1.20× at 2048). Earlier, on Zen 3, 128 was slower than 512 and 2048 no
+/// faster. With 512 keys q8 had read faster in 4 runs than in 8 (1.05–1.11×
+/// in three runs); with 4096, 8 runs were 1.04× faster than 4 (9 rounds),
+/// so every type takes the backend's runs. The price: split-K only splits
+/// rows of more than 4096 keys, and a streamed row's workspace holds 4096
+/// scores (16 KiB). On 32-bit targets (microcontrollers: no prefetcher,
+/// little RAM) a chunk stays 512 keys.
+pub(crate) const CHUNK_KEYS: usize = if cfg!(target_pointer_width = "64") { 4096 } else { 512 };
 
 /// Output columns per block of a chunk's weighted sum: the stack buffer a
 /// serial run folds through, so any `Ev` needs no heap. A multiple of
@@ -164,27 +178,9 @@ fn rows_ahead<T: Element>(width: usize) -> Option<usize> {
     (HINTS && !T::SCALED && row > 0).then(|| PREFETCH_AHEAD.div_ceil(row))
 }
 
-/// Most runs a q8 chunk is read in. On one Xeon core (avx512,
-/// 2026-12-03), three `benches/alternate.sh` runs of 8 runs against 4 (5,
-/// 11 and 15 rounds) gave `sdpa-decode-q8` 1.08×, 1.11× and 1.05× with
-/// 4, where the float types lost 12 % (bf16) or nothing (f32) with 4, so
-/// only q8 is capped. Why is not established: both forms reload the scale
-/// pointers from the stack in the inner loop (checked in `objdump`); at 8
-/// runs each run of a 512-key chunk is only 8 KiB of q8 values, two pages,
-/// which may be too short for the hardware prefetcher. Any run count gives
-/// the same bits.
-const Q8_DECODE_STREAMS: usize = 4;
-
-/// Runs a chunk of `T` is read in: the backend's `V::DECODE_STREAMS`, at
-/// most [`Q8_DECODE_STREAMS`] for q8.
-#[inline(always)]
-const fn decode_streams<V: F32Vector, T: Element>() -> usize {
-    if T::SCALED && V::DECODE_STREAMS > Q8_DECODE_STREAMS { Q8_DECODE_STREAMS } else { V::DECODE_STREAMS }
-}
-
 /// `scores[j] = scale · query·keys[j]`.
 ///
-/// The chunk's keys are cut into [`decode_streams`] runs of consecutive
+/// The chunk's keys are cut into `V::DECODE_STREAMS` runs of consecutive
 /// rows, and one row of each run is read per step: several streams keep
 /// more cache lines in flight than one, which is what decoding, bound by
 /// the read bandwidth, needs. Each score gets the same operations whether
@@ -198,7 +194,7 @@ fn dot_rows<V: F32Vector, T: Element>(query: &[f32], keys: &Rows<'_, T>, scale: 
         scores.fill(0.0);
         return;
     }
-    match decode_streams::<V, T>() {
+    match V::DECODE_STREAMS {
         8.. => streamed_dots::<V, T, 8>(query, keys, scale, scores),
         4..8 => streamed_dots::<V, T, 4>(query, keys, scale, scores),
         2..4 => streamed_dots::<V, T, 2>(query, keys, scale, scores),
@@ -305,7 +301,7 @@ fn dots<V: F32Vector, T: Element, const R: usize>(a: &[f32], b: [Row<'_, T>; R])
 }
 
 /// `dst[c] = Σ_j weights[j] · values[j][col + c]`, the chunk's value rows
-/// read as [`decode_streams`] runs in lockstep, as [`dot_rows`] reads the
+/// read as `V::DECODE_STREAMS` runs in lockstep, as [`dot_rows`] reads the
 /// keys. Each column is summed in a fixed order (one fused multiply-add per
 /// key) that depends only on the chunk's length, so the column blocking
 /// never changes a bit. `dst` stays in L1 while the rows stream past.
@@ -317,7 +313,7 @@ fn weighted_rows<V: F32Vector, T: Element>(weights: &[f32], values: &Rows<'_, T>
     // (the parallel path asks for a whole row at once).
     for (b, dst) in dst.chunks_mut(VALUE_BLOCK).enumerate() {
         let col = col + b * VALUE_BLOCK;
-        match decode_streams::<V, T>() {
+        match V::DECODE_STREAMS {
             8.. => streamed_axpys::<V, T, 8>(weights, values, col, dst),
             4..8 => streamed_axpys::<V, T, 4>(weights, values, col, dst),
             2..4 => streamed_axpys::<V, T, 2>(weights, values, col, dst),

@@ -41,9 +41,8 @@ impl F32Vector for __m512 {
     /// 4 of 2 17.03 / 10.24 / 6.74; 8 of 4 (spilling) 17.47 / 10.13 / 7.09;
     /// and 2 runs of 4 5 %, 15 % and 20 % slower than 4. On Zen 4, 4 runs
     /// read 85–92 % of the roof in quiet spells against 1.06–1.11× less
-    /// with one run. q8 reads at most 4 (`streaming_row::Q8_DECODE_STREAMS`,
-    /// measured on 2026-12-03, after its block scales were applied once per
-    /// block).
+    /// with one run (runs of 512-key chunks; the chunks are now 4096 keys,
+    /// `streaming_row::CHUNK_KEYS`).
     const DECODE_STREAMS: usize = 8;
 
     #[inline(always)]
