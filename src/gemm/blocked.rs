@@ -57,7 +57,7 @@ impl WithSimd for BlockedGemm {
                 let (panel_ptr, panel_stride) = if m <= V::TILE_ROWS && b.cs == 1 && cols == width {
                     (b.ptr.wrapping_add(p0 * b.rs + j0), b.rs)
                 } else {
-                    pack_panel(&b, (p0, kc), (j0, cols), width, &mut panel);
+                    pack_panel::<V>(&b, (p0, kc), (j0, cols), width, &mut panel);
                     (panel.as_ptr(), width)
                 };
                 let mut i = 0;
@@ -122,9 +122,27 @@ fn depth_blocks(k: usize, beta: f32) -> impl Iterator<Item = (usize, usize, f32)
 
 /// Copies rows `p0..p0 + kc`, columns `j0..j0 + cols` of B into `panel`
 /// as `kc` rows of `width` values, zero past `cols`.
-fn pack_panel(b: &Strided, (p0, kc): (usize, usize), (j0, cols): (usize, usize), width: usize, panel: &mut [f32]) {
+#[inline(always)]
+fn pack_panel<V: F32Vector>(
+    b: &Strided,
+    (p0, kc): (usize, usize),
+    (j0, cols): (usize, usize),
+    width: usize,
+    panel: &mut [f32],
+) {
     for p in 0..kc {
         let dst = &mut panel[p * width..(p + 1) * width];
+        if b.cs == 1 && cols == width && width.is_multiple_of(V::LANES) {
+            // A whole row of the panel in vector moves: `copy_from_slice`
+            // of a length known only at run time is a `memmove` call a row,
+            // 10 % of a batch-64 seq2seq decode's time on one Xeon core.
+            for v in (0..width).step_by(V::LANES) {
+                // SAFETY: row p0 + p holds columns j0..j0 + width of B (the view was
+                // checked), and dst holds width values.
+                unsafe { V::load(b.ptr.add((p0 + p) * b.rs + j0 + v)).store(dst.as_mut_ptr().add(v)) };
+            }
+            continue;
+        }
         if b.cs == 1 {
             // SAFETY: row p0 + p holds columns j0..j0 + cols of B; the view was checked.
             let row = unsafe { core::slice::from_raw_parts(b.ptr.add((p0 + p) * b.rs + j0), cols) };
