@@ -10,7 +10,7 @@
 #include "simd_attention.h"
 
 #define N_OUT 64
-#define N_WS 4096
+#define N_WS 8192
 
 static float out[N_OUT], weights[N_OUT], ws[N_WS];
 
