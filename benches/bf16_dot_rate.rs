@@ -33,8 +33,10 @@ mod x86 {
     /// The CPU must have AVX-512F and AVX-512 BF16.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub unsafe fn bf16_dots(seed: i16) -> f32 {
-        let a: __m512bh = unsafe { core::mem::transmute(_mm512_set1_epi16(0x3f80)) };
-        let b: __m512bh = unsafe { core::mem::transmute(_mm512_set1_epi16(seed)) };
+        // SAFETY: __m512i and __m512bh are both 64 bytes of plain bits, any
+        // pattern valid; 0x3f80 is bf16 1.0.
+        let as_bf16 = |x: __m512i| unsafe { core::mem::transmute::<__m512i, __m512bh>(x) };
+        let (a, b) = (as_bf16(_mm512_set1_epi16(0x3f80)), as_bf16(_mm512_set1_epi16(seed)));
         let mut acc = [_mm512_setzero_ps(); CHAINS];
         for _ in 0..STEPS {
             for x in &mut acc {

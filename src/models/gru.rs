@@ -15,7 +15,7 @@
 use super::dense::{Weight, affine};
 use crate::error::{Error, checked_mul, expect_len, take};
 use crate::math::tanh::tanh;
-use crate::simd::vector::{load_partial, store_partial};
+use crate::simd::vector::{load_slice, store_slice};
 use crate::simd::{self, F32Vector, WithSimd};
 
 /// One GRU layer's parameters, borrowed: `weight_ih` `(3H, input)`,
@@ -111,12 +111,12 @@ impl WithSimd for GateStep<'_> {
                 // Plain calls, no closures: a closure may stay out of line,
                 // outside the backend's target features.
                 let (r, z) = (sigmoid_of_sum::<V>(gi, gh, 0, &cols), sigmoid_of_sum::<V>(gi, gh, hidden, &cols));
-                let n_gi = load::<V>(&gi[2 * hidden + cols.start..2 * hidden + cols.end]);
-                let n_gh = load::<V>(&gh[2 * hidden + cols.start..2 * hidden + cols.end]);
+                let n_gi = load_slice::<V>(&gi[2 * hidden + cols.start..2 * hidden + cols.end]);
+                let n_gh = load_slice::<V>(&gh[2 * hidden + cols.start..2 * hidden + cols.end]);
                 let candidate = tanh(n_gi.add(r.mul(n_gh)));
                 let h = &mut h[cols];
-                let new = V::splat(1.0).sub(z).mul(candidate).add(z.mul(load::<V>(h)));
-                store(new, h);
+                let new = V::splat(1.0).sub(z).mul(candidate).add(z.mul(load_slice::<V>(h)));
+                store_slice(new, h);
             }
         }
     }
@@ -125,21 +125,8 @@ impl WithSimd for GateStep<'_> {
 /// `σ(gi[at + cols] + gh[at + cols])`, as `½ + ½·tanh((a + b)/2)`.
 #[inline(always)]
 fn sigmoid_of_sum<V: F32Vector>(gi: &[f32], gh: &[f32], at: usize, cols: &core::ops::Range<usize>) -> V {
-    let (a, b) = (load::<V>(&gi[at + cols.start..at + cols.end]), load::<V>(&gh[at + cols.start..at + cols.end]));
+    let (a, b) =
+        (load_slice::<V>(&gi[at + cols.start..at + cols.end]), load_slice::<V>(&gh[at + cols.start..at + cols.end]));
     let half = V::splat(0.5);
     half.add(half.mul(tanh(half.mul(a.add(b)))))
-}
-
-/// `x.len() <= V::LANES` values as a vector, zeros past them.
-#[inline(always)]
-fn load<V: F32Vector>(x: &[f32]) -> V {
-    // SAFETY: x holds x.len() values; load reads LANES of them, load_partial at most x.len().
-    unsafe { if x.len() == V::LANES { V::load(x.as_ptr()) } else { load_partial(x.as_ptr(), x.len(), 0.0) } }
-}
-
-/// The first `x.len() <= V::LANES` lanes of `v` into `x`.
-#[inline(always)]
-fn store<V: F32Vector>(v: V, x: &mut [f32]) {
-    // SAFETY: x holds x.len() values; store writes LANES of them, store_partial x.len().
-    unsafe { if x.len() == V::LANES { v.store(x.as_mut_ptr()) } else { store_partial(v, x.as_mut_ptr(), x.len()) } }
 }

@@ -171,6 +171,24 @@ pub(crate) unsafe fn store_partial<V: F32Vector>(v: V, ptr: *mut f32, n: usize) 
     }
 }
 
+/// The first `min(x.len(), V::LANES)` values of `x` as a vector, zeros in
+/// the other lanes: a whole vector when `x` holds one, else through
+/// [`load_partial`].
+#[inline(always)]
+pub(crate) fn load_slice<V: F32Vector>(x: &[f32]) -> V {
+    let n = x.len().min(V::LANES);
+    // SAFETY: x holds at least n values; load reads LANES = n of them, load_partial n.
+    unsafe { if n == V::LANES { V::load(x.as_ptr()) } else { load_partial(x.as_ptr(), n, 0.0) } }
+}
+
+/// Stores the first `min(x.len(), V::LANES)` lanes of `v` into `x`.
+#[inline(always)]
+pub(crate) fn store_slice<V: F32Vector>(v: V, x: &mut [f32]) {
+    let n = x.len().min(V::LANES);
+    // SAFETY: x holds at least n values; store writes LANES = n of them, store_partial n.
+    unsafe { if n == V::LANES { v.store(x.as_mut_ptr()) } else { store_partial(v, x.as_mut_ptr(), n) } }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
