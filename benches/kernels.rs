@@ -6,7 +6,7 @@
 //!   `E = Ev`: `Q·Kᵀ`, the online softmax and `P·V`, Kᵀ and V packed
 //!   beforehand as the operator packs them once per head. Throughput is
 //!   FLOPs (`4·rows·keys·E`): read `Gelem/s` as GFLOP/s.
-//! - group `additive_score_tile`, id `Q<q>xK<k>xH<h>`: the fused exp-product
+//! - group `additive_score_tile`, id `Q<q>xK<k>xH<h>`: the fused (folded) exp-product
 //!   score of projected queries against cached keys. Throughput is
 //!   (query, key, hidden) elements.
 //!

@@ -3,7 +3,7 @@
 //! Hidden and outside the semver promise: applications call the operators.
 
 use crate::error::{Error, checked_mul, expect_len};
-use crate::kernels::additive_score::{ProjectedQuery, ScoreWeights, score_keys};
+use crate::kernels::additive_score::{ProjectedQuery, ScoreWeights, fold_query, fold_weights, score_keys};
 use crate::kernels::packed_panels::{pack_rows, pack_transposed, packed_len};
 use crate::ops::sdpa::{Head, TileState};
 use crate::ops::{ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, TILE_KEYS, TILE_QUERIES};
@@ -98,7 +98,8 @@ impl WithSimd for KeyTileStep<'_, '_> {
 }
 
 /// The fused additive score of `queries` projected queries against `keys`
-/// cached keys (all inside the exp-product range, the common case):
+/// cached keys (taken as inside the folded form's range, the common case;
+/// the weights' reciprocals and each query's fold are part of the call):
 /// `out[i·keys + j] = Σ_h w_h·tanh(a_ih + b_jh)`, from `a`, `A = e^{2a}`
 /// (`queries × H`), `b`, `B = e^{2b}` (`keys × H`) and `w` (`H`).
 pub fn additive_score_tile(
@@ -137,14 +138,23 @@ impl WithSimd for ScoreTile<'_> {
     #[inline(always)]
     fn run<V: F32Vector>(self) {
         let h = self.w.len();
-        let w = ScoreWeights { w: self.w, sum: self.w.iter().sum() };
+        let mut reciprocal = vec![0.0; h];
+        let limit = fold_weights(self.w, &mut reciprocal);
+        let w = ScoreWeights { w: self.w, sum: self.w.iter().sum(), reciprocal: &reciprocal, limit };
+        let mut folded = vec![0.0; h];
         for (i, row) in self.out.chunks_exact_mut(self.keys.max(1)).enumerate() {
-            let query = ProjectedQuery {
-                a: &self.a[i * h..(i + 1) * h],
-                exp_2a: &self.exp_2a[i * h..(i + 1) * h],
-                in_range: true,
-            };
-            score_keys::<V>(query, self.b, self.exp_2b, self.magnitude, w, row);
+            let a = &self.a[i * h..(i + 1) * h];
+            folded.copy_from_slice(&self.exp_2a[i * h..(i + 1) * h]);
+            fold_query::<V>(&mut folded, &reciprocal);
+            let in_range = a.iter().all(|x| x.abs() <= limit);
+            score_keys::<V>(
+                ProjectedQuery { a, folded: &folded, in_range },
+                self.b,
+                self.exp_2b,
+                self.magnitude,
+                w,
+                row,
+            );
         }
     }
 }

@@ -4,30 +4,54 @@
 //!
 //! Since `tanh(u) = 1 − 2/(1 + e^{2u})` and `e^{2(a+b)} = e^{2a}·e^{2b}`,
 //!
-//! `s_j = Σ_h w_h − 2 Σ_h w_h / (1 + A_h·B_jh)`, `A = e^{2a}`, `B_j = e^{2b_j}`,
+//! `s_j = Σ_h w_h − 2 Σ_h w_h / (1 + A_h·B_jh) = Σ_h w_h − 2 Σ_h 1 / (C_h + D_h·B_jh)`,
 //!
-//! where `A` is computed once per query and `B_j` once per key (and kept in
-//! the `KeyCache`), so the inner loop is one FMA, one reciprocal
-//! ([`F32Vector::recip`]: an estimate and a Newton step on AVX2/AVX-512)
-//! and one FMA to accumulate per element, instead of a full tanh. Four keys
-//! share each loaded `A` vector (`KEY_BLOCK`).
+//! with `B_j = e^{2b_j}` once per key (kept in the `KeyCache`), `C_h = 1/w_h`
+//! once per call ([`fold_weights`]) and `D_h = e^{2a_h}·C_h` once per query
+//! ([`fold_query`]). Folding `w` into the denominator leaves the inner loop
+//! one FMA, one reciprocal ([`F32Vector::recip`]: an estimate and a Newton
+//! step on AVX2/AVX-512) and one *add* per element, where `w_h / (1 +
+//! A_h·B_jh)` needed a multiply-add to weight each term. On AMD's cores the
+//! add runs on the two FP adders beside the two FMA pipes: one Zen 3 core,
+//! 2026-12-03, a standalone loop of the two forms over H = 256 and 4 keys
+//! ran 8.2–9.1 G terms/s before and 9.1–10.8 after (1.11–1.17×), and
+//! `benches/alternate.sh -r 9` gave `add-long` 1.05× and `add-batch` 1.00×
+//! (its projections dominate). Intel's cores add on the FMA ports, so the
+//! change costs them nothing. Four keys
+//! share each loaded `C` and `D` vector (`KEY_BLOCK`).
 //!
-//! The guard: the product form is exact only while `A·B` stays finite and
-//! `A`, `B` stay normal. When every `|a_h|` and `|b_jh|` is at most
-//! [`EXP_PRODUCT_LIMIT`] (22), `A·B ∈ [e^-88, e^88]` and nothing overflows.
-//! (Past `2^126` the hardware reciprocal may flush `1/(1 + A·B)` to 0: an
-//! absolute error under `2^-126` on a term that tanh rounds to ±1 anyway.)
-//! A query or key past it (saturated or hostile inputs, up to ±1e30) takes
-//! the direct `Σ w·tanh(a + b)` for that pair instead, so the result is
-//! always what tanh gives: finite for finite inputs, never `inf·0`.
+//! Weights below [`WEIGHT_FLOOR`] in magnitude (zeros among them) are left
+//! out of the folded sum: their lanes take `C = DROPPED`, `D = 0`, whose
+//! term is `2^-100` (the padding past `H` is the same), where the exact
+//! term is below `|w_h|`. The sum `Σ w_h` keeps them.
+//!
+//! The guard: the folded form is exact only while `C + D·B` stays inside
+//! the reciprocal's domain `[2^-126, 2^126]`. [`fold_weights`] derives from
+//! the largest `|C_h|` the bound on `|a_h|` and `|b_jh|` that keeps it
+//! there, at most [`EXP_PRODUCT_LIMIT`] (22; about 20.5 for weights near
+//! 0.01, and at least 14.7 for any weight above the floor). A query or key
+//! past it (saturated or hostile inputs, up to ±1e30), and every pair when a
+//! weight is NaN or above [`WEIGHT_CEILING`], takes the direct `Σ w·tanh(a +
+//! b)` instead, so the result is always what tanh gives: finite for finite
+//! inputs, never `inf·0`.
 
 use crate::math::exp::exp;
 use crate::math::tanh::tanh;
 use crate::simd::F32Vector;
 use crate::simd::vector::{load_partial, store_partial};
 
-/// The largest `|a_h|`, `|b_h|` for which the exp-product form is used.
+/// The largest `|a_h|`, `|b_h|` for which the folded form is ever used.
 pub(crate) const EXP_PRODUCT_LIMIT: f32 = 22.0;
+
+/// Weights smaller in magnitude are left out of the folded sum.
+pub(crate) const WEIGHT_FLOOR: f32 = 1.0 / (1u64 << 40) as f32;
+
+/// A weight larger in magnitude (or NaN) sends every pair to the direct sum.
+pub(crate) const WEIGHT_CEILING: f32 = (1u64 << 63) as f32;
+
+/// `C` of the lanes left out, and of the padding: with `D = 0` their term
+/// is `2^-100`, a normal number, so no lane ever computes with subnormals.
+const DROPPED: f32 = (1u128 << 100) as f32;
 
 /// Keys scored together: each loaded `A` and `w` vector serves this many
 /// keys, and their sums are independent chains, so the adds' latency hides
@@ -42,7 +66,7 @@ const KEY_BLOCK: usize = 4;
 
 /// One row's operands of the exp-product form: writes `exp_2x = e^{2x}` and
 /// returns `max_h |x_h|` (`+inf` when a lane is NaN, so that the row fails
-/// the [`EXP_PRODUCT_LIMIT`] test and takes the NaN-propagating direct
+/// the weights' limit test and takes the NaN-propagating direct
 /// sum). One pass, on the caller's backend: the projections are read once,
 /// while they are in cache. Each lane's exponential is the lane function
 /// `exp(x + x)`, so the bits are those of `vmath::exp` on the doubled row.
@@ -76,26 +100,83 @@ pub(crate) fn exp_of_double_row<V: F32Vector>(x: &[f32], exp_2x: &mut [f32]) -> 
     largest.reduce_max()
 }
 
-/// One projected query: `a`, `A = e^{2a}` and whether `max |a_h| ≤ limit`.
+/// Writes `C_h = 1/w_h` (`DROPPED` below [`WEIGHT_FLOOR`]) to
+/// `reciprocal` and returns the largest `|a_h|`, `|b_h|` for which the
+/// folded form stays in the reciprocal's domain: `|C + D·B| ≤ C_max·(1 +
+/// e^{4L}) ≤ 2^126` for `C_max = max |C_h|` (at least 1), capped at
+/// [`EXP_PRODUCT_LIMIT`]; `-inf` when a weight is NaN or past
+/// [`WEIGHT_CEILING`], so that every pair takes the direct sum. Once per
+/// call: `H` divisions.
+pub(crate) fn fold_weights(w: &[f32], reciprocal: &mut [f32]) -> f32 {
+    let mut largest = 1.0f32;
+    let mut usable = true;
+    for (c, &w) in reciprocal[..w.len()].iter_mut().zip(w) {
+        usable &= w.abs() <= WEIGHT_CEILING;
+        *c = if w.abs() < WEIGHT_FLOOR { DROPPED } else { 1.0 / w };
+        if w.abs() >= WEIGHT_FLOOR {
+            largest = largest.max(c.abs());
+        }
+    }
+    if !usable {
+        return f32::NEG_INFINITY;
+    }
+    // 2^125 leaves a factor 2 for the `1 +` and the roundings.
+    let headroom = libm::logf((1u128 << 125) as f32 / largest) / 4.0;
+    EXP_PRODUCT_LIMIT.min(headroom)
+}
+
+/// Turns one query's `A = e^{2a}` into `D = A·C` in place (0 in the
+/// dropped lanes), on the caller's backend.
+#[inline(always)]
+pub(crate) fn fold_query<V: F32Vector>(exp_2a: &mut [f32], reciprocal: &[f32]) {
+    let n = exp_2a.len();
+    let reciprocal = &reciprocal[..n];
+    let kept = V::splat(DROPPED);
+    let fold = |a: V, c: V| V::select(c.abs().lt(kept), a.mul(c), V::splat(0.0));
+    let mut i = 0;
+    while i + V::LANES <= n {
+        // SAFETY: i + LANES <= n, and both slices hold n values.
+        unsafe {
+            let d = fold(V::load(exp_2a.as_ptr().add(i)), V::load(reciprocal.as_ptr().add(i)));
+            d.store(exp_2a.as_mut_ptr().add(i));
+        }
+        i += V::LANES;
+    }
+    if i < n {
+        let rest = n - i;
+        // SAFETY: rest < LANES values remain in both slices from i on.
+        unsafe {
+            let a = load_partial::<V>(exp_2a.as_ptr().add(i), rest, 0.0);
+            let d = fold(a, load_partial::<V>(reciprocal.as_ptr().add(i), rest, DROPPED));
+            store_partial(d, exp_2a.as_mut_ptr().add(i), rest);
+        }
+    }
+}
+
+/// One projected query: `a`, its folded `D = e^{2a}·C` ([`fold_query`])
+/// and whether `max |a_h|` is within the weights' limit.
 #[derive(Clone, Copy)]
 pub(crate) struct ProjectedQuery<'a> {
     pub a: &'a [f32],
-    pub exp_2a: &'a [f32],
+    pub folded: &'a [f32],
     pub in_range: bool,
 }
 
-/// The scoring weights `w` (length H) and their sum.
+/// The scoring weights `w` (length H), their sum, their reciprocals `C`
+/// and the limit on `|a_h|`, `|b_h|` ([`fold_weights`]).
 #[derive(Clone, Copy)]
 pub(crate) struct ScoreWeights<'a> {
     pub w: &'a [f32],
     pub sum: f32,
+    pub reciprocal: &'a [f32],
+    pub limit: f32,
 }
 
 /// `out[j] = s(query, key j)` for `j < out.len()`, where key `j` has
 /// projection `b[j·H..]`, `B = exp_2b[j·H..]` and `max |b_jh|` in
 /// `key_magnitude[j]`.
 ///
-/// Runs of [`KEY_BLOCK`] keys in the exp-product range go through
+/// Runs of [`KEY_BLOCK`] keys in the folded form's range go through
 /// [`sum_over_keys`] together; every key gets the same operations whichever
 /// way it is grouped, so its score never depends on its neighbours.
 #[inline(always)]
@@ -108,13 +189,13 @@ pub(crate) fn score_keys<V: F32Vector>(
     out: &mut [f32],
 ) {
     let h = w.w.len();
-    let in_range = |j: usize| query.in_range && key_magnitude[j] <= EXP_PRODUCT_LIMIT;
+    let in_range = |j: usize| query.in_range && key_magnitude[j] <= w.limit;
     let product_form = |sum: f32| w.sum - 2.0 * sum;
     let mut j = 0;
     while j < out.len() {
         if j + KEY_BLOCK <= out.len() && (j..j + KEY_BLOCK).all(in_range) {
             let keys = core::array::from_fn(|r| &exp_2b[(j + r) * h..(j + r + 1) * h]);
-            let sums = sum_over_keys::<V, KEY_BLOCK>(w.w, query.exp_2a, keys);
+            let sums = sum_over_keys::<V, KEY_BLOCK>(w.reciprocal, query.folded, keys);
             for (s, sum) in out[j..j + KEY_BLOCK].iter_mut().zip(sums) {
                 *s = product_form(sum);
             }
@@ -123,7 +204,7 @@ pub(crate) fn score_keys<V: F32Vector>(
         }
         let key = j * h..(j + 1) * h;
         out[j] = if in_range(j) {
-            product_form(sum_over_keys::<V, 1>(w.w, query.exp_2a, [&exp_2b[key]])[0])
+            product_form(sum_over_keys::<V, 1>(w.reciprocal, query.folded, [&exp_2b[key]])[0])
         } else {
             direct_sum::<V>(w.w, query.a, &b[key])
         };
@@ -131,24 +212,23 @@ pub(crate) fn score_keys<V: F32Vector>(
     }
 }
 
-/// `Σ_h w_h / (1 + A_h·B_jh)` for `N` keys at once, one accumulator each.
-/// The tail is padded with `w = 0`, `A = B = 0`, whose term is 0.
+/// `Σ_h 1 / (C_h + D_h·B_jh)` for `N` keys at once, one accumulator each.
+/// The tail is padded like the dropped lanes: `C = DROPPED`, `D = B = 0`.
 #[inline(always)]
-fn sum_over_keys<V: F32Vector, const N: usize>(w: &[f32], exp_2a: &[f32], keys: [&[f32]; N]) -> [f32; N] {
-    let n = w.len();
+fn sum_over_keys<V: F32Vector, const N: usize>(reciprocal: &[f32], folded: &[f32], keys: [&[f32]; N]) -> [f32; N] {
+    let n = folded.len();
     // Re-slicing proves the lengths the unsafe loads rely on.
-    let exp_2a = &exp_2a[..n];
+    let reciprocal = &reciprocal[..n];
     let keys = keys.map(|k| &k[..n]);
-    let one = V::splat(1.0);
     let mut acc = [V::splat(0.0); N];
-    let term = |w: V, a: V, b: V, acc: V| a.mul_add(b, one).recip().mul_add(w, acc);
+    let term = |c: V, d: V, b: V, acc: V| acc.add(d.mul_add(b, c).recip());
     let mut i = 0;
     while i + V::LANES <= n {
         // SAFETY: i + LANES <= n, and every slice holds n values.
         unsafe {
-            let (wv, av) = (V::load(w.as_ptr().add(i)), V::load(exp_2a.as_ptr().add(i)));
+            let (cv, dv) = (V::load(reciprocal.as_ptr().add(i)), V::load(folded.as_ptr().add(i)));
             for (acc, key) in acc.iter_mut().zip(&keys) {
-                *acc = term(wv, av, V::load(key.as_ptr().add(i)), *acc);
+                *acc = term(cv, dv, V::load(key.as_ptr().add(i)), *acc);
             }
         }
         i += V::LANES;
@@ -157,10 +237,10 @@ fn sum_over_keys<V: F32Vector, const N: usize>(w: &[f32], exp_2a: &[f32], keys: 
         let rest = n - i;
         // SAFETY: rest < LANES values remain in each slice from i on.
         unsafe {
-            let wv = load_partial::<V>(w.as_ptr().add(i), rest, 0.0);
-            let av = load_partial::<V>(exp_2a.as_ptr().add(i), rest, 0.0);
+            let cv = load_partial::<V>(reciprocal.as_ptr().add(i), rest, DROPPED);
+            let dv = load_partial::<V>(folded.as_ptr().add(i), rest, 0.0);
             for (acc, key) in acc.iter_mut().zip(&keys) {
-                *acc = term(wv, av, load_partial::<V>(key.as_ptr().add(i), rest, 0.0), *acc);
+                *acc = term(cv, dv, load_partial::<V>(key.as_ptr().add(i), rest, 0.0), *acc);
             }
         }
     }

@@ -14,7 +14,9 @@
 use super::{Attention, AttentionInputs, AttentionShape, ValidLens};
 use crate::error::{Error, checked_mul, expect_len, take};
 use crate::gemm::{MatMut, MatRef, gemm, gemm_own};
-use crate::kernels::additive_score::{EXP_PRODUCT_LIMIT, ProjectedQuery, ScoreWeights, exp_of_double_row, score_keys};
+use crate::kernels::additive_score::{
+    ProjectedQuery, ScoreWeights, exp_of_double_row, fold_query, fold_weights, score_keys,
+};
 use crate::kernels::packed_panels::{PanelProduct, pack_transposed, packed_len};
 use crate::kernels::softmax::softmax_row;
 use crate::simd::{self, F32Vector, WithSimd};
@@ -114,7 +116,11 @@ impl<'p> AdditiveAttention<'p> {
         let sizes = shape.sizes()?;
         let projections = checked_mul("workspace", 2, checked_mul("workspace", sizes.query_rows, self.hidden)?)?;
         let scores = if with_weights { 0 } else { sizes.weights };
-        projections.checked_add(scores).ok_or(Error::Overflow { arg: "workspace" })
+        // The projections, the weights' reciprocals, the scores.
+        projections
+            .checked_add(self.hidden)
+            .and_then(|n| n.checked_add(scores))
+            .ok_or(Error::Overflow { arg: "workspace" })
     }
 
     /// Projects `keys` `(B, K, key_dim)` and keeps `values` `(B, K,
@@ -221,7 +227,9 @@ impl<'p> AdditiveAttention<'p> {
         let sizes = shape.sizes()?;
         let projected = sizes.query_rows * self.hidden;
         let (a, rest) = workspace.split_at_mut(projected);
-        let (exp_2a, rest) = rest.split_at_mut(projected);
+        let (folded, rest) = rest.split_at_mut(projected);
+        let (reciprocal, rest) = rest.split_at_mut(self.hidden);
+        let limit = fold_weights(self.w_v, reciprocal);
         let weights: &mut [f32] = match weights {
             Some(w) => w,
             None => &mut rest[..sizes.weights],
@@ -246,9 +254,9 @@ impl<'p> AdditiveAttention<'p> {
         }
         simd::dispatch(AdditiveRows {
             a,
-            exp_2a,
+            folded,
             cache,
-            w: ScoreWeights { w: self.w_v, sum: self.w_v_sum },
+            w: ScoreWeights { w: self.w_v, sum: self.w_v_sum, reciprocal, limit },
             queries: num_queries,
             valid_lens,
             weights: &mut *weights,
@@ -401,10 +409,10 @@ fn weighted_sum(shape: &AttentionShape, weights: &[f32], values: &[f32], out: &m
 }
 
 /// Scores and softmax for every query row, on one backend; each row's
-/// `A = e^{2a}` (scratch) is computed just before it is scored.
+/// `D = e^{2a}·C` (scratch) is computed just before it is scored.
 struct AdditiveRows<'a> {
     a: &'a [f32],
-    exp_2a: &'a mut [f32],
+    folded: &'a mut [f32],
     cache: &'a KeyCache<'a>,
     w: ScoreWeights<'a>,
     queries: usize,
@@ -427,9 +435,10 @@ impl WithSimd for AdditiveRows<'_> {
                 continue;
             };
             let a = &self.a[r * h..(r + 1) * h];
-            let exp_2a = &mut self.exp_2a[r * h..(r + 1) * h];
-            let in_range = exp_of_double_row::<V>(a, exp_2a) <= EXP_PRODUCT_LIMIT;
-            let query = ProjectedQuery { a, exp_2a, in_range };
+            let folded = &mut self.folded[r * h..(r + 1) * h];
+            let in_range = exp_of_double_row::<V>(a, folded) <= self.w.limit;
+            fold_query::<V>(folded, self.w.reciprocal);
+            let query = ProjectedQuery { a, folded, in_range };
             let first = (r / self.queries) * k;
             let keys = first * h..(first + kept) * h;
             let (scored, masked) = row.split_at_mut(kept);
