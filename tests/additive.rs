@@ -178,6 +178,22 @@ proptest! {
         check_against_reference(&case);
     }
 
+    /// Score weights of every kind the folded form treats apart: zeros,
+    /// magnitudes under and just over its floor (2^-40, which lowers the
+    /// range limit to about 15), and weights of several units, over inputs
+    /// inside and far past that limit.
+    #[test]
+    fn unusual_score_weights_match_the_reference(
+        (mut case, w_v) in (prop_oneof![Just(3.0f32), Just(30.0), Just(1e4)].prop_flat_map(arb_case), prop::collection::vec(
+            prop_oneof![Just(0.0f32), Just(-0.0), Just(3e-13), Just(-2e-12), Just(1e-20), -0.5f32..0.5, -4.0f32..4.0],
+            40,
+        ))
+    ) {
+        let h = case.hidden;
+        case.w_v.copy_from_slice(&w_v[..h]);
+        check_against_reference(&case);
+    }
+
     #[test]
     fn key_cache_gives_identical_bits(case in arb_case(5.0)) {
         let attn = case.attention();
