@@ -28,8 +28,9 @@ use crate::storage::{Element, Q8_BLOCK, Row, Rows};
 /// S = 4096, `benches/alternate.sh -r 7` against 512 keys), 4096 keys ran
 /// f32 1.05×, bf16 1.09×, f16 1.18× and q8 1.24× faster, and 2048 keys
 /// 0.95×, 0.97×, 1.01× and 1.10× (a 9-round run had q8 1.08× at 1024 and
-/// 1.20× at 2048). Earlier, on Zen 3, 128 was slower than 512 and 2048 no
-/// faster. With 512 keys q8 had read faster in 4 runs than in 8 (1.05–1.11×
+/// 1.20× at 2048). On Zen 3 (avx2, 2026-12-03, `-r 5`) 512 keys ran the
+/// four at 1.02×, 0.96×, 0.92× and 0.92× the speed of 4096; earlier, there,
+/// 128 was slower than 512 and 2048 no faster. With 512 keys q8 had read faster in 4 runs than in 8 (1.05–1.11×
 /// in three runs); with 4096, 8 runs were 1.04× faster than 4 (9 rounds),
 /// so every type takes the backend's runs. The price: split-K only splits
 /// rows of more than 4096 keys, and a streamed row's workspace holds 4096
@@ -167,7 +168,10 @@ const DOT_ACCUMULATORS: usize = 2;
 /// bound by its instructions rather than by memory, ran 5 % slower with
 /// hints and takes none; on 2026-12-03 (`benches/alternate.sh -r 9`)
 /// hints 1, 2 and 4 KiB ahead ran `sdpa-decode-q8` at 0.75×, 0.78× and
-/// 0.77× the speed without.
+/// 0.77× the speed without. On Zen 3 (avx2, 2026-12-03, `-r 5`, against no
+/// hints) f32, bf16 and f16 ran 0.91×, 1.04× and 1.10× (within that VM's
+/// noise: one build run twice differed by 23 % that hour), and q8 with
+/// hints 0.87× and 0.84× (9 rounds), so the choice stands.
 const PREFETCH_AHEAD: usize = 2048;
 
 /// Rows of `width` values of `T` that make [`PREFETCH_AHEAD`] bytes, or

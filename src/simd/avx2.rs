@@ -19,8 +19,11 @@ impl F32Vector for __m256 {
     /// cheap where memory is the bound. `sdpa-decode` with
     /// `SIMD_ATTENTION_BACKEND=avx2` on one Zen 4 core, 2026-12-01
     /// (`benches/alternate.sh -r 5`, medians of medians): 14.1 ms with 4
-    /// runs, 16.6 with 2 and 16.0 before this path (one run per step).
-    /// Unmeasured on an AVX2-only core.
+    /// runs, 16.6 with 2 and 16.0 before this path (one run per step). On
+    /// an AVX2-only core (Zen 3, 2026-12-03, `benches/alternate.sh -r 5`
+    /// against 4 runs, chunks of 4096 keys): 2 runs read `sdpa-decode`,
+    /// `-bf16`, `-f16`, `-q8` at 0.89×, 0.82×, 0.90×, 0.90× and 8 runs at
+    /// 0.74×, 0.76×, 0.86×, 0.87×.
     const DECODE_STREAMS: usize = 4;
 
     #[inline(always)]
