@@ -10,7 +10,7 @@
 //! once, and copying it would double that). Knows nothing of the ISA: the
 //! vector type comes from dispatch.
 
-use crate::kernels::matmul_tile::{ROW_VECTORS, Strided, StridedMut, tile, tile_rows, tile_width};
+use crate::kernels::matmul_tile::{Panel, ROW_VECTORS, Strided, StridedMut, tile, tile_rows, tile_width};
 use crate::simd::{F32Vector, MAX_TILE_WIDTH, WithSimd};
 
 /// Depth of one packed panel.
@@ -54,11 +54,11 @@ impl WithSimd for BlockedGemm {
                 // Few rows read the block of B once: read it in place when
                 // its rows are contiguous, rather than copy it. The values
                 // and their order are the same either way.
-                let (panel_ptr, panel_stride) = if m <= V::TILE_ROWS && b.cs == 1 && cols == width {
-                    (b.ptr.wrapping_add(p0 * b.rs + j0), b.rs)
+                let b_panel = if m <= V::TILE_ROWS && b.cs == 1 && cols == width {
+                    Panel::rows::<V>(b.ptr.wrapping_add(p0 * b.rs + j0), b.rs)
                 } else {
                     pack_panel::<V>(&b, (p0, kc), (j0, cols), width, &mut panel);
-                    (panel.as_ptr(), width)
+                    Panel::rows::<V>(panel.as_ptr(), width)
                 };
                 let mut i = 0;
                 while i < m {
@@ -67,9 +67,7 @@ impl WithSimd for BlockedGemm {
                     // SAFETY: rows i..m (tile_rows never passes them), depth p0..p0+kc and
                     // columns j0..j0+cols lie inside the checked views; the panel (packed, or
                     // B in place when all `width` columns are inside it) holds kc rows.
-                    i += unsafe {
-                        tile_rows::<V>(m - i, kc, a_block, panel_ptr, panel_stride, c_block, cols, alpha, beta)
-                    };
+                    i += unsafe { tile_rows::<V>(m - i, kc, a_block, b_panel, c_block, cols, alpha, beta) };
                 }
             }
         }
@@ -96,16 +94,16 @@ fn one_row_tiles<V: F32Vector>(
         for (p0, kc, beta) in depth_blocks(k, beta) {
             let a_block = Strided { ptr: a.ptr.wrapping_add(p0 * a.cs), ..a };
             let c_block = StridedMut { ptr: c.ptr.wrapping_add(j0 * c.cs), ..c };
-            let panel = b.ptr.wrapping_add(p0 * b.rs + j0);
+            let panel = Panel::rows::<V>(b.ptr.wrapping_add(p0 * b.rs + j0), b.rs);
             // SAFETY: row 0, depth p0..p0 + kc and columns j0..j0 + cols <= n lie inside
             // the checked views, and B's rows are contiguous, so each of its kc rows
             // holds those cols values.
             unsafe {
                 match vectors {
-                    ROW_VECTORS => tile::<V, 1, ROW_VECTORS>(kc, a_block, panel, b.rs, c_block, cols, alpha, beta),
-                    4 => tile::<V, 1, 4>(kc, a_block, panel, b.rs, c_block, cols, alpha, beta),
-                    2 => tile::<V, 1, 2>(kc, a_block, panel, b.rs, c_block, cols, alpha, beta),
-                    _ => tile::<V, 1, 1>(kc, a_block, panel, b.rs, c_block, cols, alpha, beta),
+                    ROW_VECTORS => tile::<V, 1, ROW_VECTORS>(kc, a_block, panel, c_block, cols, alpha, beta),
+                    4 => tile::<V, 1, 4>(kc, a_block, panel, c_block, cols, alpha, beta),
+                    2 => tile::<V, 1, 2>(kc, a_block, panel, c_block, cols, alpha, beta),
+                    _ => tile::<V, 1, 1>(kc, a_block, panel, c_block, cols, alpha, beta),
                 }
             }
         }

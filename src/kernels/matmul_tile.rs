@@ -2,9 +2,8 @@
 //! kept in registers while `kc` rank-1 updates stream through it. Its full
 //! shape belongs to the backend: `V::TILE_ROWS × V::TILE_VECTORS`.
 //!
-//! `C[0..MR, 0..cols] ← α·A[0..MR, 0..kc]·B̃ + β·C`, where `B̃` is a packed
-//! panel of `kc` rows, each starting `panel_stride` values after the last,
-//! of `NV·LANES` contiguous values (zero padded past `cols`). A is read in place through its strides, one broadcast per
+//! `C[0..MR, 0..cols] ← α·A[0..MR, 0..kc]·B̃ + β·C`, where `B̃` is a
+//! [`Panel`] of `kc` rows of `NV` vectors (zero padded past `cols`). A is read in place through its strides, one broadcast per
 //! row per step. As in BLAS, when `β = 0` C is only written, never read, so
 //! NaN or garbage in C does not leak into the result.
 
@@ -15,6 +14,26 @@ use crate::simd::vector::MAX_LANES;
 /// ROW_VECTORS`): one row has only `NV` independent sums, and 2 of them
 /// would leave the FMA units waiting on each other's latency.
 pub(crate) const ROW_VECTORS: usize = 8;
+
+/// The B operand of a tile: vector `v` of row `p` starts at `ptr +
+/// p·row_stride + v·vector_stride`. A row's vectors lie back to back
+/// (`vector_stride = LANES`) in B read in place and in the blocked GEMM's
+/// stack panel; packed panels (`kernels::packed_panels`) keep each strip of
+/// columns apart.
+#[derive(Clone, Copy)]
+pub(crate) struct Panel {
+    pub ptr: *const f32,
+    pub row_stride: usize,
+    pub vector_stride: usize,
+}
+
+impl Panel {
+    /// Rows `row_stride` values apart, each of contiguous vectors.
+    #[inline(always)]
+    pub(crate) fn rows<V: F32Vector>(ptr: *const f32, row_stride: usize) -> Panel {
+        Panel { ptr, row_stride, vector_stride: V::LANES }
+    }
+}
 
 /// A strided read-only operand: element `(i, j)` is at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy)]
@@ -36,8 +55,8 @@ pub(crate) struct StridedMut {
 ///
 /// # Safety
 /// - `a` must be readable at `(i, p)` for `i < MR`, `p < kc`;
-/// - `panel` must be readable for `NV · V::LANES` values at each
-///   of `panel + p·panel_stride`, `p < kc`;
+/// - `panel` must be readable for `V::LANES` values at each vector `v <
+///   NV` of each row `p < kc`;
 /// - `c` must be readable and writable at `(i, j)` for `i < MR`, `j < cols`,
 ///   with no two of those elements at the same address;
 /// - `cols <= NV · V::LANES` and `NV <= ROW_VECTORS`.
@@ -45,12 +64,10 @@ pub(crate) struct StridedMut {
 /// Each element of C gets the same operations whatever `MR` and `NV` are,
 /// so how a product is cut into tiles never changes a bit.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tile<V: F32Vector, const MR: usize, const NV: usize>(
     kc: usize,
     a: Strided,
-    panel: *const f32,
-    panel_stride: usize,
+    panel: Panel,
     c: StridedMut,
     cols: usize,
     alpha: f32,
@@ -65,8 +82,8 @@ pub(crate) unsafe fn tile<V: F32Vector, const MR: usize, const NV: usize>(
     for p in 0..kc {
         // SAFETY: p < kc, so this row of the panel is in bounds, and (i, p) of A is readable.
         unsafe {
-            let row = panel.add(p * panel_stride);
-            let b: [V; NV] = core::array::from_fn(|v| V::load(row.add(v * V::LANES)));
+            let row = panel.ptr.add(p * panel.row_stride);
+            let b: [V; NV] = core::array::from_fn(|v| V::load(row.add(v * panel.vector_stride)));
             for (acc_row, a_row) in acc.iter_mut().zip(&a_rows) {
                 let a_ip = V::splat(*a_row.add(p * a.cs));
                 for (acc_v, &b_v) in acc_row.iter_mut().zip(&b) {
@@ -127,8 +144,7 @@ pub(crate) unsafe fn tile_rows<V: F32Vector>(
     rows_left: usize,
     kc: usize,
     a: Strided,
-    panel: *const f32,
-    panel_stride: usize,
+    panel: Panel,
     c: StridedMut,
     cols: usize,
     alpha: f32,
@@ -140,12 +156,12 @@ pub(crate) unsafe fn tile_rows<V: F32Vector>(
     macro_rules! tallest {
         ($nv:literal) => {
             match rows {
-                12.. => tile::<V, 12, $nv>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-                8..12 => tile::<V, 8, $nv>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-                6..8 => tile::<V, 6, $nv>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-                4..6 => tile::<V, 4, $nv>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-                2..4 => tile::<V, 2, $nv>(kc, a, panel, panel_stride, c, cols, alpha, beta),
-                _ => tile::<V, 1, $nv>(kc, a, panel, panel_stride, c, cols, alpha, beta),
+                12.. => tile::<V, 12, $nv>(kc, a, panel, c, cols, alpha, beta),
+                8..12 => tile::<V, 8, $nv>(kc, a, panel, c, cols, alpha, beta),
+                6..8 => tile::<V, 6, $nv>(kc, a, panel, c, cols, alpha, beta),
+                4..6 => tile::<V, 4, $nv>(kc, a, panel, c, cols, alpha, beta),
+                2..4 => tile::<V, 2, $nv>(kc, a, panel, c, cols, alpha, beta),
+                _ => tile::<V, 1, $nv>(kc, a, panel, c, cols, alpha, beta),
             }
         };
     }

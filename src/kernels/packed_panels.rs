@@ -7,16 +7,64 @@
 //! leaves the microkernel as nearly all of the work.
 //!
 //! A packed matrix of `rows × cols` is a sequence of panels of [`PANEL`]
-//! columns; panel `w` holds `rows` rows of `PANEL` contiguous values
-//! (columns `w·PANEL..`, zero past `cols`). `PANEL` is a multiple of every
-//! backend's tile width, so one packing serves whichever backend runs.
+//! columns (zero past `cols`); panel `w` holds columns `w·PANEL..` in
+//! `rows · PANEL` values, as `PANEL / STRIP` strips of [`STRIP`] columns,
+//! each strip stored row after row. `PANEL` is a multiple of every
+//! backend's tile width, so one packing serves whichever backend runs: a
+//! tile no wider than a strip (AVX2's 16 columns) reads one strip's
+//! consecutive rows, and a wider one (AVX-512's 64) takes one vector from
+//! each of its strips.
+//!
+//! Strips, not rows of the whole panel: with 256-byte panel rows an AVX2
+//! tile read 64 bytes of every fourth cache line, so a 256-row strip used a
+//! quarter of L1's sets and left L1 for L2 (`P·V` reads 256 rows of V per
+//! key tile). On one Zen 3 core (avx2, 2026-12-03, a VM whose neighbours
+//! moved single rounds by up to 25 %), `benches/alternate.sh -r 11` against
+//! the 64-wide rows gave `add-batch` 1.04×, `sdpa-causal-2048` 1.14× and
+//! `sdpa-512` 0.89× (1.02× in a 15-round rerun), and the best rounds of
+//! four alternating runs were faster in every case (ms, `add-batch`,
+//! `sdpa-512`, `sdpa-causal-2048`: 13.19 / 30.67 / 63.37 against 15.31 /
+//! 30.98 / 64.86). AVX-512's tile now loads its four vectors from four
+//! strips (four pointer increments a step beside 24 FMAs, in the
+//! assembly); unmeasured on an AVX-512 core.
 
-use super::matmul_tile::{Strided, StridedMut, tile_rows, tile_width};
+use super::matmul_tile::{Panel, Strided, StridedMut, tile_rows, tile_width};
 use crate::simd::{F32Vector, MAX_TILE_WIDTH, WithSimd};
 use crate::storage::{Element, Rows};
 
 /// Columns per panel: the widest tile of any backend in the build.
 pub(crate) const PANEL: usize = MAX_TILE_WIDTH;
+
+/// Columns per strip of a panel: AVX2's tile width, and AVX-512's vector.
+pub(crate) const STRIP: usize = if PANEL < 16 { PANEL } else { 16 };
+const _: () = assert!(PANEL.is_multiple_of(STRIP));
+
+/// Where value `(r, c)` of a panel of `rows` rows lies in it (`c < PANEL`).
+#[inline(always)]
+fn in_panel(rows: usize, r: usize, c: usize) -> usize {
+    (c / STRIP) * rows * STRIP + r * STRIP + c % STRIP
+}
+
+/// Where the tile of backend `V` over columns `j0..` (a multiple of its
+/// width) and rows `k0..` starts in a packed matrix of `rows` rows, and
+/// the distance between its vectors; its rows are [`STRIP`] values apart.
+#[inline(always)]
+fn tile_start<V: F32Vector>(rows: usize, k0: usize, j0: usize) -> (usize, usize) {
+    ((j0 / PANEL) * rows * PANEL + in_panel(rows, k0, j0 % PANEL), vector_stride::<V>(rows))
+}
+
+/// The distance between the vectors of one tile row in a packed matrix of
+/// `rows` rows: within one strip, or from strip to strip.
+#[inline(always)]
+const fn vector_stride<V: F32Vector>(rows: usize) -> usize {
+    const {
+        assert!(
+            (tile_width::<V>() <= STRIP && STRIP.is_multiple_of(tile_width::<V>())) || V::LANES.is_multiple_of(STRIP),
+            "a tile must fit in a strip, or each vector cover whole strips"
+        )
+    };
+    if tile_width::<V>() <= STRIP { V::LANES } else { (V::LANES / STRIP) * rows * STRIP }
+}
 
 /// Values a packed `rows × cols` matrix takes, or `None` on overflow.
 pub(crate) fn packed_len(rows: usize, cols: usize) -> Option<usize> {
@@ -32,11 +80,15 @@ pub(crate) fn pack_rows<T: Element>(src: &Rows<'_, T>, n: usize, dst: &mut [f32]
         return;
     }
     for (w, panel) in dst.chunks_exact_mut(n * PANEL).take(cols.div_ceil(PANEL)).enumerate() {
-        let c0 = w * PANEL;
-        let width = PANEL.min(cols - c0);
-        for (r, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-            src.row(r).widen_into(c0, &mut row[..width]);
-            row[width..].fill(0.0);
+        for (s, strip) in panel.chunks_exact_mut(n * STRIP).enumerate() {
+            let c0 = w * PANEL + s * STRIP;
+            let width = STRIP.min(cols.saturating_sub(c0));
+            for (r, row) in strip.chunks_exact_mut(STRIP).enumerate() {
+                if width > 0 {
+                    src.row(r).widen_into(c0, &mut row[..width]);
+                }
+                row[width..].fill(0.0);
+            }
         }
     }
 }
@@ -53,12 +105,14 @@ pub(crate) fn pack_transposed<T: Element>(src: &Rows<'_, T>, n: usize, dst: &mut
         let width = PANEL.min(n - c0);
         for c in 0..width {
             let column = src.row(c0 + c);
-            for (r, d) in panel.iter_mut().skip(c).step_by(PANEL).enumerate() {
-                *d = column.get(r);
+            for r in 0..rows {
+                panel[in_panel(rows, r, c)] = column.get(r);
             }
         }
-        for row in panel.chunks_exact_mut(PANEL) {
-            row[width..].fill(0.0);
+        for c in width..PANEL {
+            for r in 0..rows {
+                panel[in_panel(rows, r, c)] = 0.0;
+            }
         }
     }
 }
@@ -119,8 +173,8 @@ impl WithSimd for PanelProduct<'_> {
         let c = StridedMut { ptr: self.c.as_mut_ptr(), rs: self.c_row_stride, cs: 1 };
         for j0 in (0..self.n).step_by(width) {
             let cols = width.min(self.n - j0);
-            let panel_start = ((j0 / PANEL) * self.packed_rows + self.k0) * PANEL + j0 % PANEL;
-            let panel = self.packed[panel_start..].as_ptr();
+            let (start, vector_stride) = tile_start::<V>(self.packed_rows, self.k0, j0);
+            let panel = Panel { ptr: self.packed[start..].as_ptr(), row_stride: STRIP, vector_stride };
             let mut i = 0;
             while i < self.m {
                 let a_block = Strided { ptr: a.ptr.wrapping_add(i * a.rs), ..a };
@@ -128,9 +182,65 @@ impl WithSimd for PanelProduct<'_> {
                 // SAFETY: in_bounds holds, so rows i..m of A (depth kc) and of C (columns
                 // j0..j0 + cols), and kc rows of width values from the panel, are in their slices.
                 i += unsafe {
-                    tile_rows::<V>(self.m - i, self.kc, a_block, panel, PANEL, c_block, cols, self.alpha, self.beta)
+                    tile_rows::<V>(self.m - i, self.kc, a_block, panel, c_block, cols, self.alpha, self.beta)
                 };
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Every backend's tiles, addressed as `PanelProduct` addresses them,
+    /// read the values packed at their place (zeros past the columns), for
+    /// both packings: plain integer arithmetic, so it checks the AVX-512
+    /// layout on a CPU without AVX-512 too.
+    fn tiles_read_what_was_packed<V: F32Vector>() {
+        let (rows, cols) = (37, 150);
+        let m: Vec<f32> = (0..rows * cols).map(|i| i as f32 + 1.0).collect();
+        let mut packed = vec![f32::NAN; packed_len(rows, cols).unwrap()];
+        pack_rows(&Rows::new(&m, &[], cols), rows, &mut packed);
+        let mut transposed_src = vec![0.0; rows * cols];
+        for r in 0..rows {
+            for c in 0..cols {
+                transposed_src[c * rows + r] = m[r * cols + c];
+            }
+        }
+        let mut packed_t = vec![f32::NAN; packed_len(rows, cols).unwrap()];
+        pack_transposed(&Rows::new(&transposed_src, &[], rows), cols, &mut packed_t);
+        for packed in [&packed, &packed_t] {
+            for j0 in (0..cols).step_by(tile_width::<V>()) {
+                for k0 in [0, 5] {
+                    let (start, vector_stride) = tile_start::<V>(rows, k0, j0);
+                    for p in 0..rows - k0 {
+                        for v in 0..V::TILE_VECTORS {
+                            for lane in 0..V::LANES {
+                                let got = packed[start + p * STRIP + v * vector_stride + lane];
+                                let c = j0 + v * V::LANES + lane;
+                                let want = if c < cols { m[(k0 + p) * cols + c] } else { 0.0 };
+                                assert_eq!(got, want, "tile at column {j0}, row {}, vector {v}, lane {lane}", k0 + p);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_backends_tiles_read_what_was_packed() {
+        tiles_read_what_was_packed::<crate::simd::Scalar>();
+        #[cfg(simd_attention_portable_simd)]
+        tiles_read_what_was_packed::<wide::f32x8>();
+        #[cfg(simd_attention_x86_backends)]
+        {
+            tiles_read_what_was_packed::<core::arch::x86_64::__m256>();
+            tiles_read_what_was_packed::<core::arch::x86_64::__m512>();
         }
     }
 }

@@ -18,6 +18,11 @@ pub(crate) mod prefetch;
 mod scalar;
 pub(crate) mod vector;
 
+/// The scalar backend's vector, for tests that check each backend's
+/// layout arithmetic without running its instructions.
+#[cfg(test)]
+pub(crate) use scalar::Scalar;
+
 #[cfg(feature = "std")]
 pub use backend::with_backend;
 pub use backend::{Backend, active};
