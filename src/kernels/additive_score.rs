@@ -11,14 +11,14 @@
 //! ([`fold_query`]). Folding `w` into the denominator leaves the inner loop
 //! one FMA, one reciprocal ([`F32Vector::recip`]: an estimate and a Newton
 //! step on AVX2/AVX-512) and one *add* per element, where `w_h / (1 +
-//! A_h·B_jh)` needed a multiply-add to weight each term. On AMD's cores the
-//! add runs on the two FP adders beside the two FMA pipes: one Zen 3 core,
-//! 2026-12-03, a standalone loop of the two forms over H = 256 and 4 keys
-//! ran 8.2–9.1 G terms/s before and 9.1–10.8 after (1.11–1.17×), and
-//! `benches/alternate.sh -r 9` gave `add-long` 1.05× and `add-batch` 1.00×
-//! (its projections dominate). Intel's cores add on the FMA ports, so the
-//! change costs them nothing. Four keys
-//! share each loaded `C` and `D` vector (`KEY_BLOCK`).
+//! A_h·B_jh)` needed a multiply-add to weight each term. On AMD's cores
+//! the add runs on the two FP adders beside the two FMA pipes, so the FMA
+//! pipes carry four operations a term instead of five; Intel's cores add
+//! on the FMA ports, where the count per port is unchanged (unmeasured).
+//! One Zen 3 core (avx2, 2026-12-03), `benches/alternate.sh -r 9` against
+//! the earlier form: `add-long` 1.05×, `add-batch` 1.00× (its projections
+//! dominate). Four keys share each loaded `C` and `D` vector
+//! (`KEY_BLOCK`).
 //!
 //! Weights below [`WEIGHT_FLOOR`] in magnitude (zeros among them) are left
 //! out of the folded sum: their lanes take `C = DROPPED`, `D = 0`, whose
@@ -53,7 +53,7 @@ pub(crate) const WEIGHT_CEILING: f32 = (1u64 << 63) as f32;
 /// is `2^-100`, a normal number, so no lane ever computes with subnormals.
 const DROPPED: f32 = (1u128 << 100) as f32;
 
-/// Keys scored together: each loaded `A` and `w` vector serves this many
+/// Keys scored together: each loaded `C` and `D` vector serves this many
 /// keys, and their sums are independent chains, so the adds' latency hides
 /// behind each other. The same on every backend: on AVX-512 (one Zen 4
 /// core, 2026-12-01, three alternating rounds, medians in ms, four keys

@@ -3,8 +3,8 @@
 //! shape belongs to the backend: `V::TILE_ROWS × V::TILE_VECTORS`.
 //!
 //! `C[0..MR, 0..cols] ← α·A[0..MR, 0..kc]·B̃ + β·C`, where `B̃` is a
-//! [`Panel`] of `kc` rows of `NV` vectors (zero padded past `cols`). A is read in place through its strides, one broadcast per
-//! row per step. As in BLAS, when `β = 0` C is only written, never read, so
+//! [`Panel`] of `kc` rows of `NV` vectors (zero padded past `cols`). A is
+//! read in place through its strides, one broadcast per row per step. As in BLAS, when `β = 0` C is only written, never read, so
 //! NaN or garbage in C does not leak into the result.
 
 use crate::simd::F32Vector;

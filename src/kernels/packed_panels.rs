@@ -21,12 +21,9 @@
 //! key tile). On one Zen 3 core (avx2, 2026-12-03, a VM whose neighbours
 //! moved single rounds by up to 25 %), `benches/alternate.sh -r 11` against
 //! the 64-wide rows gave `add-batch` 1.04×, `sdpa-causal-2048` 1.14× and
-//! `sdpa-512` 0.89× (1.02× in a 15-round rerun), and the best rounds of
-//! four alternating runs were faster in every case (ms, `add-batch`,
-//! `sdpa-512`, `sdpa-causal-2048`: 13.19 / 30.67 / 63.37 against 15.31 /
-//! 30.98 / 64.86). AVX-512's tile now loads its four vectors from four
-//! strips (four pointer increments a step beside 24 FMAs, in the
-//! assembly); unmeasured on an AVX-512 core.
+//! `sdpa-512` 0.89× (1.02× in a 15-round rerun). AVX-512's tile now loads
+//! its four vectors from four strips (four pointer increments a step
+//! beside 24 FMAs, in the assembly); unmeasured on an AVX-512 core.
 
 use super::matmul_tile::{Panel, Strided, StridedMut, tile_rows, tile_width};
 use crate::simd::{F32Vector, MAX_TILE_WIDTH, WithSimd};

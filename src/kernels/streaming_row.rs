@@ -30,8 +30,9 @@ use crate::storage::{Element, Q8_BLOCK, Row, Rows};
 /// 0.95×, 0.97×, 1.01× and 1.10× (a 9-round run had q8 1.08× at 1024 and
 /// 1.20× at 2048). On Zen 3 (avx2, 2026-12-03, `-r 5`) 512 keys ran the
 /// four at 1.02×, 0.96×, 0.92× and 0.92× the speed of 4096; earlier, there,
-/// 128 was slower than 512 and 2048 no faster. With 512 keys q8 had read faster in 4 runs than in 8 (1.05–1.11×
-/// in three runs); with 4096, 8 runs were 1.04× faster than 4 (9 rounds),
+/// 128 was slower than 512 and 2048 no faster. With 512 keys q8 had read
+/// faster in 4 runs than in 8 (1.05–1.11× in three runs); with 4096, 8
+/// runs were 1.04× faster than 4 (9 rounds),
 /// so every type takes the backend's runs. The price: split-K only splits
 /// rows of more than 4096 keys, and a streamed row's workspace holds 4096
 /// scores (16 KiB). On 32-bit targets (microcontrollers: no prefetcher,
