@@ -3,7 +3,7 @@
 //! The layers, bottom up (each uses only those below it):
 //! - [`simd`]: the `f32` vector trait, its backends (AVX-512, AVX2+FMA,
 //!   portable `wide`, scalar) and the runtime dispatch between them.
-//! - [`vmath`]: hand-vectorised `tanh` and `exp` over slices.
+//! - [`vmath`]: hand-vectorised `tanh`, `exp` and `sigmoid` over slices.
 //! - [`kernels`]: the numerically stable [`masked_softmax`](kernels::masked_softmax)
 //!   and the register-blocked matmul tile.
 //! - [`storage`]: how keys and values are stored (f32, bf16, f16, q8

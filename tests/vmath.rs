@@ -1,10 +1,10 @@
-//! `vmath::tanh` and `vmath::exp` on arbitrary slices: every length from 0
-//! to 1000, at every offset into a buffer (so each tail and alignment runs),
-//! with special values mixed in; against f64, in place against out of place,
-//! and every backend against every other.
+//! `vmath::tanh`, `vmath::exp` and `vmath::sigmoid` on arbitrary slices:
+//! every length from 0 to 1000, at every offset into a buffer (so each tail
+//! and alignment runs), with special values mixed in; against f64, in place
+//! against out of place, and every backend against every other.
 
 mod common;
-use common::{backends, ulp_error};
+use common::{backends, reference, ulp_error};
 use proptest::prelude::*;
 use simd_attention::{Error, simd::with_backend, vmath};
 
@@ -21,7 +21,7 @@ struct Op {
     bounded: fn(f32) -> bool,
 }
 
-const OPS: [Op; 2] = [
+const OPS: [Op; 3] = [
     Op {
         name: "tanh",
         out_of_place: vmath::tanh,
@@ -38,6 +38,15 @@ const OPS: [Op; 2] = [
         max_ulp: 2.0,
         bounded: |x| (-87.0..=88.0).contains(&x),
     },
+    Op {
+        name: "sigmoid",
+        out_of_place: vmath::sigmoid,
+        in_place: vmath::sigmoid_in_place,
+        reference: reference::sigmoid,
+        max_ulp: 3.0,
+        // Below -87 the result is subnormal: two subnormal steps (below).
+        bounded: |x| x >= -87.0,
+    },
 ];
 
 fn value() -> impl Strategy<Value = f32> {
@@ -47,7 +56,8 @@ fn value() -> impl Strategy<Value = f32> {
         1 => any::<f32>(),
         1 => prop::sample::select(vec![
             0.0f32, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MIN_POSITIVE, 1e-40, -1e-40,
-            0.625, -0.625, 10.0, -10.0, 88.7, 89.0, -87.4, -104.0, -105.0, f32::MAX, f32::MIN,
+            0.625, -0.625, 10.0, -10.0, 88.7, 89.0, -87.4, -88.5, -95.0, -103.0, -104.0, -105.0, f32::MAX,
+            f32::MIN,
         ]),
     ]
 }
@@ -60,8 +70,8 @@ fn check_value(op: &Op, x: f32, y: f32) {
         let e = ulp_error(y, want);
         assert!(e <= op.max_ulp, "{}({x:e}) = {y:e}, want {want:e} ({e} ulp)", op.name);
     } else {
-        // exp outside [-87, 88]: within the bound while the result is normal,
-        // within two subnormal steps once it underflows.
+        // exp outside [-87, 88], sigmoid below -87: within the bound while
+        // the result is normal, within two subnormal steps once it underflows.
         let rounded = want as f32;
         if rounded.abs() >= f32::MIN_POSITIVE {
             let e = ulp_error(y, want);
@@ -131,6 +141,11 @@ fn special_values() {
         assert_eq!(&e[..4], &[1.0, 1.0, f32::INFINITY, 0.0], "exp on {backend}");
         assert!(e[4].is_nan());
         assert_eq!((e[5], e[6]), (f32::INFINITY, 0.0));
+        let mut s = [0.0f32; 7];
+        with_backend(backend, || vmath::sigmoid(&x, &mut s).unwrap()).unwrap();
+        assert_eq!(&s[..4], &[0.5, 0.5, 1.0, 0.0], "sigmoid on {backend}");
+        assert!(s[4].is_nan());
+        assert_eq!((s[5], s[6]), (1.0, 0.0));
     }
 }
 

@@ -8,12 +8,16 @@
 //! h' = (1 − z) ⊙ n + z ⊙ h
 //! ```
 //!
-//! Both products are GEMMs over the whole batch; σ is computed as
-//! `½ + ½·tanh(x/2)` so the gates reuse the vector tanh, and the gates and
-//! the new state of every row are computed in one entry into the backend.
+//! Both products are GEMMs over the whole batch; σ is the vector sigmoid
+//! (one exponential and one division, where `½ + ½·tanh(x/2)` cost a whole
+//! tanh and lost the bits of small gates: `seq2seq-token-b64` 1.11× and
+//! `-b1` 1.04× on one Zen 1 core, `benches/alternate.sh -r 7`,
+//! 2026-12-03), and the gates and the new state of every row are computed
+//! in one entry into the backend.
 
 use super::dense::{Weight, affine};
 use crate::error::{Error, checked_mul, expect_len, take};
+use crate::math::sigmoid::sigmoid;
 use crate::math::tanh::tanh;
 use crate::simd::vector::{load_slice, store_slice};
 use crate::simd::{self, F32Vector, WithSimd};
@@ -122,11 +126,10 @@ impl WithSimd for GateStep<'_> {
     }
 }
 
-/// `σ(gi[at + cols] + gh[at + cols])`, as `½ + ½·tanh((a + b)/2)`.
+/// `σ(gi[at + cols] + gh[at + cols])`.
 #[inline(always)]
 fn sigmoid_of_sum<V: F32Vector>(gi: &[f32], gh: &[f32], at: usize, cols: &core::ops::Range<usize>) -> V {
     let (a, b) =
         (load_slice::<V>(&gi[at + cols.start..at + cols.end]), load_slice::<V>(&gh[at + cols.start..at + cols.end]));
-    let half = V::splat(0.5);
-    half.add(half.mul(tanh(half.mul(a.add(b)))))
+    sigmoid(a.add(b))
 }

@@ -219,3 +219,9 @@ pub fn sdpa(
     }
     out
 }
+
+/// `σ(x) = 1/(1 + e^{−x})`, the GRU gate, without overflow for very
+/// negative `x`.
+pub fn sigmoid(x: f64) -> f64 {
+    if x < 0.0 { x.exp() / (1.0 + x.exp()) } else { 1.0 / (1.0 + (-x).exp()) }
+}
