@@ -172,15 +172,19 @@ const DOT_ACCUMULATORS: usize = 2;
 /// 0.77× the speed without. On Zen 3 (avx2, 2026-12-03, `-r 5`, against no
 /// hints) f32, bf16 and f16 ran 0.91×, 1.04× and 1.10× (within that VM's
 /// noise: one build run twice differed by 23 % that hour), and q8 with
-/// hints 0.87× and 0.84× (9 rounds), so the choice stands.
+/// hints 0.87× and 0.84× (9 rounds). On Zen 1 (2026-12-03, `-r 7`) hints
+/// made f32, f16 and bf16 slower (no hints ran them 1.28×, 1.06× and
+/// 1.07× faster), so only the backends whose
+/// [`DECODE_HINTS`](F32Vector::DECODE_HINTS) says so hint: AVX-512's.
 const PREFETCH_AHEAD: usize = 2048;
 
 /// Rows of `width` values of `T` that make [`PREFETCH_AHEAD`] bytes, or
-/// `None` for q8 and on targets without the hint.
+/// `None` for q8, on backends that take no hints
+/// ([`F32Vector::DECODE_HINTS`]) and on targets without the hint.
 #[inline(always)]
-fn rows_ahead<T: Element>(width: usize) -> Option<usize> {
+fn rows_ahead<V: F32Vector, T: Element>(width: usize) -> Option<usize> {
     let row = width * core::mem::size_of::<T>();
-    (HINTS && !T::SCALED && row > 0).then(|| PREFETCH_AHEAD.div_ceil(row))
+    (V::DECODE_HINTS && HINTS && !T::SCALED && row > 0).then(|| PREFETCH_AHEAD.div_ceil(row))
 }
 
 /// `scores[j] = scale · query·keys[j]`.
@@ -231,7 +235,7 @@ fn streamed_dots<V: F32Vector, T: Element, const R: usize>(
     scores: &mut [f32],
 ) {
     let run = scores.len() / R;
-    let ahead = rows_ahead::<T>(keys.width());
+    let ahead = rows_ahead::<V, T>(keys.width());
     for t in 0..run {
         if let Some(ahead) = ahead {
             for r in 0..R {
@@ -337,7 +341,7 @@ fn streamed_axpys<V: F32Vector, T: Element, const R: usize>(
     dst: &mut [f32],
 ) {
     let run = weights.len() / R;
-    let ahead = rows_ahead::<T>(values.width());
+    let ahead = rows_ahead::<V, T>(values.width());
     for t in 0..run {
         let rows: [usize; R] = core::array::from_fn(|r| r * run + t);
         if let Some(ahead) = ahead {

@@ -25,6 +25,13 @@ impl F32Vector for __m256 {
     /// `-bf16`, `-f16`, `-q8` at 0.89×, 0.82×, 0.90×, 0.90× and 8 runs at
     /// 0.74×, 0.76×, 0.86×, 0.87×.
     const DECODE_STREAMS: usize = 4;
+    /// No hints: the hardware prefetchers alone read faster on both AVX2
+    /// cores measured. On Zen 1 (2026-12-03, `benches/alternate.sh -r 7`,
+    /// no hints against hints 2 KiB ahead) `sdpa-decode` ran 1.28×,
+    /// `-f16` 1.06× and `-bf16` 1.07× faster without; on Zen 3 (`-r 5`)
+    /// f32 ran 1.10× faster without, f16 and bf16 0.91× and 0.96× (within
+    /// that day's noise).
+    const DECODE_HINTS: bool = false;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {
@@ -38,10 +45,29 @@ impl F32Vector for __m256 {
     }
     #[inline(always)]
     unsafe fn load_bf16(ptr: *const u16) -> Self {
-        // SAFETY: the caller guarantees 8 readable values (16 bytes); AVX2 is enabled.
+        // The 16 bytes in both halves, then one byte shuffle puts value i
+        // in the high half of lane i (zeros below): the f32 of the same
+        // bits. Zero-extending and shifting took two operations, the shift
+        // on a single pipe of Zen 1; this ran `sdpa-decode-bf16` 1.27×
+        // faster there (`benches/alternate.sh -r 7`, 2026-12-03).
+        const HIGH_HALVES: [i8; 32] = {
+            let mut control = [-128i8; 32];
+            // A shuffle reads within its 128-bit half; each half holds all
+            // 16 bytes, so lane i takes bytes 2i and 2i + 1 in either half.
+            let mut lane = 0;
+            while lane < 8 {
+                control[4 * lane + 2] = 2 * lane as i8;
+                control[4 * lane + 3] = 2 * lane as i8 + 1;
+                lane += 1;
+            }
+            control
+        };
+        // SAFETY: the caller guarantees 8 readable values (16 bytes); AVX2 is
+        // enabled; HIGH_HALVES holds 32 bytes.
         unsafe {
-            let bits = _mm256_cvtepu16_epi32(_mm_loadu_si128(ptr.cast()));
-            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(bits))
+            let both = _mm256_broadcastsi128_si256(_mm_loadu_si128(ptr.cast()));
+            let control = _mm256_loadu_si256(HIGH_HALVES.as_ptr().cast());
+            _mm256_castsi256_ps(_mm256_shuffle_epi8(both, control))
         }
     }
     #[inline(always)]

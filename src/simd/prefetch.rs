@@ -3,8 +3,9 @@
 //! The decode kernel reads K and V rows as several runs in lockstep; the
 //! hardware prefetchers follow each run, but hinted lines a little ahead
 //! of every run arrived sooner on an AVX-512 Xeon (see
-//! `kernels::streaming_row`'s `PREFETCH_AHEAD`). `PREFETCHT0` is part of
-//! SSE, so every x86-64 backend has it; elsewhere the hint is nothing.
+//! `kernels::streaming_row`'s `PREFETCH_AHEAD`; on AVX2's Zen cores they
+//! did not, so each backend says whether it hints). `PREFETCHT0` is part
+//! of SSE, so every x86-64 backend has it; elsewhere the hint is nothing.
 
 /// Whether [`prefetch_read`] hints anything on this target: callers skip
 /// the address arithmetic where it would not.
