@@ -14,7 +14,7 @@
 //! serial one.
 
 use crate::math::reduce;
-use crate::simd::prefetch::HINTS;
+use crate::simd::prefetch::hints_help;
 use crate::simd::vector::{load_partial, store_partial};
 use crate::simd::{F32Vector, WithSimd};
 use crate::storage::{Element, Q8_BLOCK, Row, Rows};
@@ -174,17 +174,18 @@ const DOT_ACCUMULATORS: usize = 2;
 /// noise: one build run twice differed by 23 % that hour), and q8 with
 /// hints 0.87× and 0.84× (9 rounds). On Zen 1 (2026-12-03, `-r 7`) hints
 /// made f32, f16 and bf16 slower (no hints ran them 1.28×, 1.06× and
-/// 1.07× faster), so only the backends whose
-/// [`DECODE_HINTS`](F32Vector::DECODE_HINTS) says so hint: AVX-512's.
+/// 1.07× faster), and on Zen 4 (avx512, 2026-12-04, `-r 5`) no hints ran
+/// f32 1.90×, bf16 1.56× and f16 1.54× faster. So the kernel hints on
+/// Intel cores only ([`hints_help`]), whatever the backend.
 const PREFETCH_AHEAD: usize = 2048;
 
 /// Rows of `width` values of `T` that make [`PREFETCH_AHEAD`] bytes, or
-/// `None` for q8, on backends that take no hints
-/// ([`F32Vector::DECODE_HINTS`]) and on targets without the hint.
+/// `None` for q8, on cores the hints slow down ([`hints_help`]) and on
+/// targets without the hint.
 #[inline(always)]
-fn rows_ahead<V: F32Vector, T: Element>(width: usize) -> Option<usize> {
+fn rows_ahead<T: Element>(width: usize) -> Option<usize> {
     let row = width * core::mem::size_of::<T>();
-    (V::DECODE_HINTS && HINTS && !T::SCALED && row > 0).then(|| PREFETCH_AHEAD.div_ceil(row))
+    (!T::SCALED && row > 0 && hints_help()).then(|| PREFETCH_AHEAD.div_ceil(row))
 }
 
 /// `scores[j] = scale · query·keys[j]`.
@@ -235,7 +236,7 @@ fn streamed_dots<V: F32Vector, T: Element, const R: usize>(
     scores: &mut [f32],
 ) {
     let run = scores.len() / R;
-    let ahead = rows_ahead::<V, T>(keys.width());
+    let ahead = rows_ahead::<T>(keys.width());
     for t in 0..run {
         if let Some(ahead) = ahead {
             for r in 0..R {
@@ -341,7 +342,7 @@ fn streamed_axpys<V: F32Vector, T: Element, const R: usize>(
     dst: &mut [f32],
 ) {
     let run = weights.len() / R;
-    let ahead = rows_ahead::<V, T>(values.width());
+    let ahead = rows_ahead::<T>(values.width());
     for t in 0..run {
         let rows: [usize; R] = core::array::from_fn(|r| r * run + t);
         if let Some(ahead) = ahead {

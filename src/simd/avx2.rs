@@ -25,13 +25,6 @@ impl F32Vector for __m256 {
     /// `-bf16`, `-f16`, `-q8` at 0.89×, 0.82×, 0.90×, 0.90× and 8 runs at
     /// 0.74×, 0.76×, 0.86×, 0.87×.
     const DECODE_STREAMS: usize = 4;
-    /// No hints: the hardware prefetchers alone read faster on both AVX2
-    /// cores measured. On Zen 1 (2026-12-03, `benches/alternate.sh -r 7`,
-    /// no hints against hints 2 KiB ahead) `sdpa-decode` ran 1.28×,
-    /// `-f16` 1.06× and `-bf16` 1.07× faster without; on Zen 3 (`-r 5`)
-    /// f32 ran 1.10× faster without, f16 and bf16 0.91× and 0.96× (within
-    /// that day's noise).
-    const DECODE_HINTS: bool = false;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {

@@ -31,10 +31,15 @@ impl F32Vector for __m512 {
     /// add-batch 14.3 / 14.9 (its projections are mostly matrixmultiply's).
     /// Unmeasured on Zen 4.
     const TILE_VECTORS: usize = 4;
-    /// 8 runs (of 2 accumulators each: 16 accumulators and the query fit
-    /// the 32 registers). A core's read rate is bound by the cache lines it
-    /// keeps in flight, and the widened types spend more instructions per
-    /// line, so they gain most from more streams. On one two-port Xeon core,
+    /// 4 runs (of 2 accumulators each). A core's read rate is bound by the
+    /// cache lines it keeps in flight, and the widened types spend more
+    /// instructions per line, so the run count matters most to them. On
+    /// one Zen 4 core, 2026-12-04 (`benches/alternate.sh -r 5
+    /// sdpa-decode,sdpa-decode-bf16,sdpa-decode-f16,sdpa-decode-q8`,
+    /// 4096-key chunks, no hints; medians of medians in ms): 8 runs 11.8 /
+    /// 6.01 / 6.94 / 5.00, 4 runs 11.8 / 5.09 / 5.14 / 3.98, 2 runs 11.0 /
+    /// 5.43 / 5.75 / 4.47. On the Xeon 8 runs had been at most 4 % ahead
+    /// of 4, so 4 serves both AVX-512 cores. Earlier, on one two-port Xeon core,
     /// 2026-12-01, `benches/alternate.sh -r 3
     /// sdpa-decode,sdpa-decode-bf16,sdpa-decode-q8` (ms): 4 runs of 4
     /// accumulators 17.12 / 10.38 / 7.24; 8 runs of 2 17.20 / 10.01 / 6.47;
@@ -43,11 +48,7 @@ impl F32Vector for __m512 {
     /// read 85–92 % of the roof in quiet spells against 1.06–1.11× less
     /// with one run (runs of 512-key chunks; the chunks are now 4096 keys,
     /// `streaming_row::CHUNK_KEYS`).
-    const DECODE_STREAMS: usize = 8;
-    /// Hints: they read `sdpa-decode` 1.01–1.11× and `-f16` 1.04–1.20×
-    /// faster on one Xeon core (`streaming_row::PREFETCH_AHEAD` has the
-    /// runs); unmeasured on Zen 4, the other AVX-512 core.
-    const DECODE_HINTS: bool = true;
+    const DECODE_STREAMS: usize = 4;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {

@@ -17,8 +17,6 @@ impl F32Vector for f32x8 {
     const TILE_VECTORS: usize = 2;
     /// One stream: unmeasured on the targets this backend is for.
     const DECODE_STREAMS: usize = 1;
-    /// No hints: unmeasured on the targets this backend is for.
-    const DECODE_HINTS: bool = false;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {

@@ -1,15 +1,16 @@
-//! A hint that a cache line will be read soon.
+//! A hint that a cache line will be read soon, and whether this core wants it.
 //!
 //! The decode kernel reads K and V rows as several runs in lockstep; the
 //! hardware prefetchers follow each run, but hinted lines a little ahead
-//! of every run arrived sooner on an AVX-512 Xeon (see
-//! `kernels::streaming_row`'s `PREFETCH_AHEAD`; on AVX2's Zen cores they
-//! did not, so each backend says whether it hints). `PREFETCHT0` is part
-//! of SSE, so every x86-64 backend has it; elsewhere the hint is nothing.
+//! of every run arrived sooner on an AVX-512 Xeon, while on every AMD core
+//! measured (Zen 1 and Zen 3 on AVX2, Zen 4 on AVX-512) they made the reads
+//! slower, by up to half on Zen 4 (`kernels::streaming_row`'s
+//! `PREFETCH_AHEAD` has the figures). The instruction set does not predict
+//! that, the vendor does, so [`hints_help`] asks the CPU once.
+//! `PREFETCHT0` is part of SSE, so every x86-64 backend has it; elsewhere
+//! the hint is nothing.
 
-/// Whether [`prefetch_read`] hints anything on this target: callers skip
-/// the address arithmetic where it would not.
-pub(crate) const HINTS: bool = cfg!(target_arch = "x86_64");
+use core::sync::atomic::{AtomicU8, Ordering};
 
 /// Bytes per cache line on the cores the hint is for.
 pub(crate) const CACHE_LINE: usize = 64;
@@ -27,4 +28,40 @@ pub(crate) fn prefetch_read(ptr: *const u8) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = ptr;
+}
+
+/// Whether the decode kernel should hint its rows ahead: on Intel x86-64
+/// cores only (the one vendor measured faster with hints; see the module
+/// docs), never on other targets. The first call reads the CPUID vendor
+/// string, every later call is one relaxed atomic load, as for the backend.
+#[inline(always)]
+pub(crate) fn hints_help() -> bool {
+    /// 0: not asked yet; 1: hints help; 2: they do not.
+    static ANSWER: AtomicU8 = AtomicU8::new(0);
+    match ANSWER.load(Ordering::Relaxed) {
+        0 => {
+            let help = is_intel();
+            ANSWER.store(if help { 1 } else { 2 }, Ordering::Relaxed);
+            help
+        }
+        answer => answer == 1,
+    }
+}
+
+/// Whether CPUID leaf 0 names the vendor "GenuineIntel".
+#[cfg(target_arch = "x86_64")]
+#[cold]
+fn is_intel() -> bool {
+    // SAFETY: every x86_64 CPU has CPUID leaf 0.
+    #[allow(unused_unsafe)]
+    let leaf = unsafe { core::arch::x86_64::__cpuid(0) };
+    // "Genu" "ineI" "ntel", little-endian, in EBX, EDX, ECX.
+    leaf.ebx == u32::from_le_bytes(*b"Genu")
+        && leaf.edx == u32::from_le_bytes(*b"ineI")
+        && leaf.ecx == u32::from_le_bytes(*b"ntel")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn is_intel() -> bool {
+    false
 }

@@ -28,8 +28,6 @@ impl F32Vector for Scalar {
     /// on its stack) no wider panels than this backend uses.
     const TILE_VECTORS: usize = 2;
     const DECODE_STREAMS: usize = 1;
-    /// No hints: a microcontroller has no cache to hint into.
-    const DECODE_HINTS: bool = false;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {

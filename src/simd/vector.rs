@@ -35,10 +35,6 @@ pub(crate) trait F32Vector: Copy {
     /// (`kernels::streaming_row`): 1, 2, 4 or 8. More streams keep more cache
     /// lines in flight; each needs its own accumulators.
     const DECODE_STREAMS: usize;
-    /// Whether the decode kernel hints each run's rows into cache a little
-    /// ahead of it (`kernels::streaming_row`'s `PREFETCH_AHEAD`), beside
-    /// the hardware prefetchers. Nothing where the target has no hint.
-    const DECODE_HINTS: bool;
 
     /// Loads `LANES` values from `ptr`, which need not be aligned.
     ///
