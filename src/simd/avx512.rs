@@ -29,7 +29,9 @@ impl F32Vector for __m512 {
     /// sdpa-512,add-batch,sdpa-causal-2048`, medians of medians in ms, 2
     /// vectors then 4): sdpa-512 31.1 → 27.5, sdpa-causal-2048 63.9 → 56.9,
     /// add-batch 14.3 / 14.9 (its projections are mostly matrixmultiply's).
-    /// Unmeasured on Zen 4.
+    /// On one Zen 4 core, 2026-12-04 (the same script, `-r 5`, 2 vectors
+    /// against 4): sdpa-512 0.98×, sdpa-causal-2048 1.00×, add-batch 0.97×,
+    /// add-long 1.00×, sdpa-512-bf16 1.00×: no loss there.
     const TILE_VECTORS: usize = 4;
     /// 4 runs (of 2 accumulators each). A core's read rate is bound by the
     /// cache lines it keeps in flight, and the widened types spend more

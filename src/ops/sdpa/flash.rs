@@ -10,9 +10,14 @@
 //! issued at under a quarter of the FMA's instruction rate: 82–84 GFLOP/s
 //! against the FMA's 171–175 (`taskset -c 0 cargo bench --bench
 //! bf16_dot_rate`, 24 chains each), so a bf16 tile would run `Q·Kᵀ` at
-//! about 0.48× the f32 one. `P·V` would gain nothing in any case: its
-//! weights must stay f32 (or be split into two bf16 halves) to meet the
-//! golden tolerance.
+//! about 0.48× the f32 one. On a Zen 4 core (2026-12-04, the same bench)
+//! it ran at 210–230 GFLOP/s against the FMA's 105–115, 1.92–2.18×: there
+//! a `vdpbf16ps` `Q·Kᵀ` tile for bf16 queries and keys would halve that
+//! product's time (about a third of `sdpa-512-bf16`'s, by an estimate not
+//! yet measured), if chosen per vendor as the decode hints are
+//! (`simd::prefetch::hints_help`). Not built yet. `P·V` would gain nothing
+//! in any case: its weights must stay f32 (or be split into two bf16
+//! halves) to meet the golden tolerance.
 
 use super::{AnyHead, HeadQuery, TILE_KEYS, TILE_QUERIES};
 use crate::kernels::online_softmax::OnlineSoftmaxTile;
