@@ -13,7 +13,7 @@
 
 use super::{Attention, AttentionInputs, AttentionShape, ValidLens};
 use crate::error::{Error, checked_mul, expect_len, take};
-use crate::gemm::{MatMut, MatRef, gemm, gemm_own};
+use crate::gemm::{MatMut, MatRef, gemm_own};
 use crate::kernels::additive_score::{
     ProjectedQuery, ScoreWeights, exp_of_double_row, fold_query, fold_weights, score_keys,
 };
@@ -368,8 +368,16 @@ impl KeyCache<'_> {
 }
 
 /// `out (rows × hidden) = x (rows × in_dim) · Wᵀ`, `W` being `(hidden, in_dim)`.
+///
+/// On our blocked GEMM (`gemm_own`) in every build, not `matrixmultiply`:
+/// it packs `Wᵀ` a panel at a time on the stack, so the key cache needs no
+/// room for a packed `W_k`. On one Zen 4 core (2026-12-04,
+/// `benches/alternate.sh -r 5`) against `matrixmultiply`: `add-batch`
+/// 1.06×, `add-decode` 1.05×, `add-long` 1.00×; `W_kᵀ` packed once into
+/// panels in the cache buffer measured the same (1.06×, 1.03×, 1.01×) for
+/// 16 KiB more of it at the demo model's sizes.
 fn project(x: &[f32], rows: usize, in_dim: usize, w: &[f32], hidden: usize, out: &mut [f32]) -> Result<(), Error> {
-    gemm(1.0, MatRef::new(x, rows, in_dim), MatRef::new(w, hidden, in_dim).t(), 0.0, MatMut::new(out, rows, hidden))
+    gemm_own(1.0, MatRef::new(x, rows, in_dim), MatRef::new(w, hidden, in_dim).t(), 0.0, MatMut::new(out, rows, hidden))
 }
 
 /// Each key row's `e^{2b}` and magnitude, in one pass on one backend.

@@ -117,7 +117,7 @@ pub fn key_cache<'a>(
         if hidden == 0 || key_dim == 0 || work(&[n, hidden, key_dim]) < PARALLEL_MIN_WORK {
             return attn.fill_cache_rows(rows);
         }
-        // About four tasks per thread: each task's GEMM packs W_k again.
+        // About four tasks per thread: each task's GEMM packs its W_k panels.
         let block = n.div_ceil(4 * rayon::current_num_threads()).max(KEY_ROW_BLOCK);
         let CacheRows { keys, b, exp_2b, magnitude } = rows;
         let tasks: Vec<_> = keys
