@@ -11,9 +11,10 @@
 //! than half the FMA's rate. On the 2-core Xeon of 2026-12-03 (AVX-512
 //! BF16, no AMX; pinned to core 0, three rounds) it ran at 82–84 GFLOP/s
 //! against the FMA's 171–175: 0.48–0.49× the f32 path, so the crate has
-//! no such kernel (see `ops/sdpa/flash.rs`). On a 2-core AMD EPYC Zen 4 of
-//! 2026-12-04 (the same command) it ran at 210–230 GFLOP/s against the
-//! FMA's 105–115: 1.92–2.18×, the other way round.
+//! no such kernel there (see `ops/sdpa/flash.rs`). On a 2-core AMD EPYC Zen
+//! 4 of 2026-12-04 (the same command) it ran at 210–230 GFLOP/s against the
+//! FMA's 105–115: 1.92–2.18×, the other way round, so on AMD cores the
+//! flash loop multiplies bf16 `Q·Kᵀ` with it (`kernels::bf16_pair_tile`).
 
 use std::hint::black_box;
 use std::time::Instant;

@@ -5,7 +5,7 @@
 use crate::error::{Error, checked_mul, expect_len};
 use crate::kernels::additive_score::{ProjectedQuery, ScoreWeights, fold_query, fold_weights, score_keys};
 use crate::kernels::packed_panels::{pack_rows, pack_transposed, packed_len};
-use crate::ops::sdpa::{Head, TileState};
+use crate::ops::sdpa::{Head, TileQueries, TileState};
 use crate::ops::{ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, TILE_KEYS, TILE_QUERIES};
 use crate::simd::{self, F32Vector, WithSimd};
 use crate::storage::Rows;
@@ -93,7 +93,7 @@ impl WithSimd for KeyTileStep<'_, '_> {
     fn run<V: F32Vector>(mut self) {
         let (rows, keys) = (0..TILE_QUERIES, 0..TILE_KEYS);
         let q = self.head_query;
-        self.head.key_tile::<V>((rows, q), keys, &mut self.state, self.packed, TILE_KEYS, self.out);
+        self.head.key_tile::<V>((rows, TileQueries::F32(q)), keys, &mut self.state, self.packed, TILE_KEYS, self.out);
     }
 }
 

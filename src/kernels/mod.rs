@@ -2,6 +2,8 @@
 //! register-blocked matmul tile.
 
 pub(crate) mod additive_score;
+#[cfg(simd_attention_x86_backends)]
+pub(crate) mod bf16_pair_tile;
 pub(crate) mod matmul_tile;
 pub(crate) mod online_softmax;
 pub(crate) mod packed_panels;

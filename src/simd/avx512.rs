@@ -51,6 +51,7 @@ impl F32Vector for __m512 {
     /// with one run (runs of 512-key chunks; the chunks are now 4096 keys,
     /// `streaming_row::CHUNK_KEYS`).
     const DECODE_STREAMS: usize = 4;
+    const BF16_DOT: bool = true;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {

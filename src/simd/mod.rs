@@ -17,6 +17,7 @@ mod portable;
 pub(crate) mod prefetch;
 mod scalar;
 pub(crate) mod vector;
+pub(crate) mod vendor;
 
 /// The scalar backend's vector, for tests that check each backend's
 /// layout arithmetic without running its instructions.

@@ -6,11 +6,11 @@
 //! measured (Zen 1 and Zen 3 on AVX2, Zen 4 on AVX-512) they made the reads
 //! slower, by up to half on Zen 4 (`kernels::streaming_row`'s
 //! `PREFETCH_AHEAD` has the figures). The instruction set does not predict
-//! that, the vendor does, so [`hints_help`] asks the CPU once.
+//! that, the vendor does, so [`hints_help`] asks [`vendor`].
 //! `PREFETCHT0` is part of SSE, so every x86-64 backend has it; elsewhere
 //! the hint is nothing.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use super::vendor::{Vendor, vendor};
 
 /// Bytes per cache line on the cores the hint is for.
 pub(crate) const CACHE_LINE: usize = 64;
@@ -30,38 +30,9 @@ pub(crate) fn prefetch_read(ptr: *const u8) {
     let _ = ptr;
 }
 
-/// Whether the decode kernel should hint its rows ahead: on Intel x86-64
-/// cores only (the one vendor measured faster with hints; see the module
-/// docs), never on other targets. The first call reads the CPUID vendor
-/// string, every later call is one relaxed atomic load, as for the backend.
+/// Whether the decode kernel should hint its rows ahead: on Intel cores
+/// only (the one vendor measured faster with hints; see the module docs).
 #[inline(always)]
 pub(crate) fn hints_help() -> bool {
-    /// 0: not asked yet; 1: hints help; 2: they do not.
-    static ANSWER: AtomicU8 = AtomicU8::new(0);
-    match ANSWER.load(Ordering::Relaxed) {
-        0 => {
-            let help = is_intel();
-            ANSWER.store(if help { 1 } else { 2 }, Ordering::Relaxed);
-            help
-        }
-        answer => answer == 1,
-    }
-}
-
-/// Whether CPUID leaf 0 names the vendor "GenuineIntel".
-#[cfg(target_arch = "x86_64")]
-#[cold]
-fn is_intel() -> bool {
-    // SAFETY: every x86_64 CPU has CPUID leaf 0.
-    #[allow(unused_unsafe)]
-    let leaf = unsafe { core::arch::x86_64::__cpuid(0) };
-    // "Genu" "ineI" "ntel", little-endian, in EBX, EDX, ECX.
-    leaf.ebx == u32::from_le_bytes(*b"Genu")
-        && leaf.edx == u32::from_le_bytes(*b"ineI")
-        && leaf.ecx == u32::from_le_bytes(*b"ntel")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn is_intel() -> bool {
-    false
+    vendor() == Vendor::Intel
 }

@@ -35,6 +35,12 @@ pub(crate) trait F32Vector: Copy {
     /// (`kernels::streaming_row`): 1, 2, 4 or 8. More streams keep more cache
     /// lines in flight; each needs its own accumulators.
     const DECODE_STREAMS: usize;
+    /// Whether this backend may multiply bf16 heads' `Q·Kᵀ` with AVX-512
+    /// BF16 (`kernels::bf16_pair_tile`) where the CPU has it and it pays:
+    /// only the AVX-512 backend, so a backend forced for testing or
+    /// comparison runs its own instructions alone.
+    #[cfg(simd_attention_x86_backends)]
+    const BF16_DOT: bool = false;
 
     /// Loads `LANES` values from `ptr`, which need not be aligned.
     ///

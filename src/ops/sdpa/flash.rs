@@ -5,21 +5,21 @@
 //! the microkernel alone and no `(L, S)` matrix exists.
 //!
 //! bf16 heads are widened while they are packed and multiplied by the f32
-//! microkernel, not by AVX-512 BF16's `vdpbf16ps`. That instruction does
+//! microkernel, except `Q·Kᵀ` of bf16 queries and keys on AMD cores with
+//! AVX-512 BF16, where `kernels::bf16_pair_tile` multiplies the stored
+//! values with `vdpbf16ps` (its docs give the rounding). That instruction does
 //! twice an FMA's multiply-adds, but on the 2-core Xeon of 2026-12-03 it
 //! issued at under a quarter of the FMA's instruction rate: 82–84 GFLOP/s
 //! against the FMA's 171–175 (`taskset -c 0 cargo bench --bench
 //! bf16_dot_rate`, 24 chains each), so a bf16 tile would run `Q·Kᵀ` at
-//! about 0.48× the f32 one. On a Zen 4 core (2026-12-04, the same bench)
-//! it ran at 210–230 GFLOP/s against the FMA's 105–115, 1.92–2.18×: there
-//! a `vdpbf16ps` `Q·Kᵀ` tile for bf16 queries and keys would halve that
-//! product's time (about a third of `sdpa-512-bf16`'s, by an estimate not
-//! yet measured), if chosen per vendor as the decode hints are
-//! (`simd::prefetch::hints_help`). Not built yet. `P·V` would gain nothing
-//! in any case: its weights must stay f32 (or be split into two bf16
-//! halves) to meet the golden tolerance.
+//! about 0.48× the f32 one there. On a Zen 4 core (2026-12-04, the same
+//! bench) it ran at 210–230 GFLOP/s against the FMA's 105–115, 1.92–2.18×.
+//! `P·V` keeps the f32 microkernel everywhere: its weights must stay f32
+//! (or be split into two bf16 halves) to meet the golden tolerance.
 
 use super::{AnyHead, HeadQuery, TILE_KEYS, TILE_QUERIES};
+#[cfg(simd_attention_x86_backends)]
+use crate::kernels::bf16_pair_tile;
 use crate::kernels::online_softmax::OnlineSoftmaxTile;
 use crate::kernels::packed_panels::{PANEL, PanelProduct, packed_len};
 use crate::kernels::streaming_row::RowStats;
@@ -48,14 +48,14 @@ impl AnyHead<'_> {
 
 impl HeadQuery<'_> {
     /// One FlashAttention step: query rows `rows` (one tile, `q` holding
-    /// them as f32) meet key tile `keys` (starting on a tile boundary).
-    /// `packed` holds the head's `Kᵀ` and `V` packed into panels (f32
-    /// whatever the storage), `V` as `packed_rows` rows; `o` holds the
-    /// rows' unnormalised outputs.
+    /// them) meet key tile `keys` (starting on a tile boundary). `packed`
+    /// holds the head's `Kᵀ` and `V` packed into panels (f32 whatever the
+    /// storage, or `Kᵀ` as bf16 pairs for [`TileQueries::Bf16Pairs`]), `V`
+    /// as `packed_rows` rows; `o` holds the rows' unnormalised outputs.
     #[inline(always)]
     pub(crate) fn key_tile<V: F32Vector>(
         &self,
-        (rows, q): (core::ops::Range<usize>, &[f32]),
+        (rows, q): (core::ops::Range<usize>, TileQueries<'_>),
         keys: core::ops::Range<usize>,
         state: &mut TileState<'_>,
         (keys_t, values): (&[f32], &[f32]),
@@ -64,22 +64,29 @@ impl HeadQuery<'_> {
     ) {
         let (e, ev) = (self.shape.qk_dim, self.shape.v_dim);
         let (n, cols, j0) = (rows.len(), keys.len(), keys.start);
-        // TILE_KEYS is a multiple of PANEL, so key j0 starts a panel.
-        PanelProduct {
-            m: n,
-            n: cols,
-            kc: e,
-            alpha: self.scale,
-            a: q,
-            a_strides: (e, 1),
-            packed: &keys_t[j0 / PANEL * e * PANEL..],
-            packed_rows: e,
-            k0: 0,
-            beta: 0.0,
-            c: state.tile,
-            c_row_stride: TILE_KEYS,
+        match q {
+            // TILE_KEYS is a multiple of PANEL, so key j0 starts a panel.
+            TileQueries::F32(q) => PanelProduct {
+                m: n,
+                n: cols,
+                kc: e,
+                alpha: self.scale,
+                a: q,
+                a_strides: (e, 1),
+                packed: &keys_t[j0 / PANEL * e * PANEL..],
+                packed_rows: e,
+                k0: 0,
+                beta: 0.0,
+                c: state.tile,
+                c_row_stride: TILE_KEYS,
+            }
+            .run::<V>(),
+            // SAFETY: `Bf16Pairs` is only made where `pays` said yes.
+            #[cfg(simd_attention_x86_backends)]
+            TileQueries::Bf16Pairs(q) => unsafe {
+                bf16_pair_tile::scores((q, n), (keys_t, e, j0, cols), self.scale, (state.tile, TILE_KEYS))
+            },
         }
-        .run::<V>();
         self.mask_rows(rows, keys, state.tile, TILE_KEYS);
         OnlineSoftmaxTile {
             scores: &mut state.tile[..n * TILE_KEYS],
@@ -110,6 +117,17 @@ impl HeadQuery<'_> {
     }
 }
 
+/// A query tile as the score product takes it.
+#[derive(Clone, Copy)]
+pub(crate) enum TileQueries<'q> {
+    /// Rows of f32 values, for the f32 microkernel.
+    F32(&'q [f32]),
+    /// Rows of bf16 pairs (`kernels::bf16_pair_tile`), made only where
+    /// `bf16_pair_tile::pays` said yes.
+    #[cfg(simd_attention_x86_backends)]
+    Bf16Pairs(&'q [f32]),
+}
+
 /// [`AnyHead::flash_rows`]'s body, for one backend: the storage type
 /// matters only to the packing, so the tile loop is compiled once.
 struct FlashRows<'h, 'a> {
@@ -137,6 +155,16 @@ impl WithSimd for FlashRows<'_, '_> {
         let (keys_t, rest) = rest.split_at_mut(packed_len(e, s).unwrap_or(0));
         let values = &mut rest[..packed_len(s, ev).unwrap_or(0)];
         any.pack(s, keys_t, values);
+        // bf16 queries and keys on a core where `vdpbf16ps` pays: `Kᵀ` as
+        // pairs. Not for E = 0, whose scores are the empty sum, 0, whatever
+        // the scale (1/√0 unless given): the f32 product writes them so.
+        #[cfg(simd_attention_x86_backends)]
+        let pairs = V::BF16_DOT && e > 0 && any.bf16_queries_and_keys() && bf16_pair_tile::pays();
+        #[cfg(simd_attention_x86_backends)]
+        if pairs {
+            // SAFETY: `pays` said yes.
+            unsafe { bf16_pair_tile::pairs_in_place(keys_t, e, s) };
+        }
         for i0 in queries.clone().step_by(TILE_QUERIES) {
             let rows = i0..(i0 + TILE_QUERIES).min(queries.end);
             let n = rows.len();
@@ -144,7 +172,14 @@ impl WithSimd for FlashRows<'_, '_> {
             o.fill(0.0);
             max[..n].fill(f32::NEG_INFINITY);
             sum[..n].fill(0.0);
-            let q = head.query_rows(rows.clone(), q_tile);
+            #[cfg(simd_attention_x86_backends)]
+            let q = if pairs {
+                TileQueries::Bf16Pairs(head.query_pairs(rows.clone(), q_tile))
+            } else {
+                TileQueries::F32(head.query_rows(rows.clone(), q_tile))
+            };
+            #[cfg(not(simd_attention_x86_backends))]
+            let q = TileQueries::F32(head.query_rows(rows.clone(), q_tile));
             // A causal block never sees keys past its last query's prefix.
             let last_key = head.visible(rows.end - 1);
             let mut state = TileState { tile: &mut *tile, max: &mut max[..n], sum: &mut sum[..n] };

@@ -35,7 +35,7 @@ mod stream;
 mod weights;
 
 #[cfg(feature = "std")]
-pub(crate) use flash::TileState;
+pub(crate) use flash::{TileQueries, TileState};
 use mask::{HeadMask, check_mask};
 pub(crate) use stream::normalize;
 
@@ -409,6 +409,13 @@ impl<'a> AnyHead<'a> {
         on_head!(self, h => &h.q)
     }
 
+    /// Whether the query and the keys are both bf16, so that `Q·Kᵀ` may be
+    /// multiplied as stored (`kernels::bf16_pair_tile`).
+    #[cfg(simd_attention_x86_backends)]
+    pub(crate) fn bf16_queries_and_keys(&self) -> bool {
+        matches!(self, AnyHead::Bf16(h) if matches!(h.query, Stored::Bf16(_)))
+    }
+
     /// Packs the first `s` keys, transposed, and values into panels,
     /// widened to f32 ([`packed_len`] each): the one step of the flash and
     /// with-weights paths that reads the storage type.
@@ -496,6 +503,18 @@ impl HeadQuery<'_> {
                 dst
             }
         }
+    }
+
+    /// Query rows `rows` of a bf16 query as bf16 pairs
+    /// (`kernels::bf16_pair_tile`), made in `scratch`.
+    #[cfg(simd_attention_x86_backends)]
+    fn query_pairs<'s>(&self, rows: core::ops::Range<usize>, scratch: &'s mut [f32]) -> &'s [f32] {
+        let e = self.shape.qk_dim;
+        let n = rows.len();
+        let dst = &mut scratch[..n * e];
+        self.query.widen_into(self.q_start + rows.start * e, dst);
+        crate::kernels::bf16_pair_tile::row_pairs_in_place(dst, n, e);
+        &scratch[..n * e.div_ceil(2)]
     }
 
     /// Keys that query row `i` may see at all (a prefix).
