@@ -93,26 +93,33 @@ impl Drawing for Chart<'_> {
         let roof_colour = RGBColor(180, 40, 40);
         let roof = vec![(x_lo, bw * x_lo), (ridge, peak), (x_hi, peak)];
         chart.draw_series(std::iter::once(PathElement::new(roof, roof_colour.stroke_width(3)))).map_err(err)?;
-        let label = |text: String, at: (f64, f64), pos: Pos| {
-            Text::new(text, at, ("sans-serif", 15).into_font().color(&roof_colour).pos(pos))
+        let label = |text: &str, at: (f64, f64), pos: Pos| {
+            Text::new(text.to_string(), at, ("sans-serif", 15).into_font().color(&roof_colour).pos(pos))
         };
+        let peak_label = (format!("FMA peak {peak:.0} GFLOP/s"), (x_hi / 1.15, peak * 1.08), HPos::Right);
+        let read_label = (format!("read {bw:.1} GB/s"), (x_lo * 1.2, bw * x_lo * 3.0), HPos::Left);
         chart
-            .draw_series([
-                label(
-                    format!("FMA peak {peak:.0} GFLOP/s"),
-                    (x_hi / 1.15, peak * 1.08),
-                    Pos::new(HPos::Right, VPos::Bottom),
-                ),
-                label(format!("read {bw:.1} GB/s"), (x_lo * 1.2, bw * x_lo * 3.0), Pos::new(HPos::Left, VPos::Bottom)),
-            ])
+            .draw_series([&peak_label, &read_label].map(|(text, at, hp)| label(text, *at, Pos::new(*hp, VPos::Bottom))))
             .map_err(err)?;
 
         let dot = RGBColor(30, 90, 170);
         // Each label takes the first of eight places beside its point (right,
-        // then left; above, below, then a line further out) that no earlier
-        // label overlaps, or else the one it overlaps least. Text width is
-        // estimated at 8 px a character.
-        let mut taken: Vec<[i32; 4]> = Vec::new();
+        // then left; above, below, then a line further out) that overlaps
+        // nothing drawn (the roofs' labels, every point, earlier labels), or
+        // else the one that overlaps least. Text width is estimated at 8 px
+        // a character.
+        let mut taken: Vec<[i32; 4]> = [&peak_label, &read_label]
+            .map(|(text, at, hp)| {
+                let ((x, y), w) = (chart.backend_coord(at), 8 * text.chars().count() as i32);
+                let x0 = if matches!(hp, HPos::Left) { x } else { x - w };
+                [x0, y - 17, x0 + w, y]
+            })
+            .into_iter()
+            .chain(self.points.iter().map(|p| {
+                let (x, y) = chart.backend_coord(&(p.intensity, p.gflops));
+                [x - 6, y - 6, x + 6, y + 6]
+            }))
+            .collect();
         for p in self.points {
             let (px, py) = chart.backend_coord(&(p.intensity, p.gflops));
             let (w, h) = (8 * p.name.chars().count() as i32, 16);
