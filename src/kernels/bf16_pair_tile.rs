@@ -99,15 +99,14 @@ pub(crate) fn row_pairs_in_place(data: &mut [f32], rows: usize, width: usize) {
 
 /// Turns packed f32 `Kᵀ` panels (`rows` = E rows, `cols` columns; see
 /// `kernels::packed_panels`) into bf16 pairs in place: row `p` of each strip
-/// becomes the pair of its rows `2p` and `2p + 1` (zero past E).
-///
-/// # Safety
-/// [`pays`] returned true (the CPU has AVX-512F).
-pub(crate) unsafe fn pairs_in_place(panels: &mut [f32], rows: usize, cols: usize) {
+/// becomes the pair of its rows `2p` and `2p + 1` (zero past E). Only
+/// where [`pays`] (the caller's check; asserted again).
+pub(crate) fn pairs_in_place(panels: &mut [f32], rows: usize, cols: usize) {
     let strip_len = rows * STRIP;
     let strips = cols.div_ceil(TILE_KEYS) * STRIPS;
+    assert!(pays(), "bf16 pairs: the CPU lacks AVX-512 BF16");
     assert!(panels.len() >= strips * strip_len, "bf16 pairs: panels");
-    // SAFETY: the strips lie in `panels`; the caller vouches for the CPU.
+    // SAFETY: the strips lie in `panels`; `pays` saw AVX-512F.
     unsafe { strip_pairs(panels.as_mut_ptr(), strips, rows) }
 }
 
@@ -143,11 +142,9 @@ unsafe fn strip_pairs(panels: *mut f32, strips: usize, rows: usize) {
 /// (`queries`, row after row) and the `n` keys from key `j0` (a multiple of
 /// [`TILE_KEYS`]) of panels that [`pairs_in_place`] converted (E = `rows`).
 /// Writes whole 64-key tiles: `scores` rows are `stride` apart and must
-/// hold `n` rounded up to [`TILE_KEYS`].
-///
-/// # Safety
-/// [`pays`] returned true (the CPU has AVX-512F and AVX-512 BF16).
-pub(crate) unsafe fn scores(
+/// hold `n` rounded up to [`TILE_KEYS`]. Only where [`pays`] (the
+/// caller's check; asserted again, one atomic load a tile).
+pub(crate) fn scores(
     (queries, m): (&[f32], usize),
     (panels, rows, j0, n): (&[f32], usize, usize, usize),
     scale: f32,
@@ -156,6 +153,7 @@ pub(crate) unsafe fn scores(
     let pairs = rows.div_ceil(2);
     let strip_len = rows * STRIP;
     let tiles = n.div_ceil(TILE_KEYS);
+    assert!(pays(), "bf16 pair tile: the CPU lacks AVX-512 BF16");
     assert!(j0.is_multiple_of(TILE_KEYS), "bf16 pair tile: keys start a panel");
     assert!(queries.len() >= m * pairs, "bf16 pair tile: query rows");
     assert!(panels.len() >= (j0 / STRIP + tiles * STRIPS) * strip_len, "bf16 pair tile: panels");
@@ -169,7 +167,7 @@ pub(crate) unsafe fn scores(
             let c = scores[i * stride + t * TILE_KEYS..].as_mut_ptr();
             let tile = (k, strip_len, pairs, scale);
             // SAFETY: the asserts above keep every row, pair and column in
-            // its slice; the caller vouches for the CPU.
+            // its slice; `pays` saw AVX-512F and AVX-512 BF16.
             i += unsafe {
                 match m - i {
                     1 => tile_rows::<1>(q, pairs, tile, c, stride),

@@ -81,11 +81,10 @@ impl HeadQuery<'_> {
                 c_row_stride: TILE_KEYS,
             }
             .run::<V>(),
-            // SAFETY: `Bf16Pairs` is only made where `pays` said yes.
             #[cfg(simd_attention_x86_backends)]
-            TileQueries::Bf16Pairs(q) => unsafe {
+            TileQueries::Bf16Pairs(q) => {
                 bf16_pair_tile::scores((q, n), (keys_t, e, j0, cols), self.scale, (state.tile, TILE_KEYS))
-            },
+            }
         }
         self.mask_rows(rows, keys, state.tile, TILE_KEYS);
         OnlineSoftmaxTile {
@@ -162,8 +161,7 @@ impl WithSimd for FlashRows<'_, '_> {
         let pairs = V::BF16_DOT && e > 0 && any.bf16_queries_and_keys() && bf16_pair_tile::pays();
         #[cfg(simd_attention_x86_backends)]
         if pairs {
-            // SAFETY: `pays` said yes.
-            unsafe { bf16_pair_tile::pairs_in_place(keys_t, e, s) };
+            bf16_pair_tile::pairs_in_place(keys_t, e, s);
         }
         for i0 in queries.clone().step_by(TILE_QUERIES) {
             let rows = i0..(i0 + TILE_QUERIES).min(queries.end);
