@@ -17,7 +17,7 @@ fn lens_of(lens: &Lens) -> ValidLens<'_> {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Case {
     shape: AttentionShape,
     hidden: usize,
@@ -147,10 +147,18 @@ fn arb_case(scale: f32) -> impl Strategy<Value = Case> {
 }
 
 /// Scores of magnitude up to ~Σ|w_v| must agree closely in the weights.
+/// Also: keys and values past every row's valid length are never read.
 fn check_against_reference(case: &Case) {
     let (want_out, want_w) = case.reference();
+    let s = &case.shape;
+    let mut poisoned = case.clone();
+    let rows = [(&mut poisoned.keys[..], s.key_dim), (&mut poisoned.values[..], s.value_dim)];
+    case.lens.poison_padding(s.batch, s.queries, s.keys, rows);
     for backend in backends() {
         let (out, w) = with_backend(backend, || case.run()).unwrap();
+        let (padded_out, padded_w) = with_backend(backend, || poisoned.run()).unwrap();
+        assert_eq!(bits(&padded_out), bits(&out), "{backend}: NaN padding changed the output");
+        assert_eq!(bits(&padded_w), bits(&w), "{backend}: NaN padding changed the weights");
         for (i, (&g, &e)) in w.iter().zip(&want_w).enumerate() {
             assert!(g.is_finite() && (g as f64 - e).abs() <= 2e-5 + 1e-4 * e, "{backend}: weights[{i}] {g} vs {e}");
             if e == 0.0 {

@@ -214,8 +214,17 @@ fn arb_inputs(same_qk: bool) -> impl Strategy<Value = Inputs> {
 
 fn check(op: &Op, x: &Inputs) {
     let (want_out, want_w) = reference_of(op, x);
+    let mut poisoned = x.clone();
+    let s = &x.shape;
+    let rows = [(&mut poisoned.keys[..], s.key_dim), (&mut poisoned.values[..], s.value_dim)];
+    x.lens.poison_padding(s.batch, s.queries, s.keys, rows);
     for backend in backends() {
         let (out, w) = with_backend(backend, || run(op, x)).unwrap();
+        // Keys and values past every row's valid length are never read.
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let (padded_out, padded_w) = with_backend(backend, || run(op, &poisoned)).unwrap();
+        assert_eq!(bits(&padded_out), bits(&out), "{op:?} on {backend}: NaN padding changed the output");
+        assert_eq!(bits(&padded_w), bits(&w), "{op:?} on {backend}: NaN padding changed the weights");
         for (i, (&g, &e)) in w.iter().zip(&want_w).enumerate() {
             assert!((g as f64 - e).abs() <= 1e-5 + 1e-4 * e, "{op:?} on {backend}: weights[{i}] {g} vs {e}");
             if e == 0.0 {

@@ -261,7 +261,7 @@ impl<'p> AdditiveAttention<'p> {
             valid_lens,
             weights: &mut *weights,
         });
-        weighted_sum(&shape, weights, cache.values, out)
+        weighted_sum(&shape, valid_lens, weights, cache.values, out)
     }
 
     fn check_dims(&self, shape: &AttentionShape) -> Result<(), Error> {
@@ -401,14 +401,27 @@ impl WithSimd for KeyExpProducts<'_> {
     }
 }
 
-/// `out_b = weights_b · values_b` for every batch entry.
-fn weighted_sum(shape: &AttentionShape, weights: &[f32], values: &[f32], out: &mut [f32]) -> Result<(), Error> {
+/// `out_b = weights_b · values_b` for every batch entry, over the keys
+/// that carry weight in some row of it
+/// ([`ValidLens::keys_weighted`]): the keys past every row's valid length
+/// are never read, as they are never scored. Their weights are exactly 0,
+/// so leaving them out changes no bits of a finite sum; it also keeps a
+/// non-finite value in the padding out of the output, where PyTorch's
+/// `bmm` would give `0 · NaN = NaN`.
+fn weighted_sum(
+    shape: &AttentionShape,
+    valid_lens: ValidLens<'_>,
+    weights: &[f32],
+    values: &[f32],
+    out: &mut [f32],
+) -> Result<(), Error> {
     let (q, k, d) = (shape.queries, shape.keys, shape.value_dim);
     for b in 0..shape.batch {
+        let used = valid_lens.keys_weighted(b, q, k);
         gemm_own(
             1.0,
-            MatRef::new(&weights[b * q * k..(b + 1) * q * k], q, k),
-            MatRef::new(&values[b * k * d..(b + 1) * k * d], k, d),
+            MatRef::strided(&weights[b * q * k..(b + 1) * q * k], q, used, k, 1),
+            MatRef::new(&values[b * k * d..b * k * d + used * d], used, d),
             0.0,
             MatMut::new(&mut out[b * q * d..(b + 1) * q * d], q, d),
         )?;

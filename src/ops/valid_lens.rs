@@ -39,6 +39,14 @@ impl<'a> ValidLens<'a> {
         if len == 0 && keys > 0 { None } else { Some(len.min(keys)) }
     }
 
+    /// Leading keys that carry weight in any query row of batch entry `b`:
+    /// the most any of its rows keeps, and every key when a row is the
+    /// uniform "nothing valid" case. The keys past it have weight exactly 0
+    /// in every row, so a weighted sum may stop there.
+    pub(crate) fn keys_weighted(&self, b: usize, queries: usize, keys: usize) -> usize {
+        (b * queries..(b + 1) * queries).map(|row| self.kept(row, queries, keys).unwrap_or(keys)).max().unwrap_or(0)
+    }
+
     /// The same rule as a softmax [`Mask`].
     pub fn as_mask(self) -> Mask<'a> {
         match self {

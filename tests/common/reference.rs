@@ -17,6 +17,23 @@ impl Lens {
             Lens::PerQuery(l) => Some(l[b * queries + q]),
         }
     }
+
+    /// Sets to NaN every row of `rows` (`(B, keys, width)` each, as
+    /// `(values, width)`) past the valid length of every query row of its
+    /// batch entry: rows that no query row weighs (a row keeping nothing
+    /// weighs every key).
+    pub fn poison_padding(&self, batch: usize, queries: usize, keys: usize, mut rows: [(&mut [f32], usize); 2]) {
+        for b in 0..batch {
+            let kept = |q| match self.get(b, q, queries) {
+                Some(0) | None => keys,
+                Some(len) => len.min(keys),
+            };
+            let used = (0..queries).map(kept).max().unwrap_or(0);
+            for (x, width) in rows.iter_mut() {
+                x[(b * keys + used) * *width..(b + 1) * keys * *width].fill(f32::NAN);
+            }
+        }
+    }
 }
 
 /// `y = W x`, `W` row-major `(out, in)`.
