@@ -250,6 +250,27 @@ fn hostile_magnitudes_stay_finite_and_nan_stays_in_its_row() {
     }
 }
 
+/// A value that one query row weighs and another masks reaches the first
+/// alone: each row reads only the keys it keeps.
+#[test]
+fn a_row_never_reads_values_past_its_own_valid_length() {
+    let (mut case, _, _) = Case::golden("additive-lens2d");
+    let s = case.shape;
+    // Rows keeping 1 key, every key, and none (uniform: every key); the
+    // last key's value is NaN.
+    let lens: Vec<usize> = (0..s.batch * s.queries).map(|r| [1, s.keys, 0][r % 3]).collect();
+    case.lens = Lens::PerQuery(lens.clone());
+    for b in 0..s.batch {
+        case.values[((b + 1) * s.keys - 1) * s.value_dim] = f32::NAN;
+    }
+    for backend in backends() {
+        let (out, _) = with_backend(backend, || case.run()).unwrap();
+        for (r, row) in out.chunks(s.value_dim).enumerate() {
+            assert_eq!(row[0].is_nan(), lens[r] != 1, "{backend}: row {r} keeping {}", lens[r]);
+        }
+    }
+}
+
 #[test]
 fn bad_input_is_refused_and_nothing_written() {
     let (case, _, _) = Case::golden("additive-lens2d");

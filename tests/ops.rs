@@ -266,6 +266,32 @@ proptest! {
     }
 }
 
+/// A value that one query row weighs and another masks reaches the first
+/// alone: each row reads only the keys it keeps.
+#[test]
+fn a_row_never_reads_values_past_its_own_valid_length() {
+    // Rows keeping 1, 3 and none (uniform: every key) of 3 keys; value row
+    // 2 is NaN.
+    let shape = AttentionShape { batch: 1, queries: 3, keys: 3, query_dim: 2, key_dim: 2, value_dim: 2 };
+    let x = Inputs {
+        shape,
+        queries: vec![0.1, 0.2, 0.3, -0.4, 0.5, 0.6],
+        keys: vec![0.5, -0.1, 0.2, 0.3, -0.6, 0.4],
+        values: vec![1.0, 2.0, 3.0, 4.0, f32::NAN, f32::NAN],
+        lens: Lens::PerQuery(vec![1, 3, 0]),
+    };
+    let m = |n: usize| (0..n).map(|i| 0.1 * i as f32 - 0.3).collect::<Vec<f32>>();
+    let mha = Op::Mha { heads: 2, hidden: 4, w: [m(8), m(8), m(8), m(16)] };
+    for op in [Op::Dot, Op::Bilinear(m(4)), mha] {
+        for backend in backends() {
+            let (out, _) = with_backend(backend, || run(&op, &x)).unwrap();
+            let width = out.len() / 3;
+            assert!(out[..width].iter().all(|o| o.is_finite()), "{op:?} on {backend}: row 0 read value row 2");
+            assert!(out[width..].iter().all(|o| o.is_nan()), "{op:?} on {backend}: rows 1 and 2 lost value row 2");
+        }
+    }
+}
+
 #[test]
 fn attend_allocates_and_matches_forward() {
     let g = Golden::load("dot-lens1d");

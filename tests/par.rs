@@ -66,7 +66,12 @@ fn additive_parallel_equals_serial() {
         let attn = AdditiveAttention::new(&w_q, &w_k, &w_v, h, s.query_dim, s.key_dim).unwrap();
         let q = random(&mut rng, s.batch * s.queries * s.query_dim, 2.0);
         let k = random(&mut rng, s.batch * s.keys * s.key_dim, 2.0);
-        let v = random(&mut rng, s.batch * s.keys * s.value_dim, 1.0);
+        let mut v = random(&mut rng, s.batch * s.keys * s.value_dim, 1.0);
+        // A NaN value some rows weigh and others mask: a split of a batch
+        // entry's rows must not change which rows read it.
+        for b in 0..s.batch {
+            v[(b * s.keys + s.keys / 2) * s.value_dim] = f32::NAN;
+        }
         let per_query: Vec<usize> = (0..s.batch * s.queries).map(|i| i % (s.keys + 3)).collect();
         let per_batch: Vec<usize> = (0..s.batch).map(|i| (i * 7) % (s.keys + 3)).collect();
         for valid in [ValidLens::PerQuery(&per_query), ValidLens::PerBatch(&per_batch), ValidLens::All] {

@@ -401,13 +401,11 @@ impl WithSimd for KeyExpProducts<'_> {
     }
 }
 
-/// `out_b = weights_b · values_b` for every batch entry, over the keys
-/// that carry weight in some row of it
-/// ([`ValidLens::keys_weighted`]): the keys past every row's valid length
-/// are never read, as they are never scored. Their weights are exactly 0,
-/// so leaving them out changes no bits of a finite sum; it also keeps a
-/// non-finite value in the padding out of the output, where PyTorch's
-/// `bmm` would give `0 · NaN = NaN`.
+/// `out_b = weights_b · values_b` for every batch entry, run by run of
+/// rows that weigh the same keys ([`ValidLens::weighted_runs`]): the keys
+/// past a row's valid length are never read for it, as they are never
+/// scored. Their weights are exactly 0, so leaving them out changes no bits
+/// of a finite sum.
 fn weighted_sum(
     shape: &AttentionShape,
     valid_lens: ValidLens<'_>,
@@ -417,14 +415,16 @@ fn weighted_sum(
 ) -> Result<(), Error> {
     let (q, k, d) = (shape.queries, shape.keys, shape.value_dim);
     for b in 0..shape.batch {
-        let used = valid_lens.keys_weighted(b, q, k);
-        gemm_own(
-            1.0,
-            MatRef::strided(&weights[b * q * k..(b + 1) * q * k], q, used, k, 1),
-            MatRef::new(&values[b * k * d..b * k * d + used * d], used, d),
-            0.0,
-            MatMut::new(&mut out[b * q * d..(b + 1) * q * d], q, d),
-        )?;
+        for (rows, used) in valid_lens.weighted_runs(b, q, k) {
+            let (first, n) = (b * q + rows.start, rows.len());
+            gemm_own(
+                1.0,
+                MatRef::strided(&weights[first * k..(first + n) * k], n, used, k, 1),
+                MatRef::new(&values[b * k * d..b * k * d + used * d], used, d),
+                0.0,
+                MatMut::new(&mut out[first * d..(first + n) * d], n, d),
+            )?;
+        }
     }
     Ok(())
 }

@@ -88,12 +88,12 @@ impl Heads {
 /// `queries`, `keys`, `values` and `out` are `(B, S, heads·width)`;
 /// `weights` is `(B·heads, Q, K)`. Lengths are checked by the caller.
 ///
-/// Both products stop at the keys that carry weight in some row of the
-/// batch entry ([`ValidLens::keys_weighted`]): the masked softmax writes
-/// the scores past a row's valid length over, so computing them was
-/// wasted, and their weights are exactly 0. So the keys and values past
-/// every row's valid length are never read, and a non-finite value there
-/// stays out of the output (PyTorch's `bmm` gives `0 · NaN = NaN`).
+/// Both products run by runs of rows that weigh the same keys
+/// ([`ValidLens::weighted_runs`]): the masked softmax writes the scores
+/// past a row's valid length over, so computing them was wasted, and their
+/// weights are exactly 0. So no key or value past a row's valid length is
+/// read for it, and a non-finite value there stays out of its output
+/// (PyTorch's `bmm` gives `0 · NaN = NaN`).
 ///
 /// `weights · V` runs on our own GEMM at every size: V's rows are
 /// contiguous, so a few query rows (Q = 1 when decoding) read it in place
@@ -115,18 +115,19 @@ pub(crate) fn attend(
     let (qk_row, v_row) = (l.heads * l.qk_dim, l.heads * l.v_dim);
     let per_head = l.queries * l.keys;
     for b in 0..l.batch {
-        let used = valid_lens.keys_weighted(b, l.queries, l.keys);
-        for h in 0..l.heads {
-            let w = &mut weights[(b * l.heads + h) * per_head..][..per_head];
-            let q = from(queries, b * l.queries * qk_row + h * l.qk_dim);
-            let k = from(keys, b * l.keys * qk_row + h * l.qk_dim);
-            gemm(
-                scale,
-                MatRef::strided(q, l.queries, l.qk_dim, qk_row, 1),
-                MatRef::strided(k, used, l.qk_dim, qk_row, 1).t(),
-                0.0,
-                MatMut::strided(w, l.queries, used, l.keys, 1),
-            )?;
+        for (rows, used) in valid_lens.weighted_runs(b, l.queries, l.keys) {
+            for h in 0..l.heads {
+                let w = &mut weights[(b * l.heads + h) * per_head + rows.start * l.keys..][..rows.len() * l.keys];
+                let q = from(queries, (b * l.queries + rows.start) * qk_row + h * l.qk_dim);
+                let k = from(keys, b * l.keys * qk_row + h * l.qk_dim);
+                gemm(
+                    scale,
+                    MatRef::strided(q, rows.len(), l.qk_dim, qk_row, 1),
+                    MatRef::strided(k, used, l.qk_dim, qk_row, 1).t(),
+                    0.0,
+                    MatMut::strided(w, rows.len(), used, l.keys, 1),
+                )?;
+            }
         }
     }
     // Heads repeat the batch's valid lengths, as d2l's repeat_interleave does.
@@ -144,18 +145,19 @@ pub(crate) fn attend(
         }
     }
     for b in 0..l.batch {
-        let used = valid_lens.keys_weighted(b, l.queries, l.keys);
-        for h in 0..l.heads {
-            let w = &weights[(b * l.heads + h) * per_head..][..per_head];
-            let v = from(values, b * l.keys * v_row + h * l.v_dim);
-            let o = from_mut(out, b * l.queries * v_row + h * l.v_dim);
-            gemm_own(
-                1.0,
-                MatRef::strided(w, l.queries, used, l.keys, 1),
-                MatRef::strided(v, used, l.v_dim, v_row, 1),
-                0.0,
-                MatMut::strided(o, l.queries, l.v_dim, v_row, 1),
-            )?;
+        for (rows, used) in valid_lens.weighted_runs(b, l.queries, l.keys) {
+            for h in 0..l.heads {
+                let w = &weights[(b * l.heads + h) * per_head + rows.start * l.keys..][..rows.len() * l.keys];
+                let v = from(values, b * l.keys * v_row + h * l.v_dim);
+                let o = from_mut(out, (b * l.queries + rows.start) * v_row + h * l.v_dim);
+                gemm_own(
+                    1.0,
+                    MatRef::strided(w, rows.len(), used, l.keys, 1),
+                    MatRef::strided(v, used, l.v_dim, v_row, 1),
+                    0.0,
+                    MatMut::strided(o, rows.len(), l.v_dim, v_row, 1),
+                )?;
+            }
         }
     }
     Ok(())

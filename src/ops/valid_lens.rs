@@ -39,12 +39,34 @@ impl<'a> ValidLens<'a> {
         if len == 0 && keys > 0 { None } else { Some(len.min(keys)) }
     }
 
-    /// Leading keys that carry weight in any query row of batch entry `b`:
-    /// the most any of its rows keeps, and every key when a row is the
-    /// uniform "nothing valid" case. The keys past it have weight exactly 0
-    /// in every row, so a weighted sum may stop there.
-    pub(crate) fn keys_weighted(&self, b: usize, queries: usize, keys: usize) -> usize {
-        (b * queries..(b + 1) * queries).map(|row| self.kept(row, queries, keys).unwrap_or(keys)).max().unwrap_or(0)
+    /// The query rows of batch entry `b` (`0..queries`) in runs of
+    /// consecutive rows that weigh the same leading keys, each with that
+    /// count: a row's valid length, or every key for the uniform "nothing
+    /// valid" case. One run under `All` and `PerBatch`.
+    ///
+    /// A weighted sum run by run reads no key or value past a row's valid
+    /// length for that row, so a non-finite value there cannot reach it
+    /// (where PyTorch's `bmm` gives `0 · NaN = NaN`), and a row's bits do
+    /// not depend on which rows share its run: the parallel layer may split
+    /// a batch entry's rows anywhere.
+    pub(crate) fn weighted_runs(
+        self,
+        b: usize,
+        queries: usize,
+        keys: usize,
+    ) -> impl Iterator<Item = (core::ops::Range<usize>, usize)> + 'a {
+        let weighted = move |q: usize| self.kept(b * queries + q, queries, keys).unwrap_or(keys);
+        let mut start = 0;
+        core::iter::from_fn(move || {
+            if start >= queries {
+                return None;
+            }
+            let used = weighted(start);
+            let end = (start + 1..queries).find(|&q| weighted(q) != used).unwrap_or(queries);
+            let run = start..end;
+            start = end;
+            Some((run, used))
+        })
     }
 
     /// The same rule as a softmax [`Mask`].
