@@ -401,11 +401,10 @@ impl WithSimd for KeyExpProducts<'_> {
     }
 }
 
-/// `out_b = weights_b · values_b` for every batch entry, run by run of
-/// rows that weigh the same keys ([`ValidLens::weighted_runs`]): the keys
-/// past a row's valid length are never read for it, as they are never
-/// scored. Their weights are exactly 0, so leaving them out changes no bits
-/// of a finite sum.
+/// `out_b = weights_b · values_b` for every batch entry, in the products
+/// [`ValidLens::weighted_runs`] gives: no value past a row's valid length
+/// reaches it (its weight is exactly 0, and it is never scored), and a
+/// row's bits do not depend on the rows it shares a product with.
 fn weighted_sum(
     shape: &AttentionShape,
     valid_lens: ValidLens<'_>,
@@ -415,12 +414,13 @@ fn weighted_sum(
 ) -> Result<(), Error> {
     let (q, k, d) = (shape.queries, shape.keys, shape.value_dim);
     for b in 0..shape.batch {
-        for (rows, used) in valid_lens.weighted_runs(b, q, k) {
+        let entry = &values[b * k * d..(b + 1) * k * d];
+        for (rows, used) in valid_lens.weighted_runs(b, q, k, (entry, d)) {
             let (first, n) = (b * q + rows.start, rows.len());
             gemm_own(
                 1.0,
                 MatRef::strided(&weights[first * k..(first + n) * k], n, used, k, 1),
-                MatRef::new(&values[b * k * d..b * k * d + used * d], used, d),
+                MatRef::new(&entry[..used * d], used, d),
                 0.0,
                 MatMut::new(&mut out[first * d..(first + n) * d], n, d),
             )?;

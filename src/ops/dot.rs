@@ -88,12 +88,12 @@ impl Heads {
 /// `queries`, `keys`, `values` and `out` are `(B, S, heads·width)`;
 /// `weights` is `(B·heads, Q, K)`. Lengths are checked by the caller.
 ///
-/// Both products run by runs of rows that weigh the same keys
-/// ([`ValidLens::weighted_runs`]): the masked softmax writes the scores
-/// past a row's valid length over, so computing them was wasted, and their
-/// weights are exactly 0. So no key or value past a row's valid length is
-/// read for it, and a non-finite value there stays out of its output
-/// (PyTorch's `bmm` gives `0 · NaN = NaN`).
+/// Both products stop where the rows stop weighing keys: `Q·Kᵀ` at the
+/// longest valid length of the batch entry (the masked softmax writes
+/// every score past a row's own over), `P·V` in the products
+/// [`ValidLens::weighted_runs`] gives, so no value past a row's valid
+/// length reaches it (PyTorch's `bmm` gives `0 · NaN = NaN` there) and a
+/// row's bits do not depend on the rows beside it.
 ///
 /// `weights · V` runs on our own GEMM at every size: V's rows are
 /// contiguous, so a few query rows (Q = 1 when decoding) read it in place
@@ -115,19 +115,18 @@ pub(crate) fn attend(
     let (qk_row, v_row) = (l.heads * l.qk_dim, l.heads * l.v_dim);
     let per_head = l.queries * l.keys;
     for b in 0..l.batch {
-        for (rows, used) in valid_lens.weighted_runs(b, l.queries, l.keys) {
-            for h in 0..l.heads {
-                let w = &mut weights[(b * l.heads + h) * per_head + rows.start * l.keys..][..rows.len() * l.keys];
-                let q = from(queries, (b * l.queries + rows.start) * qk_row + h * l.qk_dim);
-                let k = from(keys, b * l.keys * qk_row + h * l.qk_dim);
-                gemm(
-                    scale,
-                    MatRef::strided(q, rows.len(), l.qk_dim, qk_row, 1),
-                    MatRef::strided(k, used, l.qk_dim, qk_row, 1).t(),
-                    0.0,
-                    MatMut::strided(w, rows.len(), used, l.keys, 1),
-                )?;
-            }
+        let used = valid_lens.longest(b, l.queries, l.keys);
+        for h in 0..l.heads {
+            let w = &mut weights[(b * l.heads + h) * per_head..][..per_head];
+            let q = from(queries, b * l.queries * qk_row + h * l.qk_dim);
+            let k = from(keys, b * l.keys * qk_row + h * l.qk_dim);
+            gemm(
+                scale,
+                MatRef::strided(q, l.queries, l.qk_dim, qk_row, 1),
+                MatRef::strided(k, used, l.qk_dim, qk_row, 1).t(),
+                0.0,
+                MatMut::strided(w, l.queries, used, l.keys, 1),
+            )?;
         }
     }
     // Heads repeat the batch's valid lengths, as d2l's repeat_interleave does.
@@ -145,7 +144,9 @@ pub(crate) fn attend(
         }
     }
     for b in 0..l.batch {
-        for (rows, used) in valid_lens.weighted_runs(b, l.queries, l.keys) {
+        let entry = from(values, b * l.keys * v_row);
+        let entry = &entry[..(l.keys * v_row).min(entry.len())];
+        for (rows, used) in valid_lens.weighted_runs(b, l.queries, l.keys, (entry, v_row)) {
             for h in 0..l.heads {
                 let w = &weights[(b * l.heads + h) * per_head + rows.start * l.keys..][..rows.len() * l.keys];
                 let v = from(values, b * l.keys * v_row + h * l.v_dim);

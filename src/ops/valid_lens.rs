@@ -39,30 +39,51 @@ impl<'a> ValidLens<'a> {
         if len == 0 && keys > 0 { None } else { Some(len.min(keys)) }
     }
 
-    /// The query rows of batch entry `b` (`0..queries`) in runs of
-    /// consecutive rows that weigh the same leading keys, each with that
-    /// count: a row's valid length, or every key for the uniform "nothing
-    /// valid" case. One run under `All` and `PerBatch`.
+    /// Leading keys some query row of batch entry `b` weighs: the longest
+    /// valid length among its rows, or every key for the uniform "nothing
+    /// valid" case.
+    pub(crate) fn longest(self, b: usize, queries: usize, keys: usize) -> usize {
+        (0..queries).map(|q| self.weighs(b, q, queries, keys)).max().unwrap_or(0)
+    }
+
+    /// Keys row `q` of batch entry `b` weighs.
+    fn weighs(self, b: usize, q: usize, queries: usize, keys: usize) -> usize {
+        self.kept(b * queries + q, queries, keys).unwrap_or(keys)
+    }
+
+    /// Batch entry `b`'s query rows (`0..queries`) as `(rows, keys)` for
+    /// the weighted sum of its `values` (`keys` rows of `width`): one
+    /// product over the longest valid length when every value row between
+    /// the shortest and the longest is finite, else runs of consecutive
+    /// rows of one valid length, each stopping there.
     ///
-    /// A weighted sum run by run reads no key or value past a row's valid
-    /// length for that row, so a non-finite value there cannot reach it
-    /// (where PyTorch's `bmm` gives `0 · NaN = NaN`), and a row's bits do
-    /// not depend on which rows share its run: the parallel layer may split
-    /// a batch entry's rows anywhere.
+    /// A masked weight is exactly 0, so next to finite values it adds
+    /// exactly nothing, and the one product gives each row the bits it has
+    /// on its own; a non-finite value would give `0 · inf = NaN` (as
+    /// PyTorch's `bmm` does), so then no row reads a value past its own
+    /// valid length. Either way a row's bits do not depend on the rows
+    /// beside it, so the parallel layer may split a batch entry's rows
+    /// anywhere.
     pub(crate) fn weighted_runs(
         self,
         b: usize,
         queries: usize,
         keys: usize,
+        (values, width): (&[f32], usize),
     ) -> impl Iterator<Item = (core::ops::Range<usize>, usize)> + 'a {
-        let weighted = move |q: usize| self.kept(b * queries + q, queries, keys).unwrap_or(keys);
+        let weighs = move |q: usize| self.weighs(b, q, queries, keys);
+        let shortest = (0..queries).map(weighs).min().unwrap_or(0);
+        let longest = self.longest(b, queries, keys);
+        let finite = || values[shortest * width..longest * width].iter().all(|v| v.is_finite());
+        let together = shortest == longest || finite();
         let mut start = 0;
         core::iter::from_fn(move || {
             if start >= queries {
                 return None;
             }
-            let used = weighted(start);
-            let end = (start + 1..queries).find(|&q| weighted(q) != used).unwrap_or(queries);
+            let used = if together { longest } else { weighs(start) };
+            let end =
+                if together { queries } else { (start + 1..queries).find(|&q| weighs(q) != used).unwrap_or(queries) };
             let run = start..end;
             start = end;
             Some((run, used))
