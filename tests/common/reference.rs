@@ -113,6 +113,55 @@ pub fn additive(
     })
 }
 
+/// How far the additive scores `(B, Q, K)` can move when nothing but the
+/// tanh arguments `W_q q + W_k k` is rounded to f32, as every f32 engine
+/// must round them. Large inputs whose projections nearly cancel make this
+/// the dominant error, beyond any fixed tolerance: an argument of 0.2 left
+/// by two projections of 3.7e3 is already uncertain by 2.4e-4. Per score,
+/// `Σ_h |w_v[h]| · max sech² over [x_h ± δ_h] · δ_h`, where `δ_h` is
+/// Higham's `γ_n` bound for a sum of `n = qd + kd + 1` terms:
+/// `γ_n (Σ_i |W_q[h,i] q_i| + Σ_j |W_k[h,j] k_j|)`.
+pub fn additive_argument_slack(
+    dims: Dims,
+    queries: &[f32],
+    keys: &[f32],
+    w_q: &[f32],
+    w_k: &[f32],
+    w_v: &[f32],
+) -> Vec<f64> {
+    let hidden = w_v.len();
+    let qd = queries.len() / (dims.batch * dims.queries).max(1);
+    let kd = keys.len() / (dims.batch * dims.keys).max(1);
+    let n = (qd + kd + 1) as f64;
+    let gamma = n * f32::EPSILON as f64 / 2.0 / (1.0 - n * f32::EPSILON as f64 / 2.0);
+    let as64 = |x: &[f32]| x.iter().map(|&v| v as f64).collect::<Vec<_>>();
+    let abs = |x: &[f32]| x.iter().map(|v| v.abs()).collect::<Vec<_>>();
+    let (aq, ak) = (abs(w_q), abs(w_k));
+    let rows = |x: &[f32], dim: usize, w: &[f32], aw: &[f32]| -> Vec<(Vec<f64>, Vec<f64>)> {
+        x.chunks(dim.max(1)).map(|r| (linear(w, &as64(r), hidden), linear(aw, &as64(&abs(r)), hidden))).collect()
+    };
+    let (a, b) = (rows(queries, qd, w_q, &aq), rows(keys, kd, w_k, &ak));
+    let mut slack = Vec::with_capacity(dims.batch * dims.queries * dims.keys);
+    for bi in 0..dims.batch {
+        for q in 0..dims.queries {
+            let (a, a_abs) = &a[bi * dims.queries + q];
+            for k in 0..dims.keys {
+                let (b, b_abs) = &b[bi * dims.keys + k];
+                slack.push(
+                    (0..hidden)
+                        .map(|h| {
+                            let (x, delta) = ((a[h] + b[h]).abs(), gamma * (a_abs[h] + b_abs[h]));
+                            let sech = 1.0 / (x - delta).max(0.0).cosh();
+                            (w_v[h] as f64).abs() * sech * sech * delta
+                        })
+                        .sum(),
+                );
+            }
+        }
+    }
+    slack
+}
+
 /// Rows of `x` (`rows × dim`) as f64 vectors.
 pub fn rows(x: &[f32], dim: usize) -> Vec<Vec<f64>> {
     x.chunks(dim.max(1)).map(|r| r.iter().map(|&v| v as f64).collect()).collect()
