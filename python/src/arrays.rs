@@ -1,0 +1,126 @@
+//! NumPy arrays as the engine reads them: row-major slices with a shape.
+//!
+//! A C-contiguous array is borrowed in place; any other layout is copied
+//! once into row-major order. Objects that are not NumPy arrays (lists,
+//! PyTorch CPU tensors) go through `numpy.asarray` first, and nothing is
+//! ever converted between element types: a `float64` array is refused,
+//! not rounded, so the caller sees what precision the engine ran at.
+
+use crate::errors::type_error;
+use engine::storage::Stored;
+use half::f16;
+use numpy::{Element, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::PyMemoryError;
+use pyo3::prelude::*;
+
+/// One array of `T`, in row-major order.
+pub struct Borrowed<'py, T: Element> {
+    array: PyReadonlyArrayDyn<'py, T>,
+    /// The row-major copy of a non-contiguous array.
+    copy: Option<Vec<T>>,
+}
+
+impl<'py, T: Element + Copy> Borrowed<'py, T> {
+    fn new(array: PyReadonlyArrayDyn<'py, T>) -> Self {
+        let copy = array.as_slice().is_err().then(|| array.as_array().iter().copied().collect());
+        Borrowed { array, copy }
+    }
+
+    /// `obj` as an array of `T`, or `None` if its element type differs.
+    pub fn extract(obj: &Bound<'py, PyAny>) -> Option<Self> {
+        obj.extract::<PyReadonlyArrayDyn<'py, T>>().ok().map(Self::new)
+    }
+
+    /// `obj` as an array of `T`, or a `TypeError` naming `arg`.
+    pub fn require(arg: &str, obj: &Bound<'py, PyAny>, expected: &str) -> PyResult<Self> {
+        let array = as_array(obj)?;
+        Self::extract(&array).ok_or_else(|| type_error(arg, expected, dtype_of(&array)))
+    }
+
+    /// The values in row-major order.
+    pub fn values(&self) -> &[T] {
+        self.copy.as_deref().or_else(|| self.array.as_slice().ok()).unwrap_or_default()
+    }
+
+    /// The array's shape.
+    pub fn shape(&self) -> &[usize] {
+        self.array.shape()
+    }
+}
+
+/// Queries, keys and values in either of the float types NumPy has and the
+/// engine stores (`bfloat16` is not a NumPy type).
+pub enum Floats<'py> {
+    F32(Borrowed<'py, f32>),
+    F16(Borrowed<'py, f16>),
+}
+
+impl<'py> Floats<'py> {
+    /// `obj` as `float32` or `float16`, or a `TypeError` naming `arg`.
+    pub fn require(arg: &str, obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let array = as_array(obj)?;
+        if let Some(a) = Borrowed::extract(&array) {
+            return Ok(Floats::F32(a));
+        }
+        if let Some(a) = Borrowed::extract(&array) {
+            return Ok(Floats::F16(a));
+        }
+        Err(type_error(arg, "a float32 or float16 array", dtype_of(&array)))
+    }
+
+    /// The values as the engine takes them.
+    pub fn stored(&self) -> Stored<'_> {
+        match self {
+            Floats::F32(a) => Stored::F32(a.values()),
+            Floats::F16(a) => Stored::F16(a.values()),
+        }
+    }
+
+    /// The array's shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Floats::F32(a) => a.shape(),
+            Floats::F16(a) => a.shape(),
+        }
+    }
+}
+
+/// `obj` itself if it is a NumPy array, else `numpy.asarray(obj)`.
+pub fn as_array<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if obj.is_instance_of::<PyUntypedArray>() {
+        return Ok(obj.clone());
+    }
+    obj.py().import("numpy")?.call_method1("asarray", (obj,))
+}
+
+/// The element type of an array, as NumPy names it.
+pub fn dtype_of(array: &Bound<'_, PyAny>) -> String {
+    match array.extract::<Bound<'_, PyUntypedArray>>() {
+        Ok(a) => format!("dtype {}", a.dtype().str().map(|s| s.to_string()).unwrap_or_default()),
+        Err(_) => array.get_type().name().map(|n| n.to_string()).unwrap_or_default(),
+    }
+}
+
+/// A shape as Python prints it: `(2, 3)`.
+pub fn shape_text(shape: &[usize]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// `len` copies of `value`, or a `MemoryError` naming `arg`: shapes that are
+/// each valid can still ask for more memory than there is (a long query
+/// against wide values), and Rust's allocator would abort the interpreter.
+pub fn filled<T: Clone>(arg: &str, len: usize, value: T) -> PyResult<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| PyMemoryError::new_err(format!("`{arg}`: cannot allocate {len} values")))?;
+    v.resize(len, value);
+    Ok(v)
+}
+
+/// `values` (row-major, `shape`) as a new NumPy array.
+pub fn new_array<'py, T: Element>(py: Python<'py>, shape: &[usize], values: Vec<T>) -> PyResult<Bound<'py, PyAny>> {
+    let flat = numpy::PyArray1::from_vec(py, values);
+    Ok(numpy::PyArrayMethods::reshape(&flat, shape.to_vec())?.into_any())
+}

@@ -1,0 +1,38 @@
+//! `simd_attention` for Python: the engine's operators over NumPy arrays.
+//!
+//! Each function borrows its arrays in place (C-contiguous `float32` or
+//! `float16`; other layouts are copied once), checks every shape before
+//! any work, releases the GIL while it computes on every core through the
+//! crate's `par` layer (so results are bit-identical at any thread count),
+//! and raises `ValueError` or `TypeError` with the engine's message, which
+//! names the argument, the expected value and the actual one.
+//!
+//! Nothing here computes: each function only maps arrays to the crate's
+//! calls, as `tests/c/` and the C API do.
+
+mod additive;
+mod arrays;
+mod errors;
+mod sdpa;
+
+use pyo3::prelude::*;
+
+/// The SIMD backend the engine runs on in this process, e.g. `"avx512"`.
+/// `SIMD_ATTENTION_BACKEND` in the environment, read once at the first
+/// call, can force a slower one.
+#[pyfunction]
+fn backend() -> &'static str {
+    engine::backend().name()
+}
+
+/// Attention on CPUs: `scaled_dot_product_attention` with PyTorch's
+/// argument names and semantics, and Bahdanau's `additive_attention` with
+/// d2l's. Threads: rayon's, `RAYON_NUM_THREADS` sets how many.
+#[pymodule]
+fn simd_attention(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(backend, m)?)?;
+    m.add_function(wrap_pyfunction!(sdpa::scaled_dot_product_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(additive::additive_attention, m)?)?;
+    Ok(())
+}
