@@ -48,7 +48,14 @@ pub fn additive_attention<'py>(
     let [batch, rows, query_dim] = three_dims("queries", q.shape())?;
     let [_, keys_len, key_dim] = three_dims("keys", k.shape())?;
     let [.., value_dim] = three_dims("values", v.shape())?;
-    let hidden = wq.shape().first().copied().unwrap_or(0);
+    let [hidden, _] = <[usize; 2]>::try_from(wq.shape())
+        .map_err(|_| value_error("w_q", "2 dimensions (H, qd)", shape_text(wq.shape())))?;
+    if wk.shape().len() != 2 {
+        return Err(value_error("w_k", "2 dimensions (H, kd)", shape_text(wk.shape())));
+    }
+    if !matches!(wv.shape(), [_] | [1, _]) {
+        return Err(value_error("w_v", "shape (1, H) or (H,)", shape_text(wv.shape())));
+    }
     let shape = AttentionShape { batch, queries: rows, keys: keys_len, query_dim, key_dim, value_dim };
     let lens = valid_lens.map(|l| lens_of(l, batch, rows)).transpose()?;
     let lens_view = match &lens {

@@ -137,10 +137,10 @@ pub fn additive_argument_slack(
     let as64 = |x: &[f32]| x.iter().map(|&v| v as f64).collect::<Vec<_>>();
     let abs = |x: &[f32]| x.iter().map(|v| v.abs()).collect::<Vec<_>>();
     let (aq, ak) = (abs(w_q), abs(w_k));
-    let rows = |x: &[f32], dim: usize, w: &[f32], aw: &[f32]| -> Vec<(Vec<f64>, Vec<f64>)> {
+    let projections = |x: &[f32], dim: usize, w: &[f32], aw: &[f32]| -> Vec<(Vec<f64>, Vec<f64>)> {
         x.chunks(dim.max(1)).map(|r| (linear(w, &as64(r), hidden), linear(aw, &as64(&abs(r)), hidden))).collect()
     };
-    let (a, b) = (rows(queries, qd, w_q, &aq), rows(keys, kd, w_k, &ak));
+    let (a, b) = (projections(queries, qd, w_q, &aq), projections(keys, kd, w_k, &ak));
     let mut slack = Vec::with_capacity(dims.batch * dims.queries * dims.keys);
     for bi in 0..dims.batch {
         for q in 0..dims.queries {
