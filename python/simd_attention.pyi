@@ -1,5 +1,6 @@
-"""Attention on CPUs: SDPA with PyTorch's argument names and semantics, and
-Bahdanau's additive attention with d2l's, over NumPy arrays.
+"""Attention on CPUs: SDPA with PyTorch's argument names and semantics, a
+KV cache for decoder loops, and Bahdanau's additive attention with d2l's,
+over NumPy arrays.
 
 Arrays are borrowed in place when C-contiguous (other layouts are copied
 once), the GIL is released while the engine computes on every core
@@ -8,23 +9,27 @@ thread count. Bad shapes or types raise ``ValueError`` or ``TypeError`` whose
 message names the argument, the expected value and the actual one.
 """
 
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
 
-Floats = Union[npt.NDArray[np.float32], npt.NDArray[np.float16]]
+# float32, float16, or ml_dtypes.bfloat16 (NumPy has no bfloat16 of its own).
+Floats = Union[npt.NDArray[np.float32], npt.NDArray[np.float16], npt.NDArray[Any]]
+# q8: int8 values (..., S, E) and float32 scales (..., S, ceil(E / 32)).
+Q8 = Tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]
+Mask = Union[npt.NDArray[np.bool_], npt.NDArray[np.float32]]
 
 def backend() -> str:
     """The SIMD backend in use, e.g. ``"avx512"``, ``"avx2"`` or ``"portable"``."""
 
 def scaled_dot_product_attention(
     query: Floats,
-    key: Floats,
-    value: Floats,
-    attn_mask: Optional[Union[npt.NDArray[np.bool_], npt.NDArray[np.float32]]] = None,
+    key: Union[Floats, Q8],
+    value: Union[Floats, Q8],
+    attn_mask: Optional[Mask] = None,
     dropout_p: float = 0.0,
     is_causal: bool = False,
     scale: Optional[float] = None,
@@ -34,8 +39,10 @@ def scaled_dot_product_attention(
 
     query ``(B, Hq, L, E)``, key ``(B, Hkv, S, E)``, value ``(B, Hkv, S, Ev)``
     -> ``(B, Hq, L, Ev)`` float32. The leading ``B`` or ``B, H`` may be left
-    out of all three. float32 and float16 are read as stored and computed in
-    float32. ``attn_mask``: bool (True takes part) or float32 (added to the
+    out of all three. float32, float16 and bfloat16 are read as stored and
+    computed in float32; ``key`` and ``value`` may instead be q8
+    ``(values, scales)`` pairs (see ``quantize_q8``), of one storage type
+    between them. ``attn_mask``: bool (True takes part) or float32 (added to the
     scaled scores), broadcastable to ``(B, Hq, L, S)``; a row that sees no key
     gives zeros. ``is_causal``: query ``i`` sees keys ``0..=i`` (top-left, as
     PyTorch's flag). ``scale`` defaults to ``1/sqrt(E)``. ``Hq != Hkv`` (a
@@ -60,3 +67,58 @@ def additive_attention(
     integers ``(B,)`` or ``(B, Q)``; a length of 0 weighs every key equally.
     Returns ``output (B, Q, vd)`` and ``attention_weights (B, Q, K)``.
     """
+
+def quantize_q8(x: npt.NDArray[np.float32]) -> Q8:
+    """float32 ``(..., n)`` to q8 ``(int8 (..., n), float32 (..., ceil(n / 32)))``:
+    per block of 32 values of a row, ``scale = max|x| / 127`` and
+    ``q = round(x / scale)`` (half away from zero); a block of zeros has scale
+    0, one holding inf or NaN scale NaN. A value reads back as ``q * scale``.
+    """
+
+class KvCache:
+    """Keys and values of the positions decoded so far, stored as ``dtype``:
+    ``"float32"``, ``"bfloat16"``, ``"float16"`` (rounded to nearest even on
+    append) or ``"q8"`` (quantized as ``quantize_q8`` does). K is
+    ``(batch, kv_heads, capacity, head_dim)``, V ``(..., value_dim)``; the
+    memory is allocated once, here. One thread uses a cache at a time.
+    """
+
+    def __init__(
+        self,
+        batch: int,
+        kv_heads: int,
+        capacity: int,
+        head_dim: int,
+        value_dim: Optional[int] = None,
+        dtype: Union[str, Any, None] = None,
+    ) -> None: ...
+    def __len__(self) -> int:
+        """Positions filled so far."""
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def nbytes(self) -> int:
+        """Bytes K and V take, scales included, filled or not."""
+    def clear(self) -> None:
+        """Forgets every position; the memory stays."""
+    def append(self, key: npt.NDArray[np.float32], value: npt.NDArray[np.float32]) -> None:
+        """Appends ``n`` positions: key ``(batch, kv_heads, n, head_dim)`` and
+        value ``(batch, kv_heads, n, value_dim)``, float32, converted to the
+        cache's dtype. Past the capacity or with wrong shapes it raises
+        ``ValueError`` and changes nothing."""
+    def attend(
+        self,
+        query: Floats,
+        attn_mask: Optional[Mask] = None,
+        is_causal: bool = False,
+        scale: Optional[float] = None,
+        enable_gqa: bool = False,
+    ) -> npt.NDArray[np.float32]:
+        """SDPA of ``query (batch, q_heads, L, head_dim)`` over every filled
+        position -> ``(batch, q_heads, L, value_dim)`` float32. The queries are
+        the last ``L`` positions: ``is_causal`` lets query ``i`` see positions
+        ``0..=len - L + i``; ``attn_mask`` broadcasts to ``(batch, q_heads, L,
+        len)``. The bits of ``scaled_dot_product_attention`` over the same
+        stored rows."""

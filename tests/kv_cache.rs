@@ -176,3 +176,36 @@ fn refused_appends_write_nothing() {
     let err = KvCache::new(shape, StoredMut::F32(&mut k), StoredMut::F16(&mut vh)).unwrap_err();
     assert_eq!(err, Error::Storage { arg: "value", expected: "f32", actual: "f16" });
 }
+
+#[test]
+fn a_reopened_cache_continues_where_the_first_stopped() {
+    let shape = KvCacheShape { batch: 1, kv_heads: 2, capacity: 5, qk_dim: 3, v_dim: 2 };
+    let op = ScaledDotProductAttention::default();
+    let mut rng = Rng(11);
+    let (k, v, q) = (random(&mut rng, 2 * 5 * 3), random(&mut rng, 2 * 5 * 2), random(&mut rng, 2 * 3));
+    let rows = |x: &[f32], n: usize, w: usize, from: usize| -> Vec<f32> {
+        (0..2).flat_map(|h| x[(h * 5 + from) * w..][..n * w].iter().copied()).collect()
+    };
+    let attend = |cache: &KvCache<'_>| {
+        let query = CacheQuery { query: q.as_slice().into(), q_heads: 2, q_len: 1, mask: SdpaMask::Causal };
+        let mut out = vec![0.0; 4];
+        par::sdpa_cached(&op, cache, query, &mut out).unwrap();
+        out
+    };
+    for storage in [Storage::F32, Storage::Bf16, Storage::F16, Storage::Q8] {
+        let (mut kb, mut vb) = (Buffer::new(storage, 10, 3), Buffer::new(storage, 10, 2));
+        let mut whole = KvCache::new(shape, kb.as_mut(), vb.as_mut()).unwrap();
+        whole.append(5, &k, &v).unwrap();
+        let want = attend(&whole);
+        let (mut kb, mut vb) = (Buffer::new(storage, 10, 3), Buffer::new(storage, 10, 2));
+        let mut first = KvCache::new(shape, kb.as_mut(), vb.as_mut()).unwrap();
+        first.append(3, &rows(&k, 3, 3, 0), &rows(&v, 3, 2, 0)).unwrap();
+        let mut second = KvCache::reopen(shape, kb.as_mut(), vb.as_mut(), 3).unwrap();
+        second.append(2, &rows(&k, 2, 3, 3), &rows(&v, 2, 2, 3)).unwrap();
+        assert_eq!(second.len(), 5);
+        let got = attend(&second);
+        assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{storage:?}: {got:?} vs {want:?}");
+        let err = KvCache::reopen(shape, kb.as_mut(), vb.as_mut(), 6).unwrap_err();
+        assert_eq!(err, Error::Capacity { arg: "len", capacity: 5, needed: 6 });
+    }
+}

@@ -7,8 +7,6 @@
 //! not rounded, so the caller sees what precision the engine ran at.
 
 use crate::errors::type_error;
-use engine::storage::Stored;
-use half::f16;
 use numpy::{Element, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
@@ -45,43 +43,6 @@ impl<'py, T: Element + Copy> Borrowed<'py, T> {
     /// The array's shape.
     pub fn shape(&self) -> &[usize] {
         self.array.shape()
-    }
-}
-
-/// Queries, keys and values in either of the float types NumPy has and the
-/// engine stores (`bfloat16` is not a NumPy type).
-pub enum Floats<'py> {
-    F32(Borrowed<'py, f32>),
-    F16(Borrowed<'py, f16>),
-}
-
-impl<'py> Floats<'py> {
-    /// `obj` as `float32` or `float16`, or a `TypeError` naming `arg`.
-    pub fn require(arg: &str, obj: &Bound<'py, PyAny>) -> PyResult<Self> {
-        let array = as_array(obj)?;
-        if let Some(a) = Borrowed::extract(&array) {
-            return Ok(Floats::F32(a));
-        }
-        if let Some(a) = Borrowed::extract(&array) {
-            return Ok(Floats::F16(a));
-        }
-        Err(type_error(arg, "a float32 or float16 array", dtype_of(&array)))
-    }
-
-    /// The values as the engine takes them.
-    pub fn stored(&self) -> Stored<'_> {
-        match self {
-            Floats::F32(a) => Stored::F32(a.values()),
-            Floats::F16(a) => Stored::F16(a.values()),
-        }
-    }
-
-    /// The array's shape.
-    pub fn shape(&self) -> &[usize] {
-        match self {
-            Floats::F32(a) => a.shape(),
-            Floats::F16(a) => a.shape(),
-        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! `simd_attention` for Python: the engine's operators over NumPy arrays.
 //!
-//! Each function borrows its arrays in place (C-contiguous `float32` or
-//! `float16`; other layouts are copied once), checks every shape before
+//! Each function borrows its arrays in place (C-contiguous `float32`,
+//! `float16`, `ml_dtypes.bfloat16`, or q8 `(int8, float32 scales)` pairs;
+//! other layouts are copied once), checks every shape before
 //! any work, releases the GIL while it computes on every core through the
 //! crate's `par` layer (so results are bit-identical at any thread count),
 //! and raises `ValueError` or `TypeError` with the engine's message, which
@@ -13,7 +14,11 @@
 mod additive;
 mod arrays;
 mod errors;
+mod kv_cache;
+mod mask;
+mod q8;
 mod sdpa;
+mod stored;
 
 use pyo3::prelude::*;
 
@@ -26,13 +31,15 @@ fn backend() -> &'static str {
 }
 
 /// Attention on CPUs: `scaled_dot_product_attention` with PyTorch's
-/// argument names and semantics, and Bahdanau's `additive_attention` with
-/// d2l's. Threads: rayon's, `RAYON_NUM_THREADS` sets how many.
+/// argument names and semantics, a `KvCache` for decoder loops, and
+/// Bahdanau's `additive_attention` with d2l's. Threads: rayon's, `RAYON_NUM_THREADS` sets how many.
 #[pymodule]
 fn simd_attention(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(backend, m)?)?;
     m.add_function(wrap_pyfunction!(sdpa::scaled_dot_product_attention, m)?)?;
     m.add_function(wrap_pyfunction!(additive::additive_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(q8::quantize_q8, m)?)?;
+    m.add_class::<kv_cache::KvCache>()?;
     Ok(())
 }

@@ -48,7 +48,8 @@ impl StoredTensor {
         Ok(tensor)
     }
 
-    fn as_stored_mut(&mut self) -> StoredMut<'_> {
+    /// Borrowed mutably, as a [`crate::ops::KvCache`] takes its buffers.
+    pub fn as_stored_mut(&mut self) -> StoredMut<'_> {
         match self {
             StoredTensor::F32(v) => StoredMut::F32(v),
             StoredTensor::Bf16(v) => StoredMut::Bf16(v),

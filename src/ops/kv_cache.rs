@@ -73,6 +73,24 @@ impl<'b> KvCache<'b> {
         Ok(KvCache { shape, len: 0, key, value })
     }
 
+    /// A cache over buffers that already hold `len` positions of an earlier
+    /// [`KvCache`] of the same shape and storage type: for a caller that
+    /// keeps the buffers between steps but cannot keep the borrow (a
+    /// language binding's object, a firmware's static state). Refused when
+    /// `len` exceeds the capacity. The rows are taken as they are: garbage
+    /// in them gives garbage results, never undefined behaviour.
+    pub fn reopen(
+        shape: KvCacheShape,
+        key: StoredMut<'b>,
+        value: StoredMut<'b>,
+        len: usize,
+    ) -> Result<KvCache<'b>, Error> {
+        if len > shape.capacity {
+            return Err(Error::Capacity { arg: "len", capacity: shape.capacity, needed: len });
+        }
+        Ok(KvCache { len, ..KvCache::new(shape, key, value)? })
+    }
+
     /// Positions filled so far (the same for every batch entry and head).
     pub fn len(&self) -> usize {
         self.len
