@@ -3,7 +3,7 @@
 //! once and attends over every position so far without copying them.
 
 use crate::arrays::{Borrowed, filled, new_array, shape_text};
-use crate::errors::{to_py, value_error};
+use crate::errors::{to_py, type_error, value_error};
 use crate::mask::{Mask, sdpa_mask};
 use crate::sdpa::{check_gqa, four_dims, output, with_width};
 use crate::stored::StoredArray;
@@ -35,14 +35,17 @@ const DTYPES: [(&str, Storage); 4] =
 /// `dtype` as a storage type: one of [`DTYPES`]' names, or a NumPy dtype
 /// (or type) of one of the float types.
 fn storage_of(dtype: &Bound<'_, PyAny>) -> PyResult<Storage> {
+    const EXPECTED: &str = "\"float32\", \"bfloat16\", \"float16\" or \"q8\"";
+    let numpy_name = || -> PyResult<String> {
+        dtype.py().import("numpy")?.call_method1("dtype", (dtype,))?.getattr("name")?.extract()
+    };
     let name = match dtype.extract::<String>() {
         Ok(name) => name,
-        Err(_) => dtype.py().import("numpy")?.call_method1("dtype", (dtype,))?.getattr("name")?.extract()?,
+        Err(_) => numpy_name()
+            .map_err(|_| type_error("dtype", EXPECTED, dtype.repr().map_or_else(|_| "?".into(), |r| r.to_string())))?,
     };
     let found = DTYPES.iter().find(|(n, _)| *n == name);
-    found
-        .map(|&(_, s)| s)
-        .ok_or_else(|| value_error("dtype", "\"float32\", \"bfloat16\", \"float16\" or \"q8\"", format!("{name:?}")))
+    found.map(|&(_, s)| s).ok_or_else(|| value_error("dtype", EXPECTED, format!("{name:?}")))
 }
 
 /// Keys and values of the positions decoded so far, stored as `dtype`:

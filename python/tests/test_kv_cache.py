@@ -103,6 +103,7 @@ class Refusals(unittest.TestCase):
         self.refuses(TypeError, ["`query`", "tuple"], lambda: cache.attend(sa.quantize_q8(q)))
         self.refuses(ValueError, ["`dtype`", "q8", "\"int8\""], lambda: sa.KvCache(1, 1, 1, 1, dtype="int8"))
         self.refuses(ValueError, ["`dtype`", "\"float64\""], lambda: sa.KvCache(1, 1, 1, 1, dtype=np.float64))
+        self.refuses(TypeError, ["`dtype`", "q8", "object"], lambda: sa.KvCache(1, 1, 1, 1, dtype=object()))
         self.refuses(MemoryError, ["`key`"], lambda: sa.KvCache(1 << 20, 1 << 20, 1 << 20, 1 << 10))
         self.refuses(OverflowError, [], lambda: sa.KvCache(-1, 1, 1, 1))
 
