@@ -238,6 +238,118 @@ typedef struct simd_attention_mask {
 } simd_attention_mask;
 
 /**
+ * Sizes of a KV cache: keys `(batch, kv_heads, capacity, qk_dim)` and
+ * values `(batch, kv_heads, capacity, v_dim)`, each (batch, kv head)'s
+ * rows contiguous.
+ */
+typedef struct simd_attention_kv_cache_shape {
+  /**
+   * `B`.
+   */
+  size_t batch;
+  /**
+   * `Hkv`.
+   */
+  size_t kv_heads;
+  /**
+   * Positions each (batch, kv head) can hold.
+   */
+  size_t capacity;
+  /**
+   * `E`, the width of keys (and queries).
+   */
+  size_t qk_dim;
+  /**
+   * `Ev`, the width of values.
+   */
+  size_t v_dim;
+} simd_attention_kv_cache_shape;
+
+/**
+ * A tensor's storage type: one of the `SIMD_ATTENTION_STORAGE_*` values.
+ */
+typedef uint32_t simd_attention_storage;
+
+/**
+ * A row-major tensor the call may write: a KV cache's keys or values.
+ * The fields mean what they mean in [`simd_attention_tensor`].
+ */
+typedef struct simd_attention_tensor_mut {
+  /**
+   * A `SIMD_ATTENTION_STORAGE_*` value.
+   */
+  simd_attention_storage storage;
+  /**
+   * The values: `float *`, `uint16_t *` (bf16, f16) or `int8_t *` (q8).
+   */
+  void *data;
+  /**
+   * Values at `data` (not bytes).
+   */
+  size_t len;
+  /**
+   * q8 only: the scales, row-major.
+   */
+  float *scales;
+  /**
+   * q8 only: floats at `scales`.
+   */
+  size_t scales_len;
+} simd_attention_tensor_mut;
+
+/**
+ * A KV cache in the caller's memory. Fill `shape`, `key` and `value`
+ * (one storage type; `B·Hkv·capacity` rows each, and for q8
+ * `ceil(width / 32)` scales a row) and set `len` to 0; then only
+ * `simd_attention_kv_cache_append` changes `len`.
+ */
+typedef struct simd_attention_kv_cache {
+  /**
+   * Its sizes.
+   */
+  struct simd_attention_kv_cache_shape shape;
+  /**
+   * The keys' buffer.
+   */
+  struct simd_attention_tensor_mut key;
+  /**
+   * The values' buffer.
+   */
+  struct simd_attention_tensor_mut value;
+  /**
+   * Positions filled, the same for every (batch, kv head).
+   */
+  size_t len;
+} simd_attention_kv_cache;
+
+/**
+ * A row-major tensor, borrowed. `{ .data = p, .len = n }` is `n` floats.
+ */
+typedef struct simd_attention_tensor {
+  /**
+   * A `SIMD_ATTENTION_STORAGE_*` value.
+   */
+  simd_attention_storage storage;
+  /**
+   * The values: `const float *`, `const uint16_t *` (bf16, f16) or
+   * `const int8_t *` (q8), aligned for that type.
+   */
+  const void *data;
+  /**
+   * Values at `data` (not bytes).
+   */
+  size_t len;
+  /**
+   * q8 only: the scales, row-major.
+   */
+  const float *scales;
+  /**
+   * q8 only: floats at `scales`.
+   */
+  size_t scales_len;
+} simd_attention_tensor;
+
+/**
  * Sizes of one SDPA call: query `(batch, q_heads, q_len, qk_dim)`, key
  * `(batch, kv_heads, kv_len, qk_dim)`, value `(batch, kv_heads, kv_len,
  * v_dim)`, output `(batch, q_heads, q_len, v_dim)`, weights `(batch,
@@ -273,38 +385,6 @@ typedef struct simd_attention_sdpa_shape {
    */
   size_t v_dim;
 } simd_attention_sdpa_shape;
-
-/**
- * A tensor's storage type: one of the `SIMD_ATTENTION_STORAGE_*` values.
- */
-typedef uint32_t simd_attention_storage;
-
-/**
- * A row-major tensor, borrowed. `{ .data = p, .len = n }` is `n` floats.
- */
-typedef struct simd_attention_tensor {
-  /**
-   * A `SIMD_ATTENTION_STORAGE_*` value.
-   */
-  simd_attention_storage storage;
-  /**
-   * The values: `const float *`, `const uint16_t *` (bf16, f16) or
-   * `const int8_t *` (q8), aligned for that type.
-   */
-  const void *data;
-  /**
-   * Values at `data` (not bytes).
-   */
-  size_t len;
-  /**
-   * q8 only: the scales, row-major.
-   */
-  const float *scales;
-  /**
-   * q8 only: floats at `scales`.
-   */
-  size_t scales_len;
-} simd_attention_tensor;
 
 /**
  * The shape of a score tensor: `batch × queries` rows of `keys` scores.
@@ -537,6 +617,71 @@ int simd_attention_additive_forward(const struct simd_attention_additive_params 
                                     size_t weights_len,
                                     float *workspace,
                                     size_t workspace_len);
+
+/**
+ * The workspace floats `simd_attention_kv_cache_attend` needs for
+ * `q_heads` heads of `q_len` queries against a full cache of `shape` (so
+ * one buffer serves a whole decoder loop), written to `*len`.
+ *
+ * # Safety
+ * `len` must be `NULL` (refused) or valid for writing one `size_t`.
+ */
+int simd_attention_kv_cache_workspace_len(struct simd_attention_kv_cache_shape shape,
+                                          size_t q_heads,
+                                          size_t q_len,
+                                          size_t *len);
+
+/**
+ * Appends `new_positions` positions: `key` `(B, Hkv, new_positions, E)`
+ * and `value` `(B, Hkv, new_positions, Ev)` in f32, converted to the
+ * cache's storage type (bf16 and f16 round to nearest even, q8 quantizes
+ * each row), after the `len` filled ones; then `cache->len` grows by
+ * `new_positions`. Past the capacity it returns
+ * `SIMD_ATTENTION_ERROR_CAPACITY`, and like every refusal writes nothing.
+ *
+ * # Safety
+ * `cache` must be `NULL` (refused) or point to a readable and writable
+ * descriptor whose buffers are valid for reads and writes of their
+ * lengths; `key` and `value` must be `NULL` (refused unless their length
+ * is 0) or readable for their lengths. No buffer may be used by another
+ * thread during the call.
+ */
+int simd_attention_kv_cache_append(struct simd_attention_kv_cache *cache,
+                                   size_t new_positions,
+                                   const float *key,
+                                   size_t key_len,
+                                   const float *value,
+                                   size_t value_len);
+
+/**
+ * SDPA of `query` `(B, q_heads, q_len, E)` (f32, bf16 or f16) against the
+ * cache's `len` filled positions: writes `out` `(B, q_heads, q_len, Ev)`.
+ * `q_heads` is a multiple of `Hkv`. The queries are the last `q_len`
+ * positions: the mask kind `SIMD_ATTENTION_MASK_CAUSAL` lets query `i`
+ * see positions `0..=len − q_len + i` (as `_CAUSAL_LOWER_RIGHT` does), and
+ * `_KEEP` / `_ADDITIVE` masks are `(batch, heads, q_len, len)`. `scale` is
+ * `NULL` for `1/sqrt(E)`. `workspace` holds
+ * `simd_attention_kv_cache_workspace_len` floats. The same bits as
+ * `simd_attention_sdpa` over the filled rows as plain tensors.
+ *
+ * # Safety
+ * `cache` and `query` must be `NULL` (refused) or point to readable
+ * descriptors whose buffers are readable for their lengths; `mask` and
+ * `scale` must be `NULL` or readable; `out` and `workspace` must be `NULL`
+ * (refused unless their length is 0) or valid for reads and writes of
+ * their lengths. No buffer may be written by another thread during the
+ * call.
+ */
+int simd_attention_kv_cache_attend(const struct simd_attention_kv_cache *cache,
+                                   size_t q_heads,
+                                   size_t q_len,
+                                   const struct simd_attention_tensor *query,
+                                   const struct simd_attention_mask *mask,
+                                   const float *scale,
+                                   float *out,
+                                   size_t out_len,
+                                   float *workspace,
+                                   size_t workspace_len);
 
 /**
  * The workspace floats `simd_attention_sdpa` needs for `shape`, with or

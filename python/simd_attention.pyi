@@ -6,7 +6,8 @@ Arrays are borrowed in place when C-contiguous (other layouts are copied
 once), the GIL is released while the engine computes on every core
 (``RAYON_NUM_THREADS`` sets how many), and results are bit-identical at any
 thread count. Bad shapes or types raise ``ValueError`` or ``TypeError`` whose
-message names the argument, the expected value and the actual one.
+message names the argument, the expected value and the actual one; an output
+or copy larger than memory raises ``MemoryError``.
 """
 
 from typing import Any, Optional, Tuple, Union
@@ -80,7 +81,9 @@ class KvCache:
     ``"float32"``, ``"bfloat16"``, ``"float16"`` (rounded to nearest even on
     append) or ``"q8"`` (quantized as ``quantize_q8`` does). K is
     ``(batch, kv_heads, capacity, head_dim)``, V ``(..., value_dim)``; the
-    memory is allocated once, here. One thread uses a cache at a time.
+    memory is allocated once, here. Any number of threads may ``attend`` at
+    once; an ``append`` while another thread is inside a call on the cache
+    raises ``RuntimeError`` and changes nothing.
     """
 
     def __init__(

@@ -865,3 +865,209 @@ fn sdpa_refuses_bad_arguments_and_writes_nothing() {
     }
     assert_eq!(len, 5);
 }
+
+/// The C descriptor over `t`, to write.
+fn c_tensor_mut(t: &mut StoredTensor) -> simd_attention_tensor_mut {
+    let (storage, data, len, scales): (_, *mut core::ffi::c_void, _, Option<&mut [f32]>) = match t {
+        StoredTensor::F32(v) => (SIMD_ATTENTION_STORAGE_F32, v.as_mut_ptr().cast(), v.len(), None),
+        StoredTensor::Bf16(v) => (SIMD_ATTENTION_STORAGE_BF16, v.as_mut_ptr().cast(), v.len(), None),
+        StoredTensor::F16(v) => (SIMD_ATTENTION_STORAGE_F16, v.as_mut_ptr().cast(), v.len(), None),
+        StoredTensor::Q8 { values, scales } => {
+            (SIMD_ATTENTION_STORAGE_Q8, values.as_mut_ptr().cast(), values.len(), Some(scales))
+        }
+    };
+    let (scales, scales_len) = scales.map_or((null_mut(), 0), |s| (s.as_mut_ptr(), s.len()));
+    simd_attention_tensor_mut { storage, data, len, scales, scales_len }
+}
+
+/// Rows `0..len` of each head of a `(heads, capacity, width)` tensor.
+fn filled_rows(all: &[f32], capacity: usize, len: usize, width: usize) -> Vec<f32> {
+    all.chunks(capacity * width).flat_map(|head| head[..len * width].iter().copied()).collect()
+}
+
+#[test]
+fn kv_cache_gives_the_bits_of_sdpa_over_its_filled_rows_on_every_backend() {
+    let shape = simd_attention_kv_cache_shape { batch: 2, kv_heads: 2, capacity: 9, qk_dim: 36, v_dim: 20 };
+    let (heads, q_heads) = (4, 4);
+    let mut rng = Rng(31);
+    let (k, v) = (random(&mut rng, heads * 9 * 36), random(&mut rng, heads * 9 * 20));
+    for backend in backends() {
+        with_backend(backend, || {
+            for storage in STORAGES {
+                let zeros = |width| StoredTensor::from_f32(&vec![0.0; heads * 9 * width], width, storage).unwrap();
+                let (mut key_buf, mut value_buf) = (zeros(36), zeros(20));
+                let mut cache = simd_attention_kv_cache {
+                    shape,
+                    key: c_tensor_mut(&mut key_buf),
+                    value: c_tensor_mut(&mut value_buf),
+                    len: 0,
+                };
+                let mut ws_len = 0;
+                // SAFETY: a valid out-parameter.
+                let rc = unsafe { simd_attention_kv_cache_workspace_len(shape, q_heads, 3, &mut ws_len) };
+                assert_eq!(rc, 0);
+                for new in [3usize, 1, 2, 1] {
+                    let at = cache.len;
+                    let rows = |all: &[f32], w| -> Vec<f32> {
+                        all.chunks(9 * w).flat_map(|h| h[at * w..(at + new) * w].iter().copied()).collect()
+                    };
+                    let (new_k, new_v) = (rows(&k, 36), rows(&v, 20));
+                    // SAFETY: the cache's buffers and the rows are valid for their lengths.
+                    let rc = unsafe {
+                        simd_attention_kv_cache_append(
+                            &mut cache,
+                            new,
+                            new_k.as_ptr(),
+                            new_k.len(),
+                            new_v.as_ptr(),
+                            new_v.len(),
+                        )
+                    };
+                    assert_eq!((rc, cache.len), (0, at + new), "{backend} {storage:?}");
+                    let len = cache.len;
+                    let plain_key = StoredTensor::from_f32(&filled_rows(&k, 9, len, 36), 36, storage).unwrap();
+                    let plain_value = StoredTensor::from_f32(&filled_rows(&v, 9, len, 20), 20, storage).unwrap();
+                    let query = StoredTensor::F32(random(&mut rng, 2 * q_heads * new * 36));
+                    let sdpa_shape = simd_attention_sdpa_shape {
+                        batch: 2,
+                        q_heads,
+                        kv_heads: 2,
+                        q_len: new,
+                        kv_len: len,
+                        qk_dim: 36,
+                        v_dim: 20,
+                    };
+                    for (cache_mask, plain_mask) in [
+                        (None, None),
+                        (Some(mask(SIMD_ATTENTION_MASK_CAUSAL)), Some(mask(SIMD_ATTENTION_MASK_CAUSAL_LOWER_RIGHT))),
+                    ] {
+                        let (mut want, mut got) = (sentinel(2 * q_heads * new * 20), sentinel(2 * q_heads * new * 20));
+                        let mut ws = sentinel(ws_len);
+                        let (cq, ck, cv) = (c_tensor(&query), c_tensor(&plain_key), c_tensor(&plain_value));
+                        let plain = SdpaCall {
+                            shape: sdpa_shape,
+                            query: &cq,
+                            key: &ck,
+                            value: &cv,
+                            mask: ptr_or_null(&plain_mask),
+                            scale: null(),
+                            out: output(&mut want),
+                            weights: (null_mut(), 0),
+                            workspace: output(&mut ws),
+                        };
+                        // SAFETY: every pointer is valid for its length.
+                        assert_eq!(unsafe { plain.call() }, 0);
+                        // SAFETY: as above; the cache's workspace is sized for a full cache.
+                        let rc = unsafe {
+                            simd_attention_kv_cache_attend(
+                                &cache,
+                                q_heads,
+                                new,
+                                &cq,
+                                ptr_or_null(&cache_mask),
+                                null(),
+                                got.as_mut_ptr(),
+                                got.len(),
+                                ws.as_mut_ptr(),
+                                ws_len,
+                            )
+                        };
+                        let what = format!("{backend} {storage:?} at {at} causal {}", cache_mask.is_some());
+                        assert_eq!(rc, 0, "{what}");
+                        assert_eq!(bits(&got), bits(&want), "{what}");
+                    }
+                }
+            }
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn kv_cache_refuses_bad_arguments_and_writes_nothing() {
+    let shape = simd_attention_kv_cache_shape { batch: 1, kv_heads: 2, capacity: 3, qk_dim: 4, v_dim: 2 };
+    let (mut key_buf, mut value_buf) = (StoredTensor::F32(sentinel(24)), StoredTensor::F32(sentinel(12)));
+    let mut half_buf = StoredTensor::from_f32(&[0.0; 12], 2, Storage::F16).unwrap();
+    let (ck, cv, ch) = (c_tensor_mut(&mut key_buf), c_tensor_mut(&mut value_buf), c_tensor_mut(&mut half_buf));
+    let mut cache = simd_attention_kv_cache { shape, key: ck, value: cv, len: 0 };
+    let (k2, v2) = ([1.0f32; 16], [1.0f32; 8]);
+    // SAFETY: valid buffers.
+    assert_eq!(unsafe { simd_attention_kv_cache_append(&mut cache, 2, k2.as_ptr(), 16, v2.as_ptr(), 8) }, 0);
+    // The cache's own buffers and the length a descriptor says, whatever else it says.
+    let snapshot = |c: &simd_attention_kv_cache| {
+        // SAFETY: the cache's buffers, valid for their lengths and not written meanwhile.
+        let read =
+            |t: simd_attention_tensor_mut| unsafe { core::slice::from_raw_parts(t.data.cast::<u32>(), t.len) }.to_vec();
+        (read(ck), read(cv), c.len)
+    };
+    let before = snapshot(&cache);
+    let append = |c: &mut simd_attention_kv_cache, new: usize, k: &[f32], v: &[f32]| {
+        // SAFETY: valid buffers, or what the call must refuse before reading.
+        unsafe { simd_attention_kv_cache_append(c, new, k.as_ptr(), k.len(), v.as_ptr(), v.len()) }
+    };
+    let key_in_cache = ck.data.cast::<f32>().cast_const();
+    let cases: [(&str, simd_attention_kv_cache, usize, simd_attention_status); 5] = [
+        ("past the capacity", cache, 2, SIMD_ATTENTION_ERROR_CAPACITY),
+        ("len past the capacity", simd_attention_kv_cache { len: 4, ..cache }, 0, SIMD_ATTENTION_ERROR_CAPACITY),
+        ("two storage types", simd_attention_kv_cache { value: ch, ..cache }, 1, SIMD_ATTENTION_ERROR_STORAGE),
+        (
+            "unknown storage",
+            simd_attention_kv_cache { key: simd_attention_tensor_mut { storage: 9, ..ck }, ..cache },
+            1,
+            SIMD_ATTENTION_ERROR_KIND,
+        ),
+        (
+            "key buffer short",
+            simd_attention_kv_cache { key: simd_attention_tensor_mut { len: 23, ..ck }, ..cache },
+            1,
+            SIMD_ATTENTION_ERROR_LENGTH,
+        ),
+    ];
+    for (what, mut c, new, want) in cases {
+        let rc = append(&mut c, new, &k2[..new * 8], &v2[..new * 4]);
+        assert_eq!(rc, want.code(), "{what}");
+        assert_eq!(snapshot(&c).0, before.0, "{what}: the keys were written");
+        assert_eq!(c.len, if what == "len past the capacity" { 4 } else { 2 }, "{what}: len changed");
+    }
+    assert_eq!(append(&mut cache, 1, &k2[..7], &v2[..4]), SIMD_ATTENTION_ERROR_LENGTH.code());
+    // SAFETY: NULL is refused before anything is read.
+    assert_eq!(
+        unsafe { simd_attention_kv_cache_append(null_mut(), 1, k2.as_ptr(), 8, v2.as_ptr(), 4) },
+        SIMD_ATTENTION_ERROR_NULL.code()
+    );
+    // New rows read from the cache's own buffer, and the descriptor inside it.
+    // SAFETY: valid for reading 8 floats; refused as aliasing before any write.
+    let rc = unsafe { simd_attention_kv_cache_append(&mut cache, 1, key_in_cache, 8, v2.as_ptr(), 4) };
+    assert_eq!(rc, SIMD_ATTENTION_ERROR_ALIASING.code());
+    assert_eq!(snapshot(&cache), before);
+
+    // attend: the output over the cache, a short output, a q8 query, a valid-lens mask.
+    let q = StoredTensor::F32(vec![1.0; 8]);
+    let cq = c_tensor(&q);
+    let q8 = StoredTensor::from_f32(&[1.0; 8], 4, Storage::Q8).unwrap();
+    let cq8 = c_tensor(&q8);
+    let lens = [1usize];
+    let lens_kind = lens_mask(SIMD_ATTENTION_MASK_VALID_LENS, &lens);
+    let mut ws_len = 0;
+    // SAFETY: a valid out-parameter.
+    assert_eq!(unsafe { simd_attention_kv_cache_workspace_len(shape, 2, 1, &mut ws_len) }, 0);
+    let (mut out, mut ws) = (sentinel(4), sentinel(ws_len));
+    let attend = |query: &simd_attention_tensor, m: *const simd_attention_mask, out: Out, ws: Out| {
+        // SAFETY: valid buffers, or what the call must refuse before writing.
+        unsafe { simd_attention_kv_cache_attend(&cache, 2, 1, query, m, null(), out.0, out.1, ws.0, ws.1) }
+    };
+    let (o, w) = (output(&mut out), output(&mut ws));
+    let rows = [
+        ("out over the cache's values", attend(&cq, null(), (cv.data.cast(), 4), w), SIMD_ATTENTION_ERROR_ALIASING),
+        ("out short", attend(&cq, null(), (o.0, 3), w), SIMD_ATTENTION_ERROR_LENGTH),
+        ("q8 query", attend(&cq8, null(), o, w), SIMD_ATTENTION_ERROR_STORAGE),
+        ("valid-lens mask", attend(&cq, &lens_kind, o, w), SIMD_ATTENTION_ERROR_KIND),
+        ("workspace NULL", attend(&cq, null(), o, (null_mut(), ws_len)), SIMD_ATTENTION_ERROR_NULL),
+    ];
+    for (what, rc, want) in rows {
+        refused(what, rc, want, &[&out, &ws]);
+    }
+    assert_eq!(snapshot(&cache), before);
+    assert_eq!(attend(&cq, null(), o, w), 0);
+    assert!(!untouched(&out));
+}

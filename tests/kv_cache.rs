@@ -107,7 +107,7 @@ fn attention_over_the_cache_matches_plain_sdpa_bit_for_bit() {
                 for threads in 1..=3 {
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                     let mut parallel = vec![f32::NAN; batch * q_heads * new * ev];
-                    pool.install(|| par::sdpa_cached(&op, &cache, q, &mut parallel)).unwrap();
+                    pool.install(|| par::sdpa_cached(&op, cache.view(), q, &mut parallel)).unwrap();
                     let mut serial = vec![f32::NAN; parallel.len()];
                     let mut ws = vec![0.0; cache.workspace_len(&op, q_heads, new).unwrap()];
                     cache.attend(&op, q, &mut serial, &mut ws).unwrap();
@@ -189,7 +189,7 @@ fn a_reopened_cache_continues_where_the_first_stopped() {
     let attend = |cache: &KvCache<'_>| {
         let query = CacheQuery { query: q.as_slice().into(), q_heads: 2, q_len: 1, mask: SdpaMask::Causal };
         let mut out = vec![0.0; 4];
-        par::sdpa_cached(&op, cache, query, &mut out).unwrap();
+        par::sdpa_cached(&op, cache.view(), query, &mut out).unwrap();
         out
     };
     for storage in [Storage::F32, Storage::Bf16, Storage::F16, Storage::Q8] {

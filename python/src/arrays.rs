@@ -1,43 +1,47 @@
 //! NumPy arrays as the engine reads them: row-major slices with a shape.
 //!
-//! A C-contiguous array is borrowed in place; any other layout is copied
-//! once into row-major order. Objects that are not NumPy arrays (lists,
-//! PyTorch CPU tensors) go through `numpy.asarray` first, and nothing is
-//! ever converted between element types: a `float64` array is refused,
-//! not rounded, so the caller sees what precision the engine ran at.
+//! A C-contiguous, aligned array is borrowed in place. Any other layout
+//! (Fortran order, strided or broadcast views, a misaligned buffer) is
+//! copied once by `numpy.require` into one that is, so NumPy's own
+//! iteration handles every layout and a copy too large for memory is its
+//! `MemoryError`. Objects that are not NumPy arrays (lists, PyTorch CPU
+//! tensors) go through `numpy.asarray` first, and nothing is ever
+//! converted between element types: a `float64` array is refused, not
+//! rounded, so the caller sees what precision the engine ran at.
 
 use crate::errors::type_error;
-use numpy::{Element, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{Element, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
 
-/// One array of `T`, in row-major order.
+/// One array of `T`, C-contiguous and aligned.
 pub struct Borrowed<'py, T: Element> {
     array: PyReadonlyArrayDyn<'py, T>,
-    /// The row-major copy of a non-contiguous array.
-    copy: Option<Vec<T>>,
 }
 
 impl<'py, T: Element + Copy> Borrowed<'py, T> {
-    fn new(array: PyReadonlyArrayDyn<'py, T>) -> Self {
-        let copy = array.as_slice().is_err().then(|| array.as_array().iter().copied().collect());
-        Borrowed { array, copy }
-    }
-
     /// `obj` as an array of `T`, or `None` if its element type differs.
-    pub fn extract(obj: &Bound<'py, PyAny>) -> Option<Self> {
-        obj.extract::<PyReadonlyArrayDyn<'py, T>>().ok().map(Self::new)
+    pub fn extract(obj: &Bound<'py, PyAny>) -> PyResult<Option<Self>> {
+        let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'py, T>>() else { return Ok(None) };
+        let aligned = (array.data() as usize).is_multiple_of(align_of::<T>());
+        if array.is_c_contiguous() && aligned {
+            return Ok(Some(Borrowed { array }));
+        }
+        drop(array);
+        let copy = obj.py().import("numpy")?.call_method1("require", (obj, obj.getattr("dtype")?, "CA"))?;
+        Ok(copy.extract::<PyReadonlyArrayDyn<'py, T>>().ok().map(|array| Borrowed { array }))
     }
 
     /// `obj` as an array of `T`, or a `TypeError` naming `arg`.
     pub fn require(arg: &str, obj: &Bound<'py, PyAny>, expected: &str) -> PyResult<Self> {
         let array = as_array(obj)?;
-        Self::extract(&array).ok_or_else(|| type_error(arg, expected, dtype_of(&array)))
+        Self::extract(&array)?.ok_or_else(|| type_error(arg, expected, dtype_of(&array)))
     }
 
     /// The values in row-major order.
     pub fn values(&self) -> &[T] {
-        self.copy.as_deref().or_else(|| self.array.as_slice().ok()).unwrap_or_default()
+        // Never empty by mistake: `extract` made the array C-contiguous.
+        self.array.as_slice().unwrap_or_default()
     }
 
     /// The array's shape.

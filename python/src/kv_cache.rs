@@ -5,10 +5,10 @@
 use crate::arrays::{Borrowed, filled, new_array, shape_text};
 use crate::errors::{to_py, type_error, value_error};
 use crate::mask::{Mask, sdpa_mask};
-use crate::sdpa::{check_gqa, four_dims, output, with_width};
+use crate::sdpa::{check_gqa, output, with_width};
 use crate::stored::StoredArray;
 use engine::io::StoredTensor;
-use engine::ops::{CacheQuery, KvCache as Cache, KvCacheShape, ScaledDotProductAttention};
+use engine::ops::{CacheQuery, KvCache as Cache, KvCacheShape, KvCacheView, ScaledDotProductAttention};
 use engine::par;
 use engine::storage::{Storage, bf16, f16, q8_blocks};
 use pyo3::prelude::*;
@@ -32,20 +32,21 @@ fn zeroed(arg: &str, storage: Storage, rows: usize, width: usize) -> PyResult<St
 const DTYPES: [(&str, Storage); 4] =
     [("float32", Storage::F32), ("bfloat16", Storage::Bf16), ("float16", Storage::F16), ("q8", Storage::Q8)];
 
-/// `dtype` as a storage type: one of [`DTYPES`]' names, or a NumPy dtype
-/// (or type) of one of the float types.
+/// `dtype` as a storage type: one of [`DTYPES`]' names (`"bfloat16"`
+/// needs no `ml_dtypes`), or anything `numpy.dtype` reads as one of the
+/// float types (`numpy.float16`, `"f4"`, `ml_dtypes.bfloat16`).
 fn storage_of(dtype: &Bound<'_, PyAny>) -> PyResult<Storage> {
     const EXPECTED: &str = "\"float32\", \"bfloat16\", \"float16\" or \"q8\"";
+    let named = |name: &str| DTYPES.iter().find(|(n, _)| *n == name).map(|&(_, s)| s);
+    if let Some(storage) = dtype.extract::<String>().ok().and_then(|n| named(&n)) {
+        return Ok(storage);
+    }
+    let repr = || dtype.repr().map_or_else(|_| "?".into(), |r| r.to_string());
     let numpy_name = || -> PyResult<String> {
         dtype.py().import("numpy")?.call_method1("dtype", (dtype,))?.getattr("name")?.extract()
     };
-    let name = match dtype.extract::<String>() {
-        Ok(name) => name,
-        Err(_) => numpy_name()
-            .map_err(|_| type_error("dtype", EXPECTED, dtype.repr().map_or_else(|_| "?".into(), |r| r.to_string())))?,
-    };
-    let found = DTYPES.iter().find(|(n, _)| *n == name);
-    found.map(|&(_, s)| s).ok_or_else(|| value_error("dtype", EXPECTED, format!("{name:?}")))
+    let name = numpy_name().map_err(|_| type_error("dtype", EXPECTED, repr()))?;
+    named(&name).filter(|&s| s != Storage::Q8).ok_or_else(|| value_error("dtype", EXPECTED, repr()))
 }
 
 /// Keys and values of the positions decoded so far, stored as `dtype`:
@@ -55,8 +56,10 @@ fn storage_of(dtype: &Bound<'_, PyAny>) -> PyResult<Storage> {
 /// `(…, value_dim)`; each (batch, head) is contiguous, so attention streams
 /// the filled prefix where it lies.
 ///
-/// One thread uses a cache at a time: a call made while another thread's
-/// call on the same cache runs raises `RuntimeError` (PyO3's borrow check).
+/// Threads: any number may `attend` at once (the GIL is released, and
+/// attention only reads the cache); an `append` while another thread is
+/// inside a call on the same cache raises `RuntimeError` (PyO3's borrow
+/// check) and changes nothing.
 #[pyclass(module = "simd_attention")]
 pub struct KvCache {
     shape: KvCacheShape,
@@ -67,9 +70,9 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// The engine's view of the buffers, at the current length.
-    fn cache(&mut self) -> PyResult<Cache<'_>> {
-        Cache::reopen(self.shape, self.key.as_stored_mut(), self.value.as_stored_mut(), self.len).map_err(to_py)
+    /// The engine's read-only view of the filled prefix.
+    fn view(&self) -> PyResult<KvCacheView<'_>> {
+        KvCacheView::new(self.shape, self.key.as_stored(), self.value.as_stored(), self.len).map_err(to_py)
     }
 
     /// `(B, Hkv, n, width)` of a 4-D float32 array that must match the
@@ -106,8 +109,8 @@ impl KvCache {
         let shape = KvCacheShape { batch, kv_heads, capacity, qk_dim: head_dim, v_dim: value_dim.unwrap_or(head_dim) };
         let rows = shape.rows().map_err(to_py)?;
         let (key, value) = (zeroed("key", storage, rows, shape.qk_dim)?, zeroed("value", storage, rows, shape.v_dim)?);
-        let mut cache = KvCache { shape, storage, len: 0, key, value };
-        cache.cache()?; // the engine's own checks of the buffers
+        let cache = KvCache { shape, storage, len: 0, key, value };
+        cache.view()?; // the engine's own checks of the buffers
         Ok(cache)
     }
 
@@ -194,7 +197,7 @@ impl KvCache {
     /// stored keys and values.
     #[pyo3(signature = (query, attn_mask=None, is_causal=false, scale=None, enable_gqa=false))]
     fn attend<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         query: &Bound<'py, PyAny>,
         attn_mask: Option<&Bound<'py, PyAny>>,
@@ -203,21 +206,21 @@ impl KvCache {
         enable_gqa: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let q = StoredArray::query("query", query)?;
-        let [batch, q_heads, q_len, width] = four_dims("query", q.shape())?;
-        if q.shape().len() != 4 || batch != self.shape.batch || width != self.shape.qk_dim {
-            let expected = format!("shape ({}, q_heads, L, {})", self.shape.batch, self.shape.qk_dim);
-            return Err(value_error("query", expected, shape_text(q.shape())));
-        }
+        let (b, e) = (self.shape.batch, self.shape.qk_dim);
+        let [q_heads, q_len] = match *q.shape() {
+            [batch, q_heads, q_len, width] if (batch, width) == (b, e) => [q_heads, q_len],
+            _ => return Err(value_error("query", format!("shape ({b}, q_heads, L, {e})"), shape_text(q.shape()))),
+        };
         check_gqa(q_heads, self.shape.kv_heads, enable_gqa)?;
         let mask = Mask::parse(attn_mask, is_causal)?;
         let v_dim = self.shape.v_dim;
-        let cache = self.cache()?;
+        let cache = self.view()?;
         let shape = cache.sdpa_shape(q_heads, q_len);
         let mask = mask.as_ref().map(|m| m.broadcast(&shape)).transpose()?;
         let query = CacheQuery { query: q.stored(), q_heads, q_len, mask: sdpa_mask(mask.as_ref(), is_causal) };
-        let mut out = output([batch, q_heads, q_len, v_dim])?;
+        let mut out = output([b, q_heads, q_len, v_dim])?;
         let op = ScaledDotProductAttention { scale: scale.map(|s| s as f32) };
-        py.detach(|| par::sdpa_cached(&op, &cache, query, &mut out)).map_err(to_py)?;
+        py.detach(|| par::sdpa_cached(&op, cache, query, &mut out)).map_err(to_py)?;
         new_array(py, &with_width(q.shape(), v_dim), out)
     }
 }

@@ -6,7 +6,10 @@
 //! any work, releases the GIL while it computes on every core through the
 //! crate's `par` layer (so results are bit-identical at any thread count),
 //! and raises `ValueError` or `TypeError` with the engine's message, which
-//! names the argument, the expected value and the actual one.
+//! names the argument, the expected value and the actual one (and
+//! `MemoryError` for an output or copy larger than memory; a `KvCache`
+//! appended to while another thread is inside a call on it raises PyO3's
+//! `RuntimeError`).
 //!
 //! Nothing here computes: each function only maps arrays to the crate's
 //! calls, as `tests/c/` and the C API do.

@@ -29,10 +29,10 @@ impl<'py> Mask<'py> {
             return Err(value_error("attn_mask", "None when is_causal is True", "a mask"));
         }
         let array = as_array(obj)?;
-        if let Some(m) = Borrowed::extract(&array) {
+        if let Some(m) = Borrowed::extract(&array)? {
             return Ok(Some(Mask::Keep(m)));
         }
-        if let Some(m) = Borrowed::extract(&array) {
+        if let Some(m) = Borrowed::extract(&array)? {
             return Ok(Some(Mask::Additive(m)));
         }
         Err(type_error("attn_mask", "a bool or float32 array", dtype_of(&array)))
@@ -70,7 +70,10 @@ fn broadcast_rows<'a, T: Copy>(
     shape: &SdpaShape,
 ) -> PyResult<Cow<'a, [T]>> {
     let (l, s) = (shape.q_len, shape.kv_len);
-    let Some(&first) = values.first().filter(|_| (ml, ms) != (l, s) && l * s != 0) else {
+    if l == 0 || s == 0 {
+        return Ok(Cow::Owned(Vec::new())); // no score to mask
+    }
+    let Some(&first) = values.first().filter(|_| (ml, ms) != (l, s)) else {
         return Ok(Cow::Borrowed(values));
     };
     let len = [mb, mh, l, s].iter().try_fold(1usize, |n, &d| n.checked_mul(d)).unwrap_or(usize::MAX);

@@ -20,7 +20,8 @@ pub fn four_dims(arg: &str, shape: &[usize]) -> PyResult<[usize; 4]> {
     Ok(dims)
 }
 
-/// Refuses `Hq != Hkv` unless asked for, as PyTorch does.
+/// Refuses `Hq != Hkv` unless asked for, as PyTorch does, and key heads
+/// that do not divide the query's.
 pub fn check_gqa(q_heads: usize, kv_heads: usize, enable_gqa: bool) -> PyResult<()> {
     if q_heads != kv_heads && !enable_gqa {
         return Err(value_error(
@@ -28,6 +29,20 @@ pub fn check_gqa(q_heads: usize, kv_heads: usize, enable_gqa: bool) -> PyResult<
             format!("True for {q_heads} query heads over {kv_heads} key heads"),
             "False",
         ));
+    }
+    if q_heads.checked_rem(kv_heads).is_some_and(|r| r != 0) {
+        return Err(value_error("key", format!("a number of heads dividing query's {q_heads}"), kv_heads));
+    }
+    Ok(())
+}
+
+/// Refuses `given` (the shape of `arg`, `dims` its 4-D form) unless each
+/// dimension `want` names is that size.
+fn expect_dims(arg: &str, given: &[usize], dims: [usize; 4], want: [Option<usize>; 4]) -> PyResult<()> {
+    let expected: [usize; 4] = core::array::from_fn(|i| want[i].unwrap_or(dims[i]));
+    if expected != dims {
+        let shown = &expected[4 - given.len().min(4)..];
+        return Err(value_error(arg, format!("shape {}", shape_text(shown)), shape_text(given)));
     }
     Ok(())
 }
@@ -88,8 +103,10 @@ pub fn scaled_dot_product_attention<'py>(
             actual,
         ));
     }
-    let [_, kv_heads, kv_len, _] = four_dims("key", k.shape())?;
-    let [.., v_dim] = four_dims("value", v.shape())?;
+    let key_dims @ [_, kv_heads, kv_len, _] = four_dims("key", k.shape())?;
+    let value_dims @ [.., v_dim] = four_dims("value", v.shape())?;
+    expect_dims("key", k.shape(), key_dims, [Some(batch), None, None, Some(qk_dim)])?;
+    expect_dims("value", v.shape(), value_dims, [Some(batch), Some(kv_heads), Some(kv_len), None])?;
     check_gqa(q_heads, kv_heads, enable_gqa)?;
     let shape = SdpaShape { batch, q_heads, kv_heads, q_len, kv_len, qk_dim, v_dim };
     let mask = Mask::parse(attn_mask, is_causal)?;

@@ -61,17 +61,17 @@ impl<'py> StoredArray<'py> {
     /// `obj` as `float32`, `float16` or `bfloat16`.
     fn floats(arg: &str, obj: &Bound<'py, PyAny>) -> PyResult<Self> {
         let array = as_array(obj)?;
-        if let Some(a) = Borrowed::extract(&array) {
+        if let Some(a) = Borrowed::extract(&array)? {
             return Ok(StoredArray::F32(a));
         }
-        if let Some(a) = Borrowed::extract(&array) {
+        if let Some(a) = Borrowed::extract(&array)? {
             return Ok(StoredArray::F16(a));
         }
         // numpy's `bf16` element looks its dtype up by name, so it is asked
         // only for arrays whose dtype has that name (the lookup would fail
         // where no package has registered one).
         if is_bfloat16(&array)
-            && let Some(a) = Borrowed::extract(&array)
+            && let Some(a) = Borrowed::extract(&array)?
         {
             return Ok(StoredArray::Bf16(a));
         }
@@ -99,10 +99,17 @@ impl<'py> StoredArray<'py> {
     }
 }
 
-/// Whether `array` is a NumPy array of 2-byte elements named `bfloat16`.
+/// Whether `array` is a NumPy array of the `bfloat16` dtype some package
+/// (`ml_dtypes`) has registered: its dtype has that name and 2 bytes, and
+/// `numpy.dtype("bfloat16")`, the lookup numpy's `bf16` element makes,
+/// resolves to it.
 fn is_bfloat16(array: &Bound<'_, PyAny>) -> bool {
     let Ok(a) = array.cast::<PyUntypedArray>() else { return false };
     let dtype = a.dtype();
     let name = dtype.getattr("name").and_then(|n| n.extract::<String>());
-    dtype.itemsize() == 2 && name.is_ok_and(|n| n == "bfloat16")
+    if dtype.itemsize() != 2 || !name.is_ok_and(|n| n == "bfloat16") {
+        return false;
+    }
+    let registered = array.py().import("numpy").and_then(|np| np.call_method1("dtype", ("bfloat16",)));
+    registered.and_then(|r| r.eq(&dtype)).unwrap_or(false)
 }

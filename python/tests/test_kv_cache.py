@@ -8,7 +8,7 @@ import unittest
 import numpy as np
 
 import simd_attention as sa
-from test_sdpa import rand
+from test_sdpa import on_threads, rand
 
 try:
     import ml_dtypes
@@ -23,7 +23,7 @@ def stored(x, dtype):
     return x.astype({"float32": np.float32, "float16": np.float16, "bfloat16": getattr(ml_dtypes, "bfloat16", None)}[dtype])
 
 
-DTYPES = ["float32", "float16", "q8"] + (["bfloat16"] if ml_dtypes is not None else [])
+DTYPES = ["float32", "float16", "q8"]
 
 
 class DecoderLoop(unittest.TestCase):
@@ -55,6 +55,51 @@ class DecoderLoop(unittest.TestCase):
                 np.testing.assert_array_equal(got, want, f"{dtype} padding mask at {at}")
             cache.clear()
             self.assertEqual(len(cache), 0)
+
+    @unittest.skipIf(ml_dtypes is None, "ml_dtypes is not installed: no bfloat16 to compare a bfloat16 cache with")
+    def test_bfloat16_steps_match_plain_sdpa_bit_for_bit(self):
+        r = self.rng
+        k, v = rand(r, 1, 2, 12, 16), rand(r, 1, 2, 12, 8)
+        cache = sa.KvCache(1, 2, 12, 16, 8, dtype="bfloat16")
+        for n in [4, 1, 2]:
+            at = len(cache)
+            cache.append(k[:, :, at : at + n], v[:, :, at : at + n])
+            q = rand(r, 1, 2, n, 16)
+            sees = np.arange(at + n)[None, :] <= at + np.arange(n)[:, None]
+            want = sa.scaled_dot_product_attention(q, stored(k[:, :, : at + n], "bfloat16"), stored(v[:, :, : at + n], "bfloat16"), attn_mask=sees)
+            np.testing.assert_array_equal(cache.attend(q, is_causal=True), want)
+
+    def test_long_caches_take_the_parallel_paths_with_the_same_bits(self):
+        # Large enough for par's split of the keys (decode) and of the query rows (prefill).
+        r = self.rng
+        cap, length = 4096, 3000
+        k, v = rand(r, 1, 2, length, 64), rand(r, 1, 2, length, 64)
+        for dtype in ["float32", "q8"]:
+            cache = sa.KvCache(1, 2, cap, 64, dtype=dtype)
+            cache.append(k, v)
+            sk, sv = stored(k, dtype), stored(v, dtype)
+            for n in [1, 100]:
+                q = rand(r, 1, 4, n, 64)
+                sees = np.arange(length)[None, :] <= length - n + np.arange(n)[:, None]
+                want = sa.scaled_dot_product_attention(q, sk, sv, attn_mask=sees, enable_gqa=True)
+                np.testing.assert_array_equal(cache.attend(q, is_causal=True, enable_gqa=True), want, f"{dtype} L={n}")
+
+    def test_more_queries_than_positions_see_nothing_first(self):
+        r = self.rng
+        cache = sa.KvCache(1, 1, 8, 4)
+        cache.append(rand(r, 1, 1, 2, 4), rand(r, 1, 1, 2, 4))
+        got = cache.attend(rand(r, 1, 1, 3, 4), is_causal=True)
+        np.testing.assert_array_equal(got[0, 0, 0], np.zeros(4, np.float32))  # query 0 sees positions 0..=-1
+        self.assertTrue(np.all(got[0, 0, 1:] != 0))
+
+    def test_threads_attend_at_once(self):
+        r = self.rng
+        cache = sa.KvCache(1, 2, 2048, 64, dtype="float16")
+        cache.append(rand(r, 1, 2, 2000, 64), rand(r, 1, 2, 2000, 64))
+        q = rand(r, 1, 2, 1, 64)
+        want = cache.attend(q)
+        for got in on_threads(lambda: cache.attend(q), calls=20):
+            np.testing.assert_array_equal(got, want)
 
     def test_queries_in_every_float_type(self):
         r = self.rng
@@ -94,6 +139,17 @@ class Refusals(unittest.TestCase):
         self.refuses(TypeError, ["`key`", "float32", "float16"], lambda: cache.append(k.astype(np.float16)[..., :1, :], v[..., :1, :]))
         self.assertEqual(len(cache), 3)
         np.testing.assert_array_equal(cache.attend(q), before)
+        for dtype in ["q8", "bfloat16"]:
+            other = sa.KvCache(1, 2, 4, 8, 6, dtype=dtype)
+            other.append(k, v)
+            kept = other.attend(q)
+            self.refuses(ValueError, ["`key`", "at most 1"], lambda: other.append(k, v))
+            self.refuses(ValueError, ["`key`"], lambda: other.append(k[..., :1, :7], v[..., :1, :]))
+            np.testing.assert_array_equal(other.attend(q), kept)
+        self.refuses(ValueError, ["`query`", "(1, q_heads, L, 8)", "(8,)"], lambda: cache.attend(q[0, 0, 0]))
+        self.refuses(ValueError, ["`query`", "(1, q_heads, L, 8)"], lambda: cache.attend(q[None]))
+        self.assertEqual(sa.KvCache(1, 1, 1, 1, dtype="f4").dtype, "float32")
+        self.assertEqual(sa.KvCache(1, 1, 1, 1, dtype="half").dtype, "float16")
         self.refuses(ValueError, ["`query`", "(1, q_heads, L, 8)"], lambda: cache.attend(q[0]))
         self.refuses(ValueError, ["`query`", "(1, q_heads, L, 8)"], lambda: cache.attend(np.zeros((2, 2, 1, 8), np.float32)))
         self.refuses(ValueError, ["`query`", "(1, q_heads, L, 8)", "(1, 2, 1, 7)"], lambda: cache.attend(q[..., :7]))
@@ -101,8 +157,8 @@ class Refusals(unittest.TestCase):
         self.refuses(ValueError, ["`attn_mask`", "(1, 2, 1, 3)"], lambda: cache.attend(q, attn_mask=np.ones((1, 4), bool)))
         self.refuses(ValueError, ["`attn_mask`", "is_causal"], lambda: cache.attend(q, attn_mask=np.ones((1, 3), bool), is_causal=True))
         self.refuses(TypeError, ["`query`", "tuple"], lambda: cache.attend(sa.quantize_q8(q)))
-        self.refuses(ValueError, ["`dtype`", "q8", "\"int8\""], lambda: sa.KvCache(1, 1, 1, 1, dtype="int8"))
-        self.refuses(ValueError, ["`dtype`", "\"float64\""], lambda: sa.KvCache(1, 1, 1, 1, dtype=np.float64))
+        self.refuses(ValueError, ["`dtype`", "q8", "int8"], lambda: sa.KvCache(1, 1, 1, 1, dtype="int8"))
+        self.refuses(ValueError, ["`dtype`", "float64"], lambda: sa.KvCache(1, 1, 1, 1, dtype=np.float64))
         self.refuses(TypeError, ["`dtype`", "q8", "object"], lambda: sa.KvCache(1, 1, 1, 1, dtype=object()))
         self.refuses(MemoryError, ["`key`"], lambda: sa.KvCache(1 << 20, 1 << 20, 1 << 20, 1 << 10))
         self.refuses(OverflowError, [], lambda: sa.KvCache(-1, 1, 1, 1))
@@ -110,6 +166,8 @@ class Refusals(unittest.TestCase):
     def test_an_empty_cache_attends_to_nothing(self):
         cache = sa.KvCache(1, 1, 4, 8)
         got = cache.attend(np.ones((1, 1, 2, 8), np.float32))
+        np.testing.assert_array_equal(got, np.zeros((1, 1, 2, 8), np.float32))
+        got = cache.attend(np.ones((1, 1, 2, 8), np.float32), attn_mask=np.ones((1, 1), bool))
         np.testing.assert_array_equal(got, np.zeros((1, 1, 2, 8), np.float32))
 
 

@@ -30,6 +30,21 @@ def reference(q, k, v, mask=None, is_causal=False, scale=None):
     return (e / np.where(total > 0, total, 1)) @ v
 
 
+def on_threads(call, threads=4, calls=1):
+    """What ``call()`` returns on each of ``threads`` Python threads at once, ``calls`` times each."""
+    results = [[] for _ in range(threads)]
+
+    def run(i):
+        results[i] = [call() for _ in range(calls)]
+
+    running = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in running:
+        t.start()
+    for t in running:
+        t.join()
+    return [r for each in results for r in each]
+
+
 def rand(rng, *shape, dtype=np.float32):
     return rng.standard_normal(shape).astype(dtype)
 
@@ -98,21 +113,38 @@ class AgainstReference(unittest.TestCase):
 
         np.testing.assert_array_equal(got, sa.scaled_dot_product_attention(q, ArrayLike(), v))
 
+    def test_every_layout_reads_as_its_values(self):
+        r = self.rng
+        q, k, v = rand(r, 2, 3, 6, 8), rand(r, 2, 3, 10, 8), rand(r, 2, 3, 10, 4)
+        want = sa.scaled_dot_product_attention(q, k, v)
+        fortran = np.asfortranarray(q)
+        self.assertTrue(fortran.flags.f_contiguous and not fortran.flags.c_contiguous)
+        np.testing.assert_array_equal(sa.scaled_dot_product_attention(fortran, k, v), want)
+        raw = np.zeros(k.nbytes + 1, np.uint8)
+        misaligned = raw[1:].view(np.float32).reshape(k.shape)
+        misaligned[...] = k
+        self.assertFalse(misaligned.flags.aligned)
+        np.testing.assert_array_equal(sa.scaled_dot_product_attention(q, misaligned, v), want)
+        row = rand(r, 1, 1, 1, 4)
+        broadcast = np.broadcast_to(row, v.shape)
+        np.testing.assert_array_equal(
+            sa.scaled_dot_product_attention(q, k, broadcast), sa.scaled_dot_product_attention(q, k, np.ascontiguousarray(broadcast))
+        )
+        with self.assertRaises(MemoryError):
+            sa.scaled_dot_product_attention(q[0, 0], k[0, 0], np.broadcast_to(np.float32(1), (10, 1 << 40)))
+
+    def test_empty_rows_and_keys_take_any_broadcastable_mask(self):
+        q, k, v = np.ones((1, 2, 0, 4), np.float32), np.ones((1, 2, 3, 4), np.float32), np.ones((1, 2, 3, 5), np.float32)
+        self.assertEqual(sa.scaled_dot_product_attention(q, k, v, attn_mask=np.ones((1, 3), bool)).shape, (1, 2, 0, 5))
+        q = np.ones((1, 2, 2, 4), np.float32)
+        got = sa.scaled_dot_product_attention(q, k[:, :, :0], v[:, :, :0], attn_mask=np.ones((2, 1), bool))
+        np.testing.assert_array_equal(got, np.zeros((1, 2, 2, 5), np.float32))
+
     def test_threads_give_the_same_bits(self):
         r = self.rng
         q, k, v = rand(r, 2, 4, 64, 32), rand(r, 2, 4, 200, 32), rand(r, 2, 4, 200, 32)
         want = sa.scaled_dot_product_attention(q, k, v, is_causal=True)
-        results = [None] * 4
-
-        def run(i):
-            results[i] = sa.scaled_dot_product_attention(q, k, v, is_causal=True)
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for got in results:
+        for got in on_threads(lambda: sa.scaled_dot_product_attention(q, k, v, is_causal=True)):
             np.testing.assert_array_equal(got, want)
 
 
@@ -138,6 +170,12 @@ class BadArguments(unittest.TestCase):
         self.refuses(ValueError, ["`query`", "dimensions"], query=np.zeros(4, np.float32))
         self.refuses(ValueError, ["`key, value`"], key=self.k[0])
         self.refuses(TypeError, ["`value`", "f16", "f32"], key=self.k.astype(np.float16))
+        self.refuses(ValueError, ["`key`", "(1, 2, 5, 4)", "(2, 2, 5, 4)"], key=np.zeros((2, 2, 5, 4), np.float32))
+        self.refuses(ValueError, ["`key`", "(1, 2, 5, 4)", "(1, 2, 5, 8)"], key=np.zeros((1, 2, 5, 8), np.float32))
+        self.refuses(ValueError, ["`value`", "(1, 2, 5, 6)", "(1, 1, 10, 6)"], value=np.zeros((1, 1, 10, 6), np.float32))
+        self.refuses(ValueError, ["`value`", "(5, 6)", "(4, 6)"], query=self.q[0, 0], key=self.k[0, 0], value=self.v[0, 0, :4])
+        three = np.zeros((1, 3, 3, 4), np.float32)
+        self.refuses(ValueError, ["`key`", "dividing query's 3", "2"], query=three, enable_gqa=True)
 
     def test_empty_and_oversized(self):
         z = np.zeros((0, 2, 3, 4), np.float32)

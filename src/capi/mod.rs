@@ -38,12 +38,14 @@
 //!   bare-metal targets `capi` brings a `#[panic_handler]` that parks the
 //!   core (see `panic_handler.rs`).
 //! - **Threads.** The functions keep no state: calls on disjoint outputs
-//!   may run concurrently, and one key cache may serve several threads.
+//!   may run concurrently, and one key cache may serve several threads, as
+//!   may one KV cache between appends.
 //!
 //! One file per operator: [`softmax`](simd_attention_masked_softmax),
 //! additive attention with its key cache
-//! ([`simd_attention_additive_key_cache`]), and SDPA
-//! ([`simd_attention_sdpa`]); the buffer checks, masks and tensor
+//! ([`simd_attention_additive_key_cache`]), SDPA
+//! ([`simd_attention_sdpa`]), and SDPA's KV cache for decoder loops
+//! ([`simd_attention_kv_cache_append`], [`simd_attention_kv_cache_attend`]); the buffer checks, masks and tensor
 //! descriptors they share have a file each.
 
 // The items keep their C names (as rustls-ffi's do), so that the header,
@@ -52,6 +54,7 @@
 
 mod additive;
 mod buffer;
+mod kv_cache;
 mod mask;
 #[cfg(all(not(feature = "std"), target_os = "none"))]
 mod panic_handler;
@@ -65,6 +68,10 @@ pub use additive::{
     simd_attention_additive_params, simd_attention_additive_workspace_len, simd_attention_key_cache,
     simd_attention_shape,
 };
+pub use kv_cache::{
+    simd_attention_kv_cache, simd_attention_kv_cache_append, simd_attention_kv_cache_attend,
+    simd_attention_kv_cache_shape, simd_attention_kv_cache_workspace_len,
+};
 pub use mask::{
     SIMD_ATTENTION_MASK_ADDITIVE, SIMD_ATTENTION_MASK_CAUSAL, SIMD_ATTENTION_MASK_CAUSAL_LOWER_RIGHT,
     SIMD_ATTENTION_MASK_KEEP, SIMD_ATTENTION_MASK_NONE, SIMD_ATTENTION_MASK_VALID_LENS,
@@ -74,7 +81,7 @@ pub use sdpa::{simd_attention_sdpa, simd_attention_sdpa_shape, simd_attention_sd
 pub use softmax::{simd_attention_masked_softmax, simd_attention_score_shape};
 pub use tensor::{
     SIMD_ATTENTION_STORAGE_BF16, SIMD_ATTENTION_STORAGE_F16, SIMD_ATTENTION_STORAGE_F32, SIMD_ATTENTION_STORAGE_Q8,
-    simd_attention_storage, simd_attention_tensor,
+    simd_attention_storage, simd_attention_tensor, simd_attention_tensor_mut,
 };
 
 use crate::{Backend, Error};

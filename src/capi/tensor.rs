@@ -7,7 +7,7 @@
 
 use super::buffer::{Buffer, read_one};
 use super::simd_attention_status::{self, SIMD_ATTENTION_ERROR_KIND};
-use crate::storage::{Stored, bf16, f16};
+use crate::storage::{Stored, StoredMut, bf16, f16};
 use core::ffi::c_void;
 use core::ops::Range;
 
@@ -42,6 +42,30 @@ pub struct simd_attention_tensor {
     pub scales_len: usize,
 }
 
+/// A row-major tensor the call may write: a KV cache's keys or values.
+/// The fields mean what they mean in [`simd_attention_tensor`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct simd_attention_tensor_mut {
+    /// A `SIMD_ATTENTION_STORAGE_*` value.
+    pub storage: simd_attention_storage,
+    /// The values: `float *`, `uint16_t *` (bf16, f16) or `int8_t *` (q8).
+    pub data: *mut c_void,
+    /// Values at `data` (not bytes).
+    pub len: usize,
+    /// q8 only: the scales, row-major.
+    pub scales: *mut f32,
+    /// q8 only: floats at `scales`.
+    pub scales_len: usize,
+}
+
+impl From<simd_attention_tensor_mut> for simd_attention_tensor {
+    fn from(t: simd_attention_tensor_mut) -> Self {
+        let (storage, len, scales_len) = (t.storage, t.len, t.scales_len);
+        simd_attention_tensor { storage, data: t.data.cast_const(), len, scales: t.scales.cast_const(), scales_len }
+    }
+}
+
 /// A tensor whose pointers are checked (not yet slices).
 #[derive(Clone, Copy)]
 pub(super) enum CheckedTensor {
@@ -59,7 +83,11 @@ impl CheckedTensor {
     /// descriptor.
     pub(super) unsafe fn from_ptr(tensor: *const simd_attention_tensor) -> Result<Self, simd_attention_status> {
         // SAFETY: the caller promises a readable descriptor, plain data.
-        let t = unsafe { read_one(tensor)? };
+        Self::new(unsafe { read_one(tensor)? })
+    }
+
+    /// The tensor `t` describes, checked; reads no values.
+    pub(super) fn new(t: simd_attention_tensor) -> Result<Self, simd_attention_status> {
         Ok(match t.storage {
             SIMD_ATTENTION_STORAGE_F32 => CheckedTensor::F32(Buffer::new(t.data.cast(), t.len)?),
             SIMD_ATTENTION_STORAGE_BF16 => CheckedTensor::Bf16(Buffer::new(t.data.cast(), t.len)?),
@@ -70,6 +98,25 @@ impl CheckedTensor {
             },
             _ => return Err(SIMD_ATTENTION_ERROR_KIND),
         })
+    }
+
+    /// The tensor as a KV cache takes its buffers, to write.
+    ///
+    /// # Safety
+    /// The data (and scales) must be valid for reads and writes of their
+    /// lengths, and no other reference to them may be used for `'a`
+    /// ([`super::buffer::disjoint`] checks the call's other buffers).
+    pub(super) unsafe fn stored_mut<'a>(self) -> StoredMut<'a> {
+        // SAFETY (each arm): checked buffers, valid and exclusive as the
+        // caller promises.
+        match self {
+            CheckedTensor::F32(v) => StoredMut::F32(unsafe { v.as_mut_slice() }),
+            CheckedTensor::Bf16(v) => StoredMut::Bf16(unsafe { v.as_mut_slice() }),
+            CheckedTensor::F16(v) => StoredMut::F16(unsafe { v.as_mut_slice() }),
+            CheckedTensor::Q8 { values, scales } => {
+                StoredMut::Q8 { values: unsafe { values.as_mut_slice() }, scales: unsafe { scales.as_mut_slice() } }
+            }
+        }
     }
 
     /// The bytes of its values and of its scales (empty but for q8).

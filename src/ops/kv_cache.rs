@@ -63,13 +63,7 @@ impl<'b> KvCache<'b> {
     /// type and hold `shape.rows()` rows of `E` and `Ev` values (and, for
     /// q8, their scales).
     pub fn new(shape: KvCacheShape, key: StoredMut<'b>, value: StoredMut<'b>) -> Result<KvCache<'b>, Error> {
-        let rows = shape.rows()?;
-        key.as_stored().expect("key", "key.scales", rows, shape.qk_dim)?;
-        value.as_stored().expect("value", "value.scales", rows, shape.v_dim)?;
-        let (k, v) = (key.as_stored().storage(), value.as_stored().storage());
-        if k != v {
-            return Err(Error::Storage { arg: "value", expected: k.name(), actual: v.name() });
-        }
+        check_buffers(&shape, key.as_stored(), value.as_stored())?;
         Ok(KvCache { shape, len: 0, key, value })
     }
 
@@ -85,10 +79,13 @@ impl<'b> KvCache<'b> {
         value: StoredMut<'b>,
         len: usize,
     ) -> Result<KvCache<'b>, Error> {
-        if len > shape.capacity {
-            return Err(Error::Capacity { arg: "len", capacity: shape.capacity, needed: len });
-        }
+        check_len(&shape, len)?;
         Ok(KvCache { len, ..KvCache::new(shape, key, value)? })
+    }
+
+    /// The filled prefix, read-only: what attention reads.
+    pub fn view(&self) -> KvCacheView<'_> {
+        KvCacheView { shape: self.shape, len: self.len, key: self.key.as_stored(), value: self.value.as_stored() }
     }
 
     /// Positions filled so far (the same for every batch entry and head).
@@ -142,6 +139,60 @@ impl<'b> KvCache<'b> {
     /// The SDPA shape of a step of `q_heads` heads and `q_len` queries
     /// against the filled prefix.
     pub fn sdpa_shape(&self, q_heads: usize, q_len: usize) -> SdpaShape {
+        self.view().sdpa_shape(q_heads, q_len)
+    }
+
+    /// Scratch for [`attend`](Self::attend): see [`KvCacheView::workspace_len`].
+    pub fn workspace_len(&self, op: &ScaledDotProductAttention, q_heads: usize, q_len: usize) -> Result<usize, Error> {
+        self.view().workspace_len(op, q_heads, q_len)
+    }
+
+    /// `out` `(B, Hq, L, Ev)` ← SDPA of `query` against the filled prefix
+    /// ([`KvCacheView::attend`]).
+    pub fn attend(
+        &self,
+        op: &ScaledDotProductAttention,
+        query: CacheQuery<'_>,
+        out: &mut [f32],
+        workspace: &mut [f32],
+    ) -> Result<(), Error> {
+        self.view().attend(op, query, out, workspace)
+    }
+}
+
+/// A cache's filled prefix, borrowed read-only, so that several threads may
+/// attend to one cache at once: from [`KvCache::view`], or over buffers a
+/// caller keeps between steps ([`KvCacheView::new`], as the C API does).
+#[derive(Clone, Copy, Debug)]
+pub struct KvCacheView<'b> {
+    shape: KvCacheShape,
+    len: usize,
+    key: Stored<'b>,
+    value: Stored<'b>,
+}
+
+impl<'b> KvCacheView<'b> {
+    /// The first `len` positions of the cache in `key` and `value`, checked
+    /// as [`KvCache::reopen`] checks them.
+    pub fn new(shape: KvCacheShape, key: Stored<'b>, value: Stored<'b>, len: usize) -> Result<Self, Error> {
+        check_buffers(&shape, key, value)?;
+        check_len(&shape, len)?;
+        Ok(KvCacheView { shape, len, key, value })
+    }
+
+    /// Positions filled.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position is filled.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The SDPA shape of a step of `q_heads` heads and `q_len` queries
+    /// against the filled prefix.
+    pub fn sdpa_shape(&self, q_heads: usize, q_len: usize) -> SdpaShape {
         let s = self.shape;
         SdpaShape {
             batch: s.batch,
@@ -182,7 +233,27 @@ impl<'b> KvCache<'b> {
             SdpaMask::Causal => SdpaMask::CausalLowerRight,
             other => other,
         };
-        let inputs = SdpaInputs { query: query.query, key: self.key.as_stored(), value: self.value.as_stored(), mask };
+        let inputs = SdpaInputs { query: query.query, key: self.key, value: self.value, mask };
         SdpaCall { shape, inputs, kv_stride: self.shape.capacity }
     }
+}
+
+/// Refuses buffers of the wrong sizes, or of two storage types.
+fn check_buffers(shape: &KvCacheShape, key: Stored<'_>, value: Stored<'_>) -> Result<(), Error> {
+    let rows = shape.rows()?;
+    key.expect("key", "key.scales", rows, shape.qk_dim)?;
+    value.expect("value", "value.scales", rows, shape.v_dim)?;
+    let (k, v) = (key.storage(), value.storage());
+    if k != v {
+        return Err(Error::Storage { arg: "value", expected: k.name(), actual: v.name() });
+    }
+    Ok(())
+}
+
+/// Refuses a fill length past the capacity.
+fn check_len(shape: &KvCacheShape, len: usize) -> Result<(), Error> {
+    if len > shape.capacity {
+        return Err(Error::Capacity { arg: "len", capacity: shape.capacity, needed: len });
+    }
+    Ok(())
 }

@@ -22,7 +22,7 @@ pub use attended::Attended;
 pub use attention::{Attention, AttentionInputs};
 pub use bilinear::BilinearAttention;
 pub use dot::DotProductAttention;
-pub use kv_cache::{CacheQuery, KvCache, KvCacheShape};
+pub use kv_cache::{CacheQuery, KvCache, KvCacheShape, KvCacheView};
 pub use mha::{Linear, MhaDims, MultiHeadAttention};
 pub use nadaraya_watson::NadarayaWatson;
 pub use sdpa::{

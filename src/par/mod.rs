@@ -17,7 +17,7 @@ use crate::ops::additive::CacheRows;
 use crate::ops::nothing_to_write;
 use crate::ops::sdpa::{STREAM_MAX_QUERIES, SdpaCall};
 use crate::ops::{
-    AdditiveAttention, Attention, AttentionInputs, AttentionShape, CacheQuery, KeyCache, KvCache,
+    AdditiveAttention, Attention, AttentionInputs, AttentionShape, CacheQuery, KeyCache, KvCacheView,
     ScaledDotProductAttention, SdpaInputs, SdpaShape, ValidLens,
 };
 use crate::simd::{self, with_backend};
@@ -302,10 +302,12 @@ pub fn sdpa(
     sdpa_call(op, &SdpaCall { shape, inputs, kv_stride: shape.kv_len }, out, weights)
 }
 
-/// [`KvCache::attend`] split as [`sdpa`] splits a call: same bits as serial.
+/// [`KvCacheView::attend`] split as [`sdpa`] splits a call: same bits as
+/// serial. It only reads the cache ([`crate::ops::KvCache::view`]), so several threads
+/// may attend to one cache at once.
 pub fn sdpa_cached(
     op: &ScaledDotProductAttention,
-    cache: &KvCache<'_>,
+    cache: KvCacheView<'_>,
     query: CacheQuery<'_>,
     out: &mut [f32],
 ) -> Result<(), Error> {

@@ -1,6 +1,6 @@
 /* The C API's test program: golden cases through the C API, then the
- * bad-argument codes. Usage: capi_test <golden dir>. Exits 1 on any
- * failed check. */
+ * bad-argument codes, then a decoder loop on a KV cache. Usage: capi_test
+ * <golden dir>. Exits 1 on any failed check. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,6 +42,7 @@ int main(int argc, char **argv) {
     printf("backend: %s\n", simd_attention_backend_name());
     golden_cases(argv[1]);
     bad_arguments();
+    kv_cache_loop();
     printf("tests/c: %d/%d checks passed\n", checks_run - checks_failed, checks_run);
     return checks_failed ? 1 : 0;
 }
