@@ -3,7 +3,7 @@
 //! once and attends over every position so far without copying them.
 
 use crate::arrays::{Borrowed, filled, new_array, shape_text};
-use crate::errors::{to_py, type_error, value_error};
+use crate::errors::{size, to_py, type_error, value_error};
 use crate::mask::{Mask, sdpa_mask};
 use crate::sdpa::{check_gqa, output, with_width};
 use crate::stored::StoredArray;
@@ -98,15 +98,22 @@ impl KvCache {
     #[new]
     #[pyo3(signature = (batch, kv_heads, capacity, head_dim, value_dim=None, dtype=None))]
     fn new(
-        batch: usize,
-        kv_heads: usize,
-        capacity: usize,
-        head_dim: usize,
-        value_dim: Option<usize>,
+        batch: isize,
+        kv_heads: isize,
+        capacity: isize,
+        head_dim: isize,
+        value_dim: Option<isize>,
         dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let storage = dtype.map(storage_of).transpose()?.unwrap_or(Storage::F32);
-        let shape = KvCacheShape { batch, kv_heads, capacity, qk_dim: head_dim, v_dim: value_dim.unwrap_or(head_dim) };
+        let head_dim = size("head_dim", head_dim)?;
+        let shape = KvCacheShape {
+            batch: size("batch", batch)?,
+            kv_heads: size("kv_heads", kv_heads)?,
+            capacity: size("capacity", capacity)?,
+            qk_dim: head_dim,
+            v_dim: value_dim.map_or(Ok(head_dim), |v| size("value_dim", v))?,
+        };
         let rows = shape.rows().map_err(to_py)?;
         let (key, value) = (zeroed("key", storage, rows, shape.qk_dim)?, zeroed("value", storage, rows, shape.v_dim)?);
         let cache = KvCache { shape, storage, len: 0, key, value };

@@ -161,7 +161,8 @@ class Refusals(unittest.TestCase):
         self.refuses(ValueError, ["`dtype`", "float64"], lambda: sa.KvCache(1, 1, 1, 1, dtype=np.float64))
         self.refuses(TypeError, ["`dtype`", "q8", "object"], lambda: sa.KvCache(1, 1, 1, 1, dtype=object()))
         self.refuses(MemoryError, ["`key`"], lambda: sa.KvCache(1 << 20, 1 << 20, 1 << 20, 1 << 10))
-        self.refuses(OverflowError, [], lambda: sa.KvCache(-1, 1, 1, 1))
+        self.refuses(ValueError, ["`batch`", "at least 0", "-1"], lambda: sa.KvCache(-1, 1, 1, 1))
+        self.refuses(ValueError, ["`value_dim`", "-2"], lambda: sa.KvCache(1, 1, 1, 1, -2))
 
     def test_an_empty_cache_attends_to_nothing(self):
         cache = sa.KvCache(1, 1, 4, 8)

@@ -169,7 +169,7 @@ class BadArguments(unittest.TestCase):
         self.refuses(TypeError, ["`attn_mask`", "int64"], attn_mask=np.ones((3, 5), np.int64))
         self.refuses(ValueError, ["`query`", "dimensions"], query=np.zeros(4, np.float32))
         self.refuses(ValueError, ["`key, value`"], key=self.k[0])
-        self.refuses(TypeError, ["`value`", "f16", "f32"], key=self.k.astype(np.float16))
+        self.refuses(TypeError, ["`value`", "storage float16", "got float32"], key=self.k.astype(np.float16))
         self.refuses(ValueError, ["`key`", "(1, 2, 5, 4)", "(2, 2, 5, 4)"], key=np.zeros((2, 2, 5, 4), np.float32))
         self.refuses(ValueError, ["`key`", "(1, 2, 5, 4)", "(1, 2, 5, 8)"], key=np.zeros((1, 2, 5, 8), np.float32))
         self.refuses(ValueError, ["`value`", "(1, 2, 5, 6)", "(1, 1, 10, 6)"], value=np.zeros((1, 1, 10, 6), np.float32))

@@ -73,7 +73,7 @@ class Q8(unittest.TestCase):
             (TypeError, ["`key[0]`", "int8", "float32"], (k, kq[1]), kq),
             (TypeError, ["`value[1]`", "float32", "float64"], kq, (kq[0], kq[1].astype(np.float64))),
             (TypeError, ["`key`", "(values, scales)", "3"], kq + (1,), kq),
-            (TypeError, ["`value`", "q8", "f32"], kq, k),
+            (TypeError, ["`value`", "storage q8", "got float32"], kq, k),
         ]
         for error, words, key, value in cases:
             with self.assertRaises(error) as caught:
@@ -108,7 +108,7 @@ class Bfloat16(unittest.TestCase):
             assert_close(self, got, reference(query, k, v, is_causal=True), f"query {query.dtype}")
         with self.assertRaises(TypeError) as caught:
             sa.scaled_dot_product_attention(q, k, v.astype(np.float16), enable_gqa=True)
-        self.assertIn("bf16", str(caught.exception))
+        self.assertIn("storage bfloat16, got float16", str(caught.exception))
         with self.assertRaises(TypeError) as caught:
             sa.scaled_dot_product_attention(q.astype(ml_dtypes.float8_e4m3fn), k, v, enable_gqa=True)
         self.assertIn("float8_e4m3fn", str(caught.exception))
