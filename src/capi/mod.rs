@@ -45,8 +45,9 @@
 //! additive attention with its key cache
 //! ([`simd_attention_additive_key_cache`]), SDPA
 //! ([`simd_attention_sdpa`]), and SDPA's KV cache for decoder loops
-//! ([`simd_attention_kv_cache_append`], [`simd_attention_kv_cache_attend`]); the buffer checks, masks and tensor
-//! descriptors they share have a file each.
+//! ([`simd_attention_kv_cache_append`], [`simd_attention_kv_cache_attend`]);
+//! the buffer checks, masks and tensor descriptors they share have a file
+//! each.
 
 // The items keep their C names (as rustls-ffi's do), so that the header,
 // the docs and the Rust tests all say `simd_attention_mask`.

@@ -303,8 +303,8 @@ pub fn sdpa(
 }
 
 /// [`KvCacheView::attend`] split as [`sdpa`] splits a call: same bits as
-/// serial. It only reads the cache ([`crate::ops::KvCache::view`]), so several threads
-/// may attend to one cache at once.
+/// serial. It only reads the cache ([`crate::ops::KvCache::view`]), so
+/// several threads may attend to one cache at once.
 pub fn sdpa_cached(
     op: &ScaledDotProductAttention,
     cache: KvCacheView<'_>,
