@@ -18,8 +18,11 @@ use simd_attention::ops::{
 use simd_attention::storage::{Storage, Stored, StoredMut, bf16, f16, q8_blocks};
 use simd_attention::{par, vmath};
 
+mod capi_kv_cache;
+pub use capi_kv_cache::capi_kv_cache;
+
 /// A size in `0..=max`.
-fn size(u: &mut Unstructured<'_>, max: usize) -> usize {
+pub(crate) fn size(u: &mut Unstructured<'_>, max: usize) -> usize {
     u.int_in_range(0..=max).unwrap_or(0)
 }
 
@@ -33,15 +36,15 @@ fn value(u: &mut Unstructured<'_>) -> f32 {
 }
 
 /// A moderate finite value (for checks against f64).
-fn moderate(u: &mut Unstructured<'_>) -> f32 {
+pub(crate) fn moderate(u: &mut Unstructured<'_>) -> f32 {
     u.int_in_range(-2048i32..=2048).unwrap_or(0) as f32 / 512.0
 }
 
-fn values(u: &mut Unstructured<'_>, n: usize, finite: bool) -> Vec<f32> {
+pub(crate) fn values(u: &mut Unstructured<'_>, n: usize, finite: bool) -> Vec<f32> {
     (0..n).map(|_| if finite { moderate(u) } else { value(u) }).collect()
 }
 
-fn same_bits(a: &[f32], b: &[f32]) -> bool {
+pub(crate) fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
@@ -424,7 +427,7 @@ pub fn load_case(data: &[u8]) {
 /// A length as a C caller might pass it: usually the one the shape needs,
 /// sometimes one off or anything small. The buffer behind it always has
 /// that many elements (a longer length would be the caller's bug).
-fn c_len(u: &mut Unstructured<'_>, needed: usize) -> usize {
+pub(crate) fn c_len(u: &mut Unstructured<'_>, needed: usize) -> usize {
     match u.int_in_range(0u8..=7).unwrap_or(0) {
         0 => needed.saturating_sub(1).min(1 << 16),
         1 => needed.saturating_add(1).min(1 << 16),
@@ -434,8 +437,104 @@ fn c_len(u: &mut Unstructured<'_>, needed: usize) -> usize {
 }
 
 /// A pointer to `buf`, or now and then `NULL`.
-fn c_ptr<T>(u: &mut Unstructured<'_>, buf: &[T]) -> *const T {
+pub(crate) fn c_ptr<T>(u: &mut Unstructured<'_>, buf: &[T]) -> *const T {
     if u.ratio(1u8, 64).unwrap_or(false) { core::ptr::null() } else { buf.as_ptr() }
+}
+
+/// A mask as the C API takes it, carved from the bytes for `heads` heads
+/// of `q_len` queries against `kv_len` keys: any kind, including undefined
+/// ones and valid lengths (which SDPA does not take), `(1 | batch, 1 |
+/// heads)` broadcast, a length now and then one off, and NULL pointers.
+pub(crate) struct FuzzMask {
+    kind: simd_attention::capi::simd_attention_mask_kind,
+    batch: usize,
+    heads: usize,
+    /// Bytes of 0, 1 or 2 (2 is neither keep nor drop: refused).
+    keep: Vec<u8>,
+    keep_bools: Vec<bool>,
+    additive: Vec<f32>,
+    lens: Vec<usize>,
+    /// Which of `lens`, `keep` and `additive` go over as NULL.
+    null: [bool; 3],
+    /// Whether the mask itself goes over as NULL (only for `NONE`).
+    absent: bool,
+}
+
+impl FuzzMask {
+    pub(crate) fn carve(u: &mut Unstructured<'_>, batch: usize, heads: usize, q_len: usize, kv_len: usize) -> Self {
+        use simd_attention::capi::*;
+        let kind = if u.ratio(1u8, 8).unwrap_or(false) {
+            [SIMD_ATTENTION_MASK_VALID_LENS, SIMD_ATTENTION_MASK_VALID_LENS_PER_QUERY, 7][size(u, 2)]
+        } else {
+            [
+                SIMD_ATTENTION_MASK_NONE,
+                SIMD_ATTENTION_MASK_KEEP,
+                SIMD_ATTENTION_MASK_ADDITIVE,
+                SIMD_ATTENTION_MASK_CAUSAL,
+                SIMD_ATTENTION_MASK_CAUSAL_LOWER_RIGHT,
+            ][size(u, 4)]
+        };
+        let (batch, heads) = ([1, batch][size(u, 1)], [1, heads][size(u, 1)]);
+        let len = c_len(u, batch.saturating_mul(heads).saturating_mul(q_len).saturating_mul(kv_len));
+        let keep: Vec<u8> = (0..len).map(|_| u.int_in_range(0u8..=2).unwrap_or(1)).collect();
+        let keep_bools = keep.iter().map(|&b| b == 1).collect();
+        let additive = values(u, len, false);
+        let lens = (0..len).map(|_| size(u, 50)).collect();
+        let null = [(); 3].map(|_| u.ratio(1u8, 64).unwrap_or(false));
+        let absent = kind == SIMD_ATTENTION_MASK_NONE && u.ratio(1u8, 2).unwrap_or(false);
+        FuzzMask { kind, batch, heads, keep, keep_bools, additive, lens, null, absent }
+    }
+
+    /// The C descriptor, pointing into `self`.
+    pub(crate) fn c(&self) -> simd_attention::capi::simd_attention_mask {
+        fn ptr<T>(buf: &[T], null: bool) -> *const T {
+            if null { core::ptr::null() } else { buf.as_ptr() }
+        }
+        simd_attention::capi::simd_attention_mask {
+            kind: self.kind,
+            valid_lens: ptr(&self.lens, self.null[0]),
+            keep: ptr(&self.keep, self.null[1]),
+            additive: ptr(&self.additive, self.null[2]),
+            len: self.keep.len(),
+            batch: self.batch,
+            heads: self.heads,
+        }
+    }
+
+    /// `c`, or NULL where the mask goes over absent.
+    pub(crate) fn c_ptr(
+        &self,
+        c: &simd_attention::capi::simd_attention_mask,
+    ) -> *const simd_attention::capi::simd_attention_mask {
+        if self.absent { core::ptr::null() } else { c }
+    }
+
+    /// Whether the C API takes this mask for SDPA exactly when the Rust
+    /// operator takes [`rust`](Self::rust): a kind SDPA has, its data not
+    /// NULL, and keep bytes all 0 or 1 (C refuses a 2; Rust sees a bool).
+    pub(crate) fn well_formed(&self) -> bool {
+        use simd_attention::capi::*;
+        match self.kind {
+            SIMD_ATTENTION_MASK_KEEP => !self.null[1] && self.keep.iter().all(|&b| b <= 1),
+            SIMD_ATTENTION_MASK_ADDITIVE => !self.null[2],
+            SIMD_ATTENTION_MASK_NONE | SIMD_ATTENTION_MASK_CAUSAL | SIMD_ATTENTION_MASK_CAUSAL_LOWER_RIGHT => true,
+            _ => false,
+        }
+    }
+
+    /// The same mask for the Rust operator (`None` for the kinds SDPA
+    /// refuses).
+    pub(crate) fn rust(&self) -> SdpaMask<'_> {
+        use simd_attention::capi::*;
+        let (batch, heads) = (self.batch, self.heads);
+        match self.kind {
+            SIMD_ATTENTION_MASK_KEEP => SdpaMask::Keep { mask: &self.keep_bools, batch, heads },
+            SIMD_ATTENTION_MASK_ADDITIVE => SdpaMask::Additive { mask: &self.additive, batch, heads },
+            SIMD_ATTENTION_MASK_CAUSAL => SdpaMask::Causal,
+            SIMD_ATTENTION_MASK_CAUSAL_LOWER_RIGHT => SdpaMask::CausalLowerRight,
+            _ => SdpaMask::None,
+        }
+    }
 }
 
 /// SDPA through the C API, every argument carved from the bytes (storage
@@ -499,34 +598,7 @@ pub fn capi(data: &[u8]) {
         scales: core::ptr::null(),
         scales_len: 0,
     };
-    // The mask: any kind, including undefined ones and valid_lens (which
-    // SDPA does not take); keep bytes of 0, 1 or 2.
-    let kind = if u.ratio(1u8, 8).unwrap_or(false) {
-        [SIMD_ATTENTION_MASK_VALID_LENS, SIMD_ATTENTION_MASK_VALID_LENS_PER_QUERY, 7][size(&mut u, 2)]
-    } else {
-        [
-            SIMD_ATTENTION_MASK_NONE,
-            SIMD_ATTENTION_MASK_KEEP,
-            SIMD_ATTENTION_MASK_ADDITIVE,
-            SIMD_ATTENTION_MASK_CAUSAL,
-            SIMD_ATTENTION_MASK_CAUSAL_LOWER_RIGHT,
-        ][size(&mut u, 4)]
-    };
-    let (mask_batch, mask_heads) = ([1, shape.batch][size(&mut u, 1)], [1, shape.q_heads][size(&mut u, 1)]);
-    let mask_rows = mask_batch.saturating_mul(mask_heads).saturating_mul(shape.q_len);
-    let mask_len = c_len(&mut u, mask_rows.saturating_mul(shape.kv_len));
-    let keep: Vec<u8> = (0..mask_len).map(|_| u.int_in_range(0u8..=2).unwrap_or(1)).collect();
-    let additive = values(&mut u, mask_len, false);
-    let lens: Vec<usize> = (0..mask_len).map(|_| size(&mut u, 50)).collect();
-    let mask = simd_attention_mask {
-        kind,
-        valid_lens: c_ptr(&mut u, &lens),
-        keep: c_ptr(&mut u, &keep),
-        additive: c_ptr(&mut u, &additive),
-        len: mask_len,
-        batch: mask_batch,
-        heads: mask_heads,
-    };
+    let mask = FuzzMask::carve(&mut u, shape.batch, shape.q_heads, shape.q_len, shape.kv_len);
     let scale = moderate(&mut u);
     let scale_ptr: *const f32 = if u.ratio(1u8, 2).unwrap_or(false) { &scale } else { core::ptr::null() };
     let with_weights = u.ratio(1u8, 3).unwrap_or(false);
@@ -538,8 +610,8 @@ pub fn capi(data: &[u8]) {
     let w_len = if with_weights { c_len(&mut u, q_rows.saturating_mul(shape.kv_len)) } else { 0 };
     let (mut out, mut weights, mut ws) = (vec![7.0f32; out_len], vec![7.0f32; w_len], vec![0.0f32; ws_len]);
     let w_ptr = if with_weights { weights.as_mut_ptr() } else { core::ptr::null_mut() };
-    let mask_ptr: *const simd_attention_mask =
-        if kind == 0 && u.ratio(1u8, 2).unwrap_or(false) { core::ptr::null() } else { &mask };
+    let c_mask = mask.c();
+    let mask_ptr = mask.c_ptr(&c_mask);
     // SAFETY: every pointer is NULL or points to as many elements as its
     // length says, and the outputs overlap nothing.
     let rc = unsafe {
@@ -574,18 +646,8 @@ pub fn capi(data: &[u8]) {
         }
     };
     let (k, v) = (stored(&k32, &k16, &k8, &k_scales), stored(&v32, &v16, &v8, &v_scales));
-    let keep_bools: Vec<bool> = keep.iter().map(|&b| b == 1).collect();
-    let rust_mask = match (mask_ptr.is_null(), kind) {
-        (false, SIMD_ATTENTION_MASK_KEEP) => SdpaMask::Keep { mask: &keep_bools, batch: mask.batch, heads: mask.heads },
-        (false, SIMD_ATTENTION_MASK_ADDITIVE) => {
-            SdpaMask::Additive { mask: &additive, batch: mask.batch, heads: mask.heads }
-        }
-        (false, SIMD_ATTENTION_MASK_CAUSAL) => SdpaMask::Causal,
-        (false, SIMD_ATTENTION_MASK_CAUSAL_LOWER_RIGHT) => SdpaMask::CausalLowerRight,
-        _ => SdpaMask::None,
-    };
     let op = ScaledDotProductAttention { scale: (!scale_ptr.is_null()).then_some(scale) };
-    let inputs = SdpaInputs { query: Stored::F32(&query), key: k.as_stored(), value: v.as_stored(), mask: rust_mask };
+    let inputs = SdpaInputs { query: Stored::F32(&query), key: k.as_stored(), value: v.as_stored(), mask: mask.rust() };
     let (mut want, mut want_w) = (vec![0.0; out_len], vec![0.0; w_len]);
     let mut ws = vec![0.0; ws_len];
     op.forward(&(shape.into()), inputs, &mut want, with_weights.then_some(&mut want_w[..]), &mut ws).unwrap();
@@ -598,7 +660,9 @@ mod replay {
     /// any crash reproducer kept there, run in every CI pass.
     #[test]
     fn seed_corpus() {
-        let targets: [(&str, fn(&[u8])); 8] = [
+        /// A target's corpus folder and body.
+        type Target = (&'static str, fn(&[u8]));
+        let targets: [Target; 9] = [
             ("vmath", super::vmath),
             ("masked_softmax", super::masked_softmax),
             ("additive", super::additive),
@@ -607,6 +671,7 @@ mod replay {
             ("gemm", super::gemm),
             ("load_case", super::load_case),
             ("capi", super::capi),
+            ("capi_kv_cache", super::capi_kv_cache),
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
         for (name, run) in targets {
