@@ -3,8 +3,8 @@
 //! every other refusal a `ValueError` with the engine's message.
 
 use engine::Error;
-use pyo3::exceptions::{PyTypeError, PyValueError};
-use pyo3::{PyErr, PyResult};
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
 
 /// The exception for `error`.
 pub fn to_py(error: Error) -> PyErr {
@@ -26,9 +26,19 @@ fn numpy_name(engine: &str) -> &str {
     }
 }
 
-/// `value` as a size, or a `ValueError` naming `arg` when it is negative.
-pub fn size(arg: &str, value: isize) -> PyResult<usize> {
-    usize::try_from(value).map_err(|_| value_error(arg, "a size of at least 0", value))
+/// `value` (any integer Python can index with, NumPy's included) as a
+/// size: a `ValueError` naming `arg` when it is negative or past `usize`
+/// (PyO3's own `OverflowError` would not name it), a `TypeError` when it
+/// is not an integer.
+pub fn size(arg: &str, value: &Bound<'_, PyAny>) -> PyResult<usize> {
+    value.extract::<usize>().map_err(|err| {
+        let shown = value.repr().map_or_else(|_| "?".into(), |r| r.to_string());
+        if err.is_instance_of::<PyOverflowError>(value.py()) {
+            value_error(arg, format!("a size of at least 0 and at most {}", usize::MAX), shown)
+        } else {
+            type_error(arg, "an int", shown)
+        }
+    })
 }
 
 /// A `ValueError` in the engine's style: "`arg`: expected …, got …".

@@ -98,14 +98,13 @@ impl KvCache {
     #[new]
     #[pyo3(signature = (batch, kv_heads, capacity, head_dim, value_dim=None, dtype=None))]
     fn new(
-        batch: isize,
-        kv_heads: isize,
-        capacity: isize,
-        head_dim: isize,
-        value_dim: Option<isize>,
+        batch: &Bound<'_, PyAny>,
+        kv_heads: &Bound<'_, PyAny>,
+        capacity: &Bound<'_, PyAny>,
+        head_dim: &Bound<'_, PyAny>,
+        value_dim: Option<&Bound<'_, PyAny>>,
         dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let storage = dtype.map(storage_of).transpose()?.unwrap_or(Storage::F32);
         let head_dim = size("head_dim", head_dim)?;
         let shape = KvCacheShape {
             batch: size("batch", batch)?,
@@ -114,6 +113,7 @@ impl KvCache {
             qk_dim: head_dim,
             v_dim: value_dim.map_or(Ok(head_dim), |v| size("value_dim", v))?,
         };
+        let storage = dtype.map(storage_of).transpose()?.unwrap_or(Storage::F32);
         let rows = shape.rows().map_err(to_py)?;
         let (key, value) = (zeroed("key", storage, rows, shape.qk_dim)?, zeroed("value", storage, rows, shape.v_dim)?);
         let cache = KvCache { shape, storage, len: 0, key, value };

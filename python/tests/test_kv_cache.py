@@ -163,6 +163,9 @@ class Refusals(unittest.TestCase):
         self.refuses(MemoryError, ["`key`"], lambda: sa.KvCache(1 << 20, 1 << 20, 1 << 20, 1 << 10))
         self.refuses(ValueError, ["`batch`", "at least 0", "-1"], lambda: sa.KvCache(-1, 1, 1, 1))
         self.refuses(ValueError, ["`value_dim`", "-2"], lambda: sa.KvCache(1, 1, 1, 1, -2))
+        self.refuses(ValueError, ["`capacity`", "at most", str(10**30)], lambda: sa.KvCache(1, 1, 10**30, 1))
+        self.refuses(TypeError, ["`head_dim`", "an int", "1.5"], lambda: sa.KvCache(1, 1, 1, 1.5))
+        self.assertEqual(sa.KvCache(np.int64(1), 1, np.uint8(3), 2).capacity, 3)  # NumPy integers are sizes
 
     def test_an_empty_cache_attends_to_nothing(self):
         cache = sa.KvCache(1, 1, 4, 8)
