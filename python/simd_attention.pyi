@@ -1,6 +1,6 @@
 """Attention on CPUs: SDPA with PyTorch's argument names and semantics, a
-KV cache for decoder loops, and Bahdanau's additive attention with d2l's,
-over NumPy arrays.
+KV cache for decoder loops, Bahdanau's additive attention with d2l's, over
+NumPy arrays, and d2l's trained Bahdanau seq2seq decoded greedily.
 
 Arrays are borrowed in place when C-contiguous (other layouts are copied
 once), the GIL is released while the engine computes on every core
@@ -10,7 +10,8 @@ message names the argument, the expected value and the actual one; an output
 or copy larger than memory raises ``MemoryError``.
 """
 
-from typing import Any, Optional, Tuple, Union
+import os
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -125,3 +126,50 @@ class KvCache:
         ``0..=len - L + i``; ``attn_mask`` broadcasts to ``(batch, q_heads, L,
         len)``. The bits of ``scaled_dot_product_attention`` over the same
         stored rows."""
+
+
+class Seq2Seq:
+    """d2l's Bahdanau seq2seq (a GRU encoder, and a GRU decoder whose query
+    attends to the encoder's outputs additively), trained in PyTorch and
+    saved as safetensors under its ``state_dict`` names with its vocabulary
+    in the metadata (``vocab``, ``bos``, ``eos``, ``pad``, ``num_steps``).
+    A file that cannot be read raises ``OSError``, one that is not such a
+    model ``ValueError``. Decoding runs on one thread with the GIL released,
+    so threads may decode at once.
+    """
+
+    def __init__(self, path: Union[str, "os.PathLike[str]"]) -> None: ...
+    @property
+    def vocab(self) -> list[str]:
+        """Token strings by id."""
+    @property
+    def bos(self) -> int: ...
+    @property
+    def eos(self) -> int: ...
+    @property
+    def pad(self) -> int: ...
+    @property
+    def num_steps(self) -> int:
+        """The source length it was trained with; the default step count."""
+    def source(self, tokens: Sequence[str]) -> Tuple[npt.NDArray[np.int64], int]:
+        """``(ids, valid_len)``: ``ids (num_steps,)`` holds the tokens' ids,
+        ``<eos>``, then ``<pad>``. An unknown token or too many raise
+        ``ValueError`` naming ``source``."""
+    def words(self, ids: npt.ArrayLike) -> list[str]:
+        """Token strings of ``ids`` up to (not including) the first ``<eos>``."""
+    def greedy_decode(
+        self,
+        src: npt.ArrayLike,
+        src_valid_lens: npt.ArrayLike,
+        num_steps: Optional[int] = None,
+        bos: Optional[int] = None,
+        stop_at: Optional[int] = None,
+    ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """d2l's ``predict_step``: ``src (B, T)`` integer ids with
+        ``src_valid_lens (B,)`` -> ``tokens (B, num_steps)`` and
+        ``attention_weights (B, num_steps, T)``. ``num_steps`` and ``bos``
+        default to the model's; with ``stop_at``, a sequence that emits that
+        id keeps emitting it, with zero weights."""
+    def translate(self, sources: Sequence[Sequence[str]]) -> list[list[str]]:
+        """Each source's tokens decoded until ``<eos>``, as token strings,
+        in one batch."""

@@ -51,15 +51,11 @@ fn golden_greedy_decode_on_every_backend() {
 #[test]
 fn reverses_digits_and_stops_at_eos() {
     let model = model();
-    let digits = [3usize, 1, 4, 1, 5, 9];
-    let mut src: Vec<usize> = digits.iter().map(|d| model.token_id(&d.to_string()).unwrap()).collect();
-    src.push(model.eos);
-    let len = src.len();
-    src.resize(model.num_steps, model.pad);
+    let source = model.source(&["3", "1", "4", "1", "5", "9"]).unwrap();
+    let (src, len) = (source.ids, source.valid_len);
     let options = DecodeOptions { num_steps: model.num_steps, bos: model.bos, stop_at: Some(model.eos) };
     let (tokens, weights) = model.decode(1, model.num_steps, &src, &[len], options).unwrap();
-    let words: Vec<&str> = tokens.iter().take_while(|&&t| t != model.eos).map(|&t| model.vocab[t].as_str()).collect();
-    assert_eq!(words.join(" "), "9 5 1 4 1 3");
+    assert_eq!(model.words(&tokens).join(" "), "9 5 1 4 1 3");
     // Past <eos>: eos tokens and zero weights.
     let end = tokens.iter().position(|&t| t == model.eos).unwrap();
     assert!(tokens[end..].iter().all(|&t| t == model.eos));
@@ -69,4 +65,27 @@ fn reverses_digits_and_stops_at_eos() {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         assert!(row[len..].iter().all(|&w| w == 0.0));
     }
+}
+
+/// A source is its tokens' ids, `<eos>`, then `<pad>` to `num_steps`
+/// (d2l's preprocessing); an unknown token or one too many is refused,
+/// naming `source`. `words` reads ids back up to `<eos>`.
+#[test]
+fn sources_are_padded_ids_and_words_stop_at_eos() {
+    let model = model();
+    let id = |t: &str| model.token_id(t).unwrap();
+    let source = model.source(&["7", "0"]).unwrap();
+    let mut want = vec![id("7"), id("0"), model.eos];
+    want.resize(model.num_steps, model.pad);
+    assert_eq!((source.ids, source.valid_len), (want, 3));
+    let empty = model.source::<&str>(&[]).unwrap();
+    assert_eq!((empty.ids[0], empty.valid_len), (model.eos, 1));
+    let unknown = model.source(&["7", "x"]).unwrap_err().to_string();
+    assert!(unknown.contains("`source`") && unknown.contains("unknown token `x`"), "{unknown}");
+    let most = model.num_steps - 1;
+    assert!(model.source(&vec!["1"; most]).is_ok());
+    let long = model.source(&vec!["1"; most + 1]).unwrap_err().to_string();
+    assert!(long.contains(&format!("at most {most} tokens, got {}", most + 1)), "{long}");
+    assert_eq!(model.words(&[id("4"), id("2"), model.eos, id("9")]), ["4", "2"]);
+    assert_eq!(model.words(&[id("4"), model.vocab.len(), id("2")]), ["4"]);
 }

@@ -1,8 +1,8 @@
 //! `additive_attention`: d2l's `AdditiveAttention` (Bahdanau) over the
 //! crate's `par::additive`.
 
-use crate::arrays::{Borrowed, as_array, dtype_of, filled, new_array, shape_text};
-use crate::errors::{to_py, type_error, value_error};
+use crate::arrays::{Borrowed, filled, indices, new_array, shape_text};
+use crate::errors::{to_py, value_error};
 use engine::ops::{AdditiveAttention, AttentionInputs, AttentionShape, ValidLens};
 use engine::par;
 use pyo3::prelude::*;
@@ -76,20 +76,13 @@ pub fn additive_attention<'py>(
 
 /// `valid_lens` as lengths, and whether they are per query `(B, Q)`.
 fn lens_of(obj: &Bound<'_, PyAny>, batch: usize, rows: usize) -> PyResult<(Vec<usize>, bool)> {
-    let array = as_array(obj)?;
-    let kind: String = array.getattr("dtype")?.getattr("kind")?.extract()?;
-    if kind != "i" && kind != "u" {
-        return Err(type_error("valid_lens", "an integer array", dtype_of(&array)));
-    }
-    let lens = Borrowed::<i64>::require("valid_lens", &array.call_method1("astype", ("int64",))?, "int64")?;
-    let per_query = match lens.shape() {
-        [b] if *b == batch => false,
-        [b, q] if (*b, *q) == (batch, rows) => true,
-        other => {
+    let (lens, shape) = indices("valid_lens", obj)?;
+    let per_query = match shape[..] {
+        [b] if b == batch => false,
+        [b, q] if (b, q) == (batch, rows) => true,
+        ref other => {
             return Err(value_error("valid_lens", format!("shape ({batch},) or ({batch}, {rows})"), shape_text(other)));
         }
     };
-    let lens = lens.values().iter().map(|&l| usize::try_from(l)).collect::<Result<_, _>>();
-    let lens = lens.map_err(|_| value_error("valid_lens", "lengths of at least 0", "a negative one"))?;
     Ok((lens, per_query))
 }

@@ -9,7 +9,7 @@
 //! converted between element types: a `float64` array is refused, not
 //! rounded, so the caller sees what precision the engine ran at.
 
-use crate::errors::type_error;
+use crate::errors::{type_error, value_error};
 use numpy::{Element, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
@@ -88,4 +88,19 @@ pub fn filled<T: Clone>(arg: &str, len: usize, value: T) -> PyResult<Vec<T>> {
 pub fn new_array<'py, T: Element>(py: Python<'py>, shape: &[usize], values: Vec<T>) -> PyResult<Bound<'py, PyAny>> {
     let flat = numpy::PyArray1::from_vec(py, values);
     Ok(numpy::PyArrayMethods::reshape(&flat, shape.to_vec())?.into_any())
+}
+
+/// `obj` as an array of integers (any NumPy integer type): its values as
+/// sizes, row-major, and its shape. A `TypeError` naming `arg` for another
+/// element type, a `ValueError` for a negative value.
+pub fn indices(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<(Vec<usize>, Vec<usize>)> {
+    let array = as_array(obj)?;
+    let kind: String = array.getattr("dtype")?.getattr("kind")?.extract()?;
+    if kind != "i" && kind != "u" {
+        return Err(type_error(arg, "an integer array", dtype_of(&array)));
+    }
+    let wide = Borrowed::<i64>::require(arg, &array.call_method1("astype", ("int64",))?, "int64")?;
+    let values = wide.values().iter().map(|&v| usize::try_from(v)).collect::<Result<_, _>>();
+    let values = values.map_err(|_| value_error(arg, "values of at least 0", "a negative one"))?;
+    Ok((values, wide.shape().to_vec()))
 }

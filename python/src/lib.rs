@@ -21,6 +21,7 @@ mod kv_cache;
 mod mask;
 mod q8;
 mod sdpa;
+mod seq2seq;
 mod stored;
 
 use pyo3::prelude::*;
@@ -34,8 +35,9 @@ fn backend() -> &'static str {
 }
 
 /// Attention on CPUs: `scaled_dot_product_attention` with PyTorch's
-/// argument names and semantics, a `KvCache` for decoder loops, and
-/// Bahdanau's `additive_attention` with d2l's. Threads: rayon's, `RAYON_NUM_THREADS` sets how many.
+/// argument names and semantics, a `KvCache` for decoder loops,
+/// Bahdanau's `additive_attention` with d2l's, and `Seq2Seq`, d2l's
+/// trained Bahdanau seq2seq decoded greedily. Threads: rayon's, `RAYON_NUM_THREADS` sets how many.
 #[pymodule]
 fn simd_attention(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -44,5 +46,6 @@ fn simd_attention(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(additive::additive_attention, m)?)?;
     m.add_function(wrap_pyfunction!(q8::quantize_q8, m)?)?;
     m.add_class::<kv_cache::KvCache>()?;
+    m.add_class::<seq2seq::Seq2Seq>()?;
     Ok(())
 }

@@ -41,6 +41,9 @@ pub enum LoadError {
     Shape { tensor: String, expected: String, found: Vec<usize> },
     /// A value is out of range (a negative length, say).
     Value { tensor: String, problem: String },
+    /// A seq2seq source the model cannot read (an unknown token, too many
+    /// tokens).
+    Source(String),
     /// The operator refused the call.
     Op(crate::Error),
 }
@@ -59,6 +62,7 @@ impl fmt::Display for LoadError {
                 write!(f, "tensor `{tensor}`: expected shape {expected}, found {found:?}")
             }
             LoadError::Value { tensor, problem } => write!(f, "tensor `{tensor}`: {problem}"),
+            LoadError::Source(problem) => write!(f, "`source`: {problem}"),
             LoadError::Op(e) => write!(f, "{e}"),
         }
     }

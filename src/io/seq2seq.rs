@@ -73,6 +73,15 @@ impl GruParams {
 const ENCODER_RNN: &str = "encoder.rnn.rnn.";
 const DECODER_RNN: &str = "decoder.rnn.";
 
+/// One source as [`Seq2SeqModel::source`] makes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// `num_steps` ids: the tokens', `<eos>`, then `<pad>`.
+    pub ids: Vec<usize>,
+    /// Ids before the padding (the tokens and `<eos>`).
+    pub valid_len: usize,
+}
+
 /// A trained d2l Bahdanau seq2seq, owned.
 #[derive(Clone, Debug)]
 pub struct Seq2SeqModel {
@@ -153,6 +162,36 @@ impl Seq2SeqModel {
     /// The id of a token string.
     pub fn token_id(&self, token: &str) -> Option<usize> {
         self.vocab.iter().position(|t| t == token)
+    }
+
+    /// `tokens` as the model reads a source (d2l's preprocessing): their
+    /// ids, then `<eos>`, padded with `<pad>` to [`num_steps`](Self::num_steps).
+    /// Refused, naming `source`, for a token outside the vocabulary or more
+    /// than `num_steps − 1` tokens.
+    pub fn source<S: AsRef<str>>(&self, tokens: &[S]) -> Result<Source, LoadError> {
+        let mut ids = tokens
+            .iter()
+            .map(|t| {
+                let t = t.as_ref();
+                self.token_id(t).ok_or_else(|| {
+                    LoadError::Source(format!("unknown token `{t}` (the vocabulary is: {})", self.vocab.join(" ")))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.push(self.eos);
+        let valid_len = ids.len();
+        if valid_len > self.num_steps {
+            let most = self.num_steps.saturating_sub(1);
+            return Err(LoadError::Source(format!("expected at most {most} tokens, got {}", tokens.len())));
+        }
+        ids.resize(self.num_steps, self.pad);
+        Ok(Source { ids, valid_len })
+    }
+
+    /// Decoded ids as token strings, up to (not including) the first
+    /// `<eos>` or id outside the vocabulary.
+    pub fn words(&self, ids: &[usize]) -> Vec<&str> {
+        ids.iter().take_while(|&&t| t != self.eos).map_while(|&t| self.vocab.get(t).map(String::as_str)).collect()
     }
 
     /// Runs `f` on the borrowed model (checks every shape on the way), for

@@ -4,7 +4,8 @@
 //! otherwise.
 
 use crate::heatmap::{terminal_heatmap, write_heatmap};
-use simd_attention::io::{TensorFile, seq2seq::Seq2SeqModel};
+use simd_attention::io::TensorFile;
+use simd_attention::io::seq2seq::{Seq2SeqModel, Source};
 use simd_attention::models::DecodeOptions;
 use std::path::Path;
 use std::time::Instant;
@@ -25,34 +26,9 @@ pub fn load_model(path: Option<&Path>) -> Result<Seq2SeqModel, String> {
     })
 }
 
-/// One source, padded to the model's length, with its valid length.
-pub(crate) struct Source {
-    pub ids: Vec<usize>,
-    pub valid_len: usize,
-}
-
 /// Token strings → ids + `<eos>`, padded with `<pad>` to `num_steps`.
 pub(crate) fn encode(model: &Seq2SeqModel, tokens: &[String]) -> Result<Source, String> {
-    let mut ids = tokens
-        .iter()
-        .map(|t| {
-            model
-                .token_id(t)
-                .ok_or_else(|| format!("unknown token `{t}` (the vocabulary is: {})", model.vocab.join(" ")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    ids.push(model.eos);
-    let valid_len = ids.len();
-    if valid_len > model.num_steps {
-        return Err(format!("source: expected at most {} tokens, got {}", model.num_steps - 1, tokens.len()));
-    }
-    ids.resize(model.num_steps, model.pad);
-    Ok(Source { ids, valid_len })
-}
-
-/// Decoded tokens up to (not including) `<eos>`.
-fn words(model: &Seq2SeqModel, tokens: &[usize]) -> Vec<String> {
-    tokens.iter().take_while(|&&t| t != model.eos).map(|&t| model.vocab[t].clone()).collect()
+    model.source(tokens).map_err(|e| e.to_string())
 }
 
 /// Decodes a batch of sources; returns tokens `(B, steps)` and weights `(B, steps, src_len)`.
@@ -84,7 +60,7 @@ pub fn decode(model: Option<&Path>, heatmap: Option<&Path>, tokens: &[String]) -
     let model = load_model(model)?;
     let source = encode(&model, tokens)?;
     let (out, weights) = decode_batch(&model, std::slice::from_ref(&source), true)?;
-    println!("{}", words(&model, &out).join(" "));
+    println!("{}", model.words(&out).join(" "));
     if let Some(path) = heatmap {
         let (map, rows, cols) = attention_map(&model, &source, &out, &weights);
         write_heatmap(path, &map, &rows, &cols, &format!("attention: {}", tokens.join(" ")))?;
@@ -148,8 +124,8 @@ pub fn demo(heatmap: Option<&Path>, count: usize, seed: Option<u64>) -> Result<(
     let steps = model.num_steps;
     let mut correct = 0;
     for (i, s) in strings.iter().enumerate() {
-        let out = words(&model, &tokens[i * steps..(i + 1) * steps]);
-        let want: Vec<String> = s.iter().rev().cloned().collect();
+        let out = model.words(&tokens[i * steps..(i + 1) * steps]);
+        let want: Vec<&str> = s.iter().rev().map(String::as_str).collect();
         let ok = out == want;
         correct += usize::from(ok);
         println!("  {:<16} → {:<16} {}", s.join(" "), out.join(" "), if ok { "✓" } else { "✗" });

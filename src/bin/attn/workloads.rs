@@ -21,8 +21,9 @@
 //! workload's data fit in the caches (add-decode's key cache is 6.5 MB) and
 //! it is held to the FMA peak.
 
-use crate::decode::{Rng, Source, encode, load_model};
+use crate::decode::{Rng, encode, load_model};
 use simd_attention::io::StoredTensor;
+use simd_attention::io::seq2seq::Source;
 use simd_attention::models::{DecodeOptions, Seq2Seq};
 use simd_attention::ops::{
     AdditiveAttention, AttentionInputs, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaInputs, SdpaMask,
