@@ -1,6 +1,7 @@
 """Attention on CPUs: SDPA with PyTorch's argument names and semantics, a
-KV cache for decoder loops, Bahdanau's additive attention with d2l's, over
-NumPy arrays, and d2l's trained Bahdanau seq2seq decoded greedily.
+KV cache for decoder loops, d2l's attention modules (additive, dot-product,
+bilinear, multi-head, Nadaraya-Watson) with d2l's, over NumPy arrays, and
+d2l's trained Bahdanau seq2seq decoded greedily.
 
 Arrays are borrowed in place when C-contiguous (other layouts are copied
 once), the GIL is released while the engine computes on every core
@@ -68,6 +69,66 @@ def additive_attention(
     ``w_v.weight (1, H)`` (or ``(H,)``), all float32. ``valid_lens``:
     integers ``(B,)`` or ``(B, Q)``; a length of 0 weighs every key equally.
     Returns ``output (B, Q, vd)`` and ``attention_weights (B, Q, K)``.
+    """
+
+Lens = Optional[npt.ArrayLike]  # integers (B,) or (B, Q)
+Attended = Tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
+
+def dot_product_attention(
+    queries: npt.NDArray[np.float32],
+    keys: npt.NDArray[np.float32],
+    values: npt.NDArray[np.float32],
+    valid_lens: Lens = None,
+) -> Attended:
+    """d2l's ``DotProductAttention``: ``softmax(Q K^T / sqrt(d))`` masked by
+    ``valid_lens``, applied to the values. queries ``(B, Q, d)``, keys ``(B,
+    K, d)``, values ``(B, K, vd)`` float32. Returns ``output (B, Q, vd)`` and
+    ``attention_weights (B, Q, K)``.
+    """
+
+def bilinear_attention(
+    queries: npt.NDArray[np.float32],
+    keys: npt.NDArray[np.float32],
+    values: npt.NDArray[np.float32],
+    w_a: npt.NDArray[np.float32],
+    valid_lens: Lens = None,
+) -> Attended:
+    """Bilinear (Luong's "general") attention: scores ``q^T W_a k`` with
+    ``w_a (qd, kd)``, unscaled, then as ``dot_product_attention``."""
+
+def multi_head_attention(
+    queries: npt.NDArray[np.float32],
+    keys: npt.NDArray[np.float32],
+    values: npt.NDArray[np.float32],
+    num_heads: int,
+    w_q: npt.NDArray[np.float32],
+    w_k: npt.NDArray[np.float32],
+    w_v: npt.NDArray[np.float32],
+    w_o: npt.NDArray[np.float32],
+    valid_lens: Lens = None,
+    b_q: Optional[npt.NDArray[np.float32]] = None,
+    b_k: Optional[npt.NDArray[np.float32]] = None,
+    b_v: Optional[npt.NDArray[np.float32]] = None,
+    b_o: Optional[npt.NDArray[np.float32]] = None,
+) -> Attended:
+    """d2l's ``MultiHeadAttention`` from its ``state_dict``: ``W_q.weight``,
+    ``W_k.weight``, ``W_v.weight`` ``(num_hiddens, in)`` and ``W_o.weight``
+    ``(num_hiddens, num_hiddens)``, with the biases where the module has
+    them. Returns ``output (B, Q, num_hiddens)`` and ``attention_weights
+    (B * num_heads, Q, K)``, entry ``b * num_heads + h``.
+    """
+
+def nadaraya_watson(
+    queries: npt.NDArray[np.float32],
+    keys: npt.NDArray[np.float32],
+    values: npt.NDArray[np.float32],
+    w: float,
+) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """d2l's ``NWKernelRegression``: ``attention_weights[i, j] =
+    softmax_j(-((queries[i] - keys[i, j]) * w)**2 / 2)``, ``output[i] =
+    sum_j attention_weights[i, j] * values[i, j]``. queries ``(n,)``, keys
+    and values ``(n, m)`` float32. Returns ``output (n,)`` and
+    ``attention_weights (n, m)``.
     """
 
 def quantize_q8(x: npt.NDArray[np.float32]) -> Q8:

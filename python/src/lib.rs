@@ -16,9 +16,11 @@
 
 mod additive;
 mod arrays;
+mod attention;
 mod errors;
 mod kv_cache;
 mod mask;
+mod nadaraya_watson;
 mod q8;
 mod sdpa;
 mod seq2seq;
@@ -35,15 +37,21 @@ fn backend() -> &'static str {
 }
 
 /// Attention on CPUs: `scaled_dot_product_attention` with PyTorch's
-/// argument names and semantics, a `KvCache` for decoder loops,
-/// Bahdanau's `additive_attention` with d2l's, and `Seq2Seq`, d2l's
-/// trained Bahdanau seq2seq decoded greedily. Threads: rayon's, `RAYON_NUM_THREADS` sets how many.
+/// argument names and semantics, a `KvCache` for decoder loops, d2l's
+/// attention modules with d2l's (`additive_attention`,
+/// `dot_product_attention`, `bilinear_attention`, `multi_head_attention`,
+/// `nadaraya_watson`), and `Seq2Seq`, d2l's trained Bahdanau seq2seq
+/// decoded greedily. Threads: rayon's, `RAYON_NUM_THREADS` sets how many.
 #[pymodule]
 fn simd_attention(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(backend, m)?)?;
     m.add_function(wrap_pyfunction!(sdpa::scaled_dot_product_attention, m)?)?;
     m.add_function(wrap_pyfunction!(additive::additive_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(attention::dot_product_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(attention::bilinear_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(attention::multi_head_attention, m)?)?;
+    m.add_function(wrap_pyfunction!(nadaraya_watson::nadaraya_watson, m)?)?;
     m.add_function(wrap_pyfunction!(q8::quantize_q8, m)?)?;
     m.add_class::<kv_cache::KvCache>()?;
     m.add_class::<seq2seq::Seq2Seq>()?;

@@ -8,6 +8,7 @@ import unittest
 import numpy as np
 
 import simd_attention as sa
+from refusals import Refusals
 from test_sdpa import on_threads, rand
 
 try:
@@ -118,13 +119,7 @@ class DecoderLoop(unittest.TestCase):
         self.assertIn("dtype=\"bfloat16\"", repr(sa.KvCache(1, 1, 1, 1, dtype="bfloat16")))
 
 
-class Refusals(unittest.TestCase):
-    def refuses(self, error, words, call):
-        with self.assertRaises(error) as caught:
-            call()
-        for w in words:
-            self.assertIn(w, str(caught.exception))
-
+class BadCalls(Refusals, unittest.TestCase):
     def test_bad_calls_name_the_argument_and_change_nothing(self):
         r = np.random.default_rng(2)
         cache = sa.KvCache(1, 2, 4, 8, 6)

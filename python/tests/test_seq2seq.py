@@ -11,6 +11,7 @@ import numpy as np
 
 import simd_attention as sa
 from golden import DATA, load
+from refusals import Refusals
 
 MODEL = DATA / "reverse-bahdanau.safetensors"
 
@@ -84,15 +85,9 @@ class Decoding(unittest.TestCase):
         self.assertTrue(all(g == want for g in got))
 
 
-class BadArguments(unittest.TestCase):
+class BadArguments(Refusals, unittest.TestCase):
     def setUp(self):
         self.model = sa.Seq2Seq(MODEL)
-
-    def refuses(self, error, words, call):
-        with self.assertRaises(error) as caught:
-            call()
-        for w in words:
-            self.assertIn(w, str(caught.exception))
 
     def test_each_refusal_names_its_argument(self):
         m, src, lens = self.model, np.zeros((2, 10), np.int64), np.array([3, 4])

@@ -1,0 +1,211 @@
+//! d2l's attention modules over `(queries, keys, values, valid_lens)`:
+//! the arguments they share, parsed once, and the parameter-light ones
+//! that run through the crate's `par::batched` (`DotProductAttention`,
+//! bilinear attention, `MultiHeadAttention`). Additive attention
+//! (`additive.rs`) parses its arguments here too.
+
+use crate::arrays::{Borrowed, filled, indices, new_array, shape_text};
+use crate::errors::{size, to_py, value_error};
+use engine::ops::{
+    Attention, AttentionInputs, AttentionShape, BilinearAttention, DotProductAttention, Linear, MhaDims,
+    MultiHeadAttention, ValidLens,
+};
+use engine::par;
+use pyo3::prelude::*;
+
+/// What every float32 argument must be.
+pub const F32: &str = "a float32 array";
+
+/// `(B, rows, features)` of a 3-dimensional array.
+fn three_dims(arg: &str, shape: &[usize]) -> PyResult<[usize; 3]> {
+    <[usize; 3]>::try_from(shape).map_err(|_| value_error(arg, "3 dimensions (B, rows, features)", shape_text(shape)))
+}
+
+/// The queries, keys, values and valid lengths of one call, and its shape.
+pub struct Inputs<'py> {
+    queries: Borrowed<'py, f32>,
+    keys: Borrowed<'py, f32>,
+    values: Borrowed<'py, f32>,
+    /// The lengths, and whether they are per query `(B, Q)`.
+    lens: Option<(Vec<usize>, bool)>,
+    pub shape: AttentionShape,
+}
+
+impl<'py> Inputs<'py> {
+    /// `queries (B, Q, qd)`, `keys (B, K, kd)`, `values (B, K, vd)` float32,
+    /// and `valid_lens` integers `(B,)` or `(B, Q)`. The batch and key
+    /// counts must agree (the operators check that, naming the argument).
+    pub fn parse(
+        queries: &Bound<'py, PyAny>,
+        keys: &Bound<'py, PyAny>,
+        values: &Bound<'py, PyAny>,
+        valid_lens: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        let q = Borrowed::<f32>::require("queries", queries, F32)?;
+        let k = Borrowed::<f32>::require("keys", keys, F32)?;
+        let v = Borrowed::<f32>::require("values", values, F32)?;
+        let [batch, rows, query_dim] = three_dims("queries", q.shape())?;
+        let [_, keys_len, key_dim] = three_dims("keys", k.shape())?;
+        let [.., value_dim] = three_dims("values", v.shape())?;
+        let shape = AttentionShape { batch, queries: rows, keys: keys_len, query_dim, key_dim, value_dim };
+        let lens = valid_lens.map(|l| lens_of(l, batch, rows)).transpose()?;
+        Ok(Inputs { queries: q, keys: k, values: v, lens, shape })
+    }
+
+    /// The engine's view of them.
+    pub fn view(&self) -> AttentionInputs<'_> {
+        let valid_lens = match &self.lens {
+            None => ValidLens::All,
+            Some((l, false)) => ValidLens::PerBatch(l),
+            Some((l, true)) => ValidLens::PerQuery(l),
+        };
+        AttentionInputs {
+            queries: self.queries.values(),
+            keys: self.keys.values(),
+            values: self.values.values(),
+            valid_lens,
+        }
+    }
+
+    /// Zeroed `output (B, Q, width)` and `weights (B·sets, Q, K)` buffers
+    /// (a `MemoryError` for ones larger than memory).
+    pub fn outputs(&self, width: usize, sets: usize) -> PyResult<(Vec<f32>, Vec<f32>)> {
+        let s = &self.shape;
+        let rows = s.batch.checked_mul(s.queries);
+        let len = |w: usize| rows.and_then(|r| r.checked_mul(w)).unwrap_or(usize::MAX);
+        Ok((filled("output", len(width), 0.0)?, filled("weights", len(s.keys).saturating_mul(sets), 0.0)?))
+    }
+
+    /// `(output, attention_weights)` as NumPy arrays of those shapes.
+    pub fn arrays(
+        &self,
+        py: Python<'py>,
+        (out, weights): (Vec<f32>, Vec<f32>),
+        width: usize,
+        sets: usize,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let s = &self.shape;
+        Ok((
+            new_array(py, &[s.batch, s.queries, width], out)?,
+            new_array(py, &[s.batch * sets, s.queries, s.keys], weights)?,
+        ))
+    }
+}
+
+/// `valid_lens` as lengths, and whether they are per query `(B, Q)`.
+fn lens_of(obj: &Bound<'_, PyAny>, batch: usize, rows: usize) -> PyResult<(Vec<usize>, bool)> {
+    let (lens, shape) = indices("valid_lens", obj)?;
+    let per_query = match shape[..] {
+        [b] if b == batch => false,
+        [b, q] if (b, q) == (batch, rows) => true,
+        ref other => {
+            return Err(value_error("valid_lens", format!("shape ({batch},) or ({batch}, {rows})"), shape_text(other)));
+        }
+    };
+    Ok((lens, per_query))
+}
+
+/// `op` over `inputs` on every core (`par::batched`), GIL released.
+fn batched<'py, A: Attention + Sync>(
+    py: Python<'py>,
+    op: &A,
+    inputs: &Inputs<'py>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let (width, sets) = (op.output_width(&inputs.shape), op.weight_sets());
+    let (mut out, mut weights) = inputs.outputs(width, sets)?;
+    let (shape, view) = (inputs.shape, inputs.view());
+    py.detach(|| par::batched(op, &shape, view, &mut out, Some(&mut weights))).map_err(to_py)?;
+    inputs.arrays(py, (out, weights), width, sets)
+}
+
+/// d2l's `DotProductAttention`: `softmax(Q Kᵀ / √d)` masked by
+/// `valid_lens`, applied to `values`. `queries (B, Q, d)`, `keys (B, K,
+/// d)`, `values (B, K, vd)` float32; `valid_lens` integers `(B,)` or `(B,
+/// Q)` (a length of 0 weighs every key equally, as d2l's `masked_softmax`
+/// does). Returns `output (B, Q, vd)` and `attention_weights (B, Q, K)`.
+#[pyfunction]
+#[pyo3(signature = (queries, keys, values, valid_lens=None))]
+pub fn dot_product_attention<'py>(
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    keys: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    valid_lens: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let inputs = Inputs::parse(queries, keys, values, valid_lens)?;
+    batched(py, &DotProductAttention, &inputs)
+}
+
+/// Bilinear ("general", Luong) attention: scores `qᵀ W_a k` with `w_a`
+/// `(qd, kd)` float32, then as `dot_product_attention` (unscaled).
+/// Returns `output (B, Q, vd)` and `attention_weights (B, Q, K)`.
+#[pyfunction]
+#[pyo3(signature = (queries, keys, values, w_a, valid_lens=None))]
+pub fn bilinear_attention<'py>(
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    keys: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    w_a: &Bound<'py, PyAny>,
+    valid_lens: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let inputs = Inputs::parse(queries, keys, values, valid_lens)?;
+    let w = Borrowed::<f32>::require("w_a", w_a, F32)?;
+    let s = &inputs.shape;
+    if w.shape() != [s.query_dim, s.key_dim] {
+        return Err(value_error("w_a", format!("shape ({}, {})", s.query_dim, s.key_dim), shape_text(w.shape())));
+    }
+    let op = BilinearAttention::new(w.values(), s.query_dim, s.key_dim).map_err(to_py)?;
+    batched(py, &op, &inputs)
+}
+
+/// One optional float32 argument, borrowed.
+fn optional<'py>(arg: &str, obj: Option<&Bound<'py, PyAny>>) -> PyResult<Option<Borrowed<'py, f32>>> {
+    obj.map(|o| Borrowed::<f32>::require(arg, o, F32)).transpose()
+}
+
+/// d2l's `MultiHeadAttention`: `queries`, `keys` and `values` projected by
+/// `w_q`, `w_k`, `w_v` `(num_hiddens, in)` (an `nn.Linear`'s `weight`,
+/// with `b_q`, `b_k`, `b_v` `(num_hiddens,)` where it has a bias), split
+/// into `num_heads` heads of scaled dot-product attention sharing
+/// `valid_lens`, then concatenated and projected by `w_o` `(num_hiddens,
+/// num_hiddens)` (and `b_o`). Returns `output (B, Q, num_hiddens)` and
+/// `attention_weights (B·num_heads, Q, K)`, entry `b·num_heads + h`.
+#[pyfunction]
+#[pyo3(signature = (queries, keys, values, num_heads, w_q, w_k, w_v, w_o, valid_lens=None, b_q=None, b_k=None, b_v=None, b_o=None))]
+#[allow(clippy::too_many_arguments)] // d2l's tensors, by name
+pub fn multi_head_attention<'py>(
+    py: Python<'py>,
+    queries: &Bound<'py, PyAny>,
+    keys: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    num_heads: &Bound<'py, PyAny>,
+    w_q: &Bound<'py, PyAny>,
+    w_k: &Bound<'py, PyAny>,
+    w_v: &Bound<'py, PyAny>,
+    w_o: &Bound<'py, PyAny>,
+    valid_lens: Option<&Bound<'py, PyAny>>,
+    b_q: Option<&Bound<'py, PyAny>>,
+    b_k: Option<&Bound<'py, PyAny>>,
+    b_v: Option<&Bound<'py, PyAny>>,
+    b_o: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let inputs = Inputs::parse(queries, keys, values, valid_lens)?;
+    let heads = size("num_heads", num_heads)?;
+    let weights =
+        [("w_q", w_q), ("w_k", w_k), ("w_v", w_v), ("w_o", w_o)].map(|(arg, w)| Borrowed::<f32>::require(arg, w, F32));
+    let [wq, wk, wv, wo] = weights;
+    let (wq, wk, wv, wo) = (wq?, wk?, wv?, wo?);
+    let hidden = match *wq.shape() {
+        [h, _] => h,
+        ref other => return Err(value_error("w_q", "2 dimensions (num_hiddens, in)", shape_text(other))),
+    };
+    let biases = [optional("b_q", b_q)?, optional("b_k", b_k)?, optional("b_v", b_v)?, optional("b_o", b_o)?];
+    let [bq, bk, bv, bo] = biases.each_ref().map(|b| b.as_ref().map(|b| b.values()));
+    let s = &inputs.shape;
+    let dims = MhaDims { heads, hidden, query_dim: s.query_dim, key_dim: s.key_dim, value_dim: s.value_dim };
+    let [lq, lk, lv, lo] =
+        [(&wq, bq), (&wk, bk), (&wv, bv), (&wo, bo)].map(|(w, bias)| Linear { weight: w.values(), bias });
+    let op = MultiHeadAttention::new(lq, lk, lv, lo, dims).map_err(to_py)?;
+    batched(py, &op, &inputs)
+}

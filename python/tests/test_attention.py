@@ -1,0 +1,135 @@
+"""d2l's dot-product, bilinear and multi-head attention and Nadaraya-Watson
+regression against the golden cases, a float64 NumPy reference, and bad
+arguments."""
+
+import unittest
+
+import numpy as np
+
+import simd_attention as sa
+from golden import assert_close, load
+from refusals import Refusals
+
+
+def masked_softmax(scores, valid_lens):
+    """d2l's masked softmax in float64: keys past a row's length get -1e6."""
+    if valid_lens is not None:
+        lens = valid_lens if valid_lens.ndim == 2 else np.repeat(valid_lens[:, None], scores.shape[1], axis=1)
+        scores = np.where(np.arange(scores.shape[-1]) < lens[..., None], scores, -1e6)
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def dot_reference(q, k, v, valid_lens=None):
+    q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
+    weights = masked_softmax(q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1]), valid_lens)
+    return weights @ v, weights
+
+
+def mha_reference(q, k, v, heads, w_q, w_k, w_v, w_o, valid_lens=None):
+    """d2l's MultiHeadAttention (bias=False) in float64."""
+    def split(x):  # (B, S, H) -> (B*heads, S, H/heads), d2l's transpose_qkv
+        b, s, h = x.shape
+        return x.reshape(b, s, heads, h // heads).transpose(0, 2, 1, 3).reshape(b * heads, s, h // heads)
+
+    w_q, w_k, w_v, w_o = (np.asarray(w, dtype=np.float64) for w in (w_q, w_k, w_v, w_o))
+    lens = None if valid_lens is None else np.repeat(valid_lens, heads, axis=0)
+    out, weights = dot_reference(split(q @ w_q.T), split(k @ w_k.T), split(v @ w_v.T), lens)
+    b = q.shape[0]
+    concat = out.reshape(b, heads, q.shape[1], -1).transpose(0, 2, 1, 3).reshape(b, q.shape[1], -1)
+    return concat @ w_o.T, weights
+
+
+class Golden(unittest.TestCase):
+    def test_dot_and_bilinear(self):
+        for name in ["dot-lens1d", "dot-nomask"]:
+            t, _ = load(name)
+            out, weights = sa.dot_product_attention(t["queries"], t["keys"], t["values"], t.get("valid_lens"))
+            assert_close(self, out, t["expected.output"], f"{name} output")
+            assert_close(self, weights, t["expected.attention_weights"], f"{name} weights")
+        t, _ = load("bilinear-lens1d")
+        out, weights = sa.bilinear_attention(t["queries"], t["keys"], t["values"], t["W_a.weight"], t["valid_lens"])
+        assert_close(self, out, t["expected.output"], "bilinear output")
+        assert_close(self, weights, t["expected.attention_weights"], "bilinear weights")
+
+    def test_multi_head(self):
+        for name in ["mha-2heads", "mha-4heads-2d"]:
+            t, meta = load(name)
+            out, weights = sa.multi_head_attention(
+                t["queries"], t["keys"], t["values"], int(meta["num_heads"]),
+                t["W_q.weight"], t["W_k.weight"], t["W_v.weight"], t["W_o.weight"], valid_lens=t["valid_lens"],
+            )
+            assert_close(self, out, t["expected.output"], f"{name} output")
+            assert_close(self, weights, t["expected.attention_weights"], f"{name} weights")
+
+    def test_nadaraya_watson(self):
+        t, _ = load("nadaraya-watson")
+        out, weights = sa.nadaraya_watson(t["queries"], t["keys"], t["values"], float(t["w"][0]))
+        assert_close(self, out, t["expected.output"], "output")
+        assert_close(self, weights, t["expected.attention_weights"], "weights")
+
+
+class AgainstReference(unittest.TestCase):
+    def test_shapes_lengths_and_biases(self):
+        r = np.random.default_rng(5)
+        f32 = lambda *s: r.standard_normal(s).astype(np.float32)  # noqa: E731
+        for (b, nq, nk, d, vd) in [(3, 5, 70, 16, 8), (1, 1, 1, 4, 4), (9, 2, 33, 8, 3)]:
+            q, k, v = f32(b, nq, d), f32(b, nk, d), f32(b, nk, vd)
+            lens = r.integers(0, nk + 1, size=b)
+            for l in [None, lens]:
+                out, weights = sa.dot_product_attention(q, k, v, l)
+                want_out, want_w = dot_reference(q, k, v, l)
+                np.testing.assert_allclose(out, want_out, rtol=1e-4, atol=1e-5)
+                np.testing.assert_allclose(weights, want_w, rtol=1e-4, atol=1e-6)
+            w_a = f32(d, 5)
+            k5 = f32(b, nk, 5)
+            out, weights = sa.bilinear_attention(q, k5, v, w_a, lens)
+            scores = q.astype(np.float64) @ (k5.astype(np.float64) @ w_a.T.astype(np.float64)).transpose(0, 2, 1)
+            want_w = masked_softmax(scores, lens)
+            np.testing.assert_allclose(weights, want_w, rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(out, want_w @ v, rtol=1e-4, atol=1e-5)
+            ws = [f32(8, d), f32(8, d), f32(8, vd), f32(8, 8)]
+            out, weights = sa.multi_head_attention(q, k, v, 2, *ws, valid_lens=lens)
+            want_out, want_w = mha_reference(q, k, v, 2, *ws, lens)
+            self.assertEqual(weights.shape, (2 * b, nq, nk))
+            np.testing.assert_allclose(out, want_out, rtol=1e-3, atol=1e-4)
+            np.testing.assert_allclose(weights, want_w, rtol=1e-4, atol=1e-6)
+            biases = [f32(8), f32(8), f32(8), f32(8)]
+            out, _ = sa.multi_head_attention(q, k, v, 4, *ws, b_q=biases[0], b_k=biases[1], b_v=biases[2], b_o=biases[3])
+            wq, wk, wv, wo = (w.astype(np.float64) for w in ws)
+            split_free = [q @ wq.T + biases[0], k @ wk.T + biases[1], v @ wv.T + biases[2]]
+            heads_out = mha_reference(*split_free, 4, np.eye(8), np.eye(8), np.eye(8), np.eye(8))[0]
+            np.testing.assert_allclose(out, heads_out @ wo.T + biases[3], rtol=1e-3, atol=1e-4)
+
+    def test_nadaraya_watson_reference(self):
+        r = np.random.default_rng(8)
+        q = r.uniform(0, 5, 40).astype(np.float32)
+        k, v = r.uniform(0, 5, (40, 39)).astype(np.float32), r.standard_normal((40, 39)).astype(np.float32)
+        out, weights = sa.nadaraya_watson(q, k, v, 1.7)
+        want_w = masked_softmax((-(((q[:, None] - k) * 1.7) ** 2) / 2)[None].astype(np.float64), None)[0]
+        np.testing.assert_allclose(weights, want_w, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(out, (want_w * v).sum(axis=1), rtol=1e-4, atol=1e-5)
+
+
+class BadArguments(Refusals, unittest.TestCase):
+    def test_each_refusal_names_its_argument(self):
+        q, k, v = np.ones((2, 3, 4), np.float32), np.ones((2, 5, 4), np.float32), np.ones((2, 5, 6), np.float32)
+        w = np.ones((8, 4), np.float32)
+        self.refuses(TypeError, ["`queries`", "float32", "float64"], lambda: sa.dot_product_attention(q.astype(float), k, v))
+        self.refuses(ValueError, ["`keys`", "3 dimensions"], lambda: sa.dot_product_attention(q, k[0], v))
+        self.refuses(ValueError, ["key_dim", "4", "3"], lambda: sa.dot_product_attention(q, k[..., :3], v))
+        self.refuses(ValueError, ["`valid_lens`", "(2,)", "(3,)"], lambda: sa.dot_product_attention(q, k, v, [1, 2, 3]))
+        self.refuses(TypeError, ["`valid_lens`", "integer"], lambda: sa.dot_product_attention(q, k, v, [1.0, 2.0]))
+        self.refuses(ValueError, ["`w_a`", "(4, 4)", "(8, 4)"], lambda: sa.bilinear_attention(q, k, v, w))
+        self.refuses(ValueError, ["num_heads"], lambda: sa.multi_head_attention(q, k, v, 3, w, w, np.ones((8, 6), np.float32), np.ones((8, 8), np.float32)))
+        self.refuses(ValueError, ["`num_heads`", "at least 0"], lambda: sa.multi_head_attention(q, k, v, -1, w, w, w, w))
+        self.refuses(ValueError, ["W_v"], lambda: sa.multi_head_attention(q, k, v, 2, w, w, w, np.ones((8, 8), np.float32)))
+        self.refuses(ValueError, ["W_q.bias"], lambda: sa.multi_head_attention(q, k, v, 2, w, w, np.ones((8, 6), np.float32), np.ones((8, 8), np.float32), b_q=np.ones(3, np.float32)))
+        nq, nk = np.ones(3, np.float32), np.ones((3, 4), np.float32)
+        self.refuses(ValueError, ["`queries`", "1 dimension"], lambda: sa.nadaraya_watson(nk, nk, nk, 1.0))
+        self.refuses(ValueError, ["`keys`", "(3, m)", "(4,)"], lambda: sa.nadaraya_watson(nq, nk[0], nk, 1.0))
+        self.refuses(ValueError, ["`values`", "(3, 4)", "(3, 3)"], lambda: sa.nadaraya_watson(nq, nk, nk[:, :3], 1.0))
+
+
+if __name__ == "__main__":
+    unittest.main()
