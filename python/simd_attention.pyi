@@ -214,8 +214,10 @@ class Seq2Seq:
         """The source length it was trained with; the default step count."""
     def source(self, tokens: Sequence[str]) -> Tuple[npt.NDArray[np.int64], int]:
         """``(ids, valid_len)``: ``ids (num_steps,)`` holds the tokens' ids,
-        ``<eos>``, then ``<pad>``. An unknown token or too many raise
-        ``ValueError`` naming ``source``."""
+        ``<eos>``, then ``<pad>``. ``tokens`` is a sequence of strings, one
+        per token (a ``str`` itself is refused). An unknown token or more
+        than ``num_steps - 1`` raise ``ValueError`` (d2l would read the first
+        as ``<unk>`` and cut the second short)."""
     def words(self, ids: npt.ArrayLike) -> list[str]:
         """Token strings of ``ids`` up to (not including) the first ``<eos>``."""
     def greedy_decode(
@@ -233,4 +235,4 @@ class Seq2Seq:
         id keeps emitting it, with zero weights."""
     def translate(self, sources: Sequence[Sequence[str]]) -> list[list[str]]:
         """Each source's tokens decoded until ``<eos>``, as token strings,
-        in one batch."""
+        in one batch. A refused source is named, as ``sources[i]``."""

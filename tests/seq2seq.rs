@@ -89,3 +89,13 @@ fn sources_are_padded_ids_and_words_stop_at_eos() {
     assert_eq!(model.words(&[id("4"), id("2"), model.eos, id("9")]), ["4", "2"]);
     assert_eq!(model.words(&[id("4"), model.vocab.len(), id("2")]), ["4"]);
 }
+
+/// An empty batch has nothing to write and returns at once, however many
+/// steps or source positions it asks for (it used to run them all).
+#[test]
+fn an_empty_batch_returns_at_once() {
+    let model = model();
+    let options = DecodeOptions { num_steps: 1 << 40, bos: model.bos, stop_at: None };
+    let (tokens, weights) = model.decode(0, 1 << 40, &[], &[], options).unwrap();
+    assert!(tokens.is_empty() && weights.is_empty());
+}

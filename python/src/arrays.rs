@@ -9,7 +9,7 @@
 //! converted between element types: a `float64` array is refused, not
 //! rounded, so the caller sees what precision the engine ran at.
 
-use crate::errors::{type_error, value_error};
+use crate::errors::{named, type_error, value_error};
 use numpy::{Element, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
@@ -34,7 +34,7 @@ impl<'py, T: Element + Copy> Borrowed<'py, T> {
 
     /// `obj` as an array of `T`, or a `TypeError` naming `arg`.
     pub fn require(arg: &str, obj: &Bound<'py, PyAny>, expected: &str) -> PyResult<Self> {
-        let array = as_array(obj)?;
+        let array = as_array(obj).map_err(|e| named(arg, e, obj.py()))?;
         Self::extract(&array)?.ok_or_else(|| type_error(arg, expected, dtype_of(&array)))
     }
 
@@ -91,16 +91,28 @@ pub fn new_array<'py, T: Element>(py: Python<'py>, shape: &[usize], values: Vec<
 }
 
 /// `obj` as an array of integers (any NumPy integer type): its values as
-/// sizes, row-major, and its shape. A `TypeError` naming `arg` for another
-/// element type, a `ValueError` for a negative value.
+/// sizes, row-major, and its shape (an empty array of any element type is
+/// taken too). A `TypeError` naming `arg` for another element type, a
+/// `ValueError` naming it and the value for a negative one.
 pub fn indices(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<(Vec<usize>, Vec<usize>)> {
-    let array = as_array(obj)?;
+    let array = as_array(obj).map_err(|e| named(arg, e, obj.py()))?;
     let kind: String = array.getattr("dtype")?.getattr("kind")?.extract()?;
-    if kind != "i" && kind != "u" {
-        return Err(type_error(arg, "an integer array", dtype_of(&array)));
+    // `[]` is a float64 array to NumPy; an empty array holds no wrong value.
+    let kind = if array.getattr("size")?.extract::<usize>()? == 0 { "i".to_string() } else { kind };
+    let wide = |dtype: &str| array.call_method1("astype", (dtype,));
+    match kind.as_str() {
+        "u" => {
+            let values = Borrowed::<u64>::require(arg, &wide("uint64")?, "uint64")?;
+            let sizes = values.values().iter().map(|&v| usize::try_from(v).unwrap_or(usize::MAX)).collect();
+            Ok((sizes, values.shape().to_vec()))
+        }
+        "i" => {
+            let values = Borrowed::<i64>::require(arg, &wide("int64")?, "int64")?;
+            let sizes = values.values().iter().map(|&v| usize::try_from(v)).collect::<Result<_, _>>();
+            let negative = || values.values().iter().copied().find(|&v| v < 0).unwrap_or(-1);
+            let sizes = sizes.map_err(|_| value_error(arg, "values of at least 0", negative()))?;
+            Ok((sizes, values.shape().to_vec()))
+        }
+        _ => Err(type_error(arg, "an integer array", dtype_of(&array))),
     }
-    let wide = Borrowed::<i64>::require(arg, &array.call_method1("astype", ("int64",))?, "int64")?;
-    let values = wide.values().iter().map(|&v| usize::try_from(v)).collect::<Result<_, _>>();
-    let values = values.map_err(|_| value_error(arg, "values of at least 0", "a negative one"))?;
-    Ok((values, wide.shape().to_vec()))
 }

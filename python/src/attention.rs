@@ -45,8 +45,14 @@ impl<'py> Inputs<'py> {
         let k = Borrowed::<f32>::require("keys", keys, F32)?;
         let v = Borrowed::<f32>::require("values", values, F32)?;
         let [batch, rows, query_dim] = three_dims("queries", q.shape())?;
-        let [_, keys_len, key_dim] = three_dims("keys", k.shape())?;
-        let [.., value_dim] = three_dims("values", v.shape())?;
+        let [key_batch, keys_len, key_dim] = three_dims("keys", k.shape())?;
+        if key_batch != batch {
+            return Err(value_error("keys", format!("shape ({batch}, K, kd)"), shape_text(k.shape())));
+        }
+        let value_dim = match three_dims("values", v.shape())? {
+            [b, n, vd] if (b, n) == (batch, keys_len) => vd,
+            _ => return Err(value_error("values", format!("shape ({batch}, {keys_len}, vd)"), shape_text(v.shape()))),
+        };
         let shape = AttentionShape { batch, queries: rows, keys: keys_len, query_dim, key_dim, value_dim };
         let lens = valid_lens.map(|l| lens_of(l, batch, rows)).transpose()?;
         Ok(Inputs { queries: q, keys: k, values: v, lens, shape })
@@ -85,10 +91,9 @@ impl<'py> Inputs<'py> {
         sets: usize,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         let s = &self.shape;
-        Ok((
-            new_array(py, &[s.batch, s.queries, width], out)?,
-            new_array(py, &[s.batch * sets, s.queries, s.keys], weights)?,
-        ))
+        // `outputs` allocated `batch · sets · Q · K` floats, so this fits.
+        let entries = s.batch.saturating_mul(sets);
+        Ok((new_array(py, &[s.batch, s.queries, width], out)?, new_array(py, &[entries, s.queries, s.keys], weights)?))
     }
 }
 
@@ -133,6 +138,11 @@ pub fn dot_product_attention<'py>(
     valid_lens: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let inputs = Inputs::parse(queries, keys, values, valid_lens)?;
+    let s = &inputs.shape;
+    if s.key_dim != s.query_dim {
+        let expected = format!("shape ({}, {}, {})", s.batch, s.keys, s.query_dim);
+        return Err(value_error("keys", expected, shape_text(&[s.batch, s.keys, s.key_dim])));
+    }
     batched(py, &DotProductAttention, &inputs)
 }
 
@@ -157,11 +167,6 @@ pub fn bilinear_attention<'py>(
     }
     let op = BilinearAttention::new(w.values(), s.query_dim, s.key_dim).map_err(to_py)?;
     batched(py, &op, &inputs)
-}
-
-/// One optional float32 argument, borrowed.
-fn optional<'py>(arg: &str, obj: Option<&Bound<'py, PyAny>>) -> PyResult<Option<Borrowed<'py, f32>>> {
-    obj.map(|o| Borrowed::<f32>::require(arg, o, F32)).transpose()
 }
 
 /// d2l's `MultiHeadAttention`: `queries`, `keys` and `values` projected by
@@ -192,17 +197,40 @@ pub fn multi_head_attention<'py>(
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let inputs = Inputs::parse(queries, keys, values, valid_lens)?;
     let heads = size("num_heads", num_heads)?;
-    let weights =
-        [("w_q", w_q), ("w_k", w_k), ("w_v", w_v), ("w_o", w_o)].map(|(arg, w)| Borrowed::<f32>::require(arg, w, F32));
-    let [wq, wk, wv, wo] = weights;
-    let (wq, wk, wv, wo) = (wq?, wk?, wv?, wo?);
+    let s = inputs.shape;
+    let wq = Borrowed::<f32>::require("w_q", w_q, F32)?;
     let hidden = match *wq.shape() {
         [h, _] => h,
         ref other => return Err(value_error("w_q", "2 dimensions (num_hiddens, in)", shape_text(other))),
     };
-    let biases = [optional("b_q", b_q)?, optional("b_k", b_k)?, optional("b_v", b_v)?, optional("b_o", b_o)?];
+    if heads == 0 || !hidden.is_multiple_of(heads) {
+        return Err(value_error("num_heads", format!("a divisor of num_hiddens {hidden}"), heads));
+    }
+    // Every parameter's exact shape, so a transposed matrix of the right
+    // size is refused rather than read as the wrong one.
+    let matrix = |arg: &str, obj: &Bound<'py, PyAny>, cols: usize| -> PyResult<Borrowed<'py, f32>> {
+        let m = Borrowed::<f32>::require(arg, obj, F32)?;
+        if m.shape() != [hidden, cols] {
+            return Err(value_error(arg, format!("shape ({hidden}, {cols})"), shape_text(m.shape())));
+        }
+        Ok(m)
+    };
+    let (wq, wk, wv, wo) = (
+        matrix("w_q", w_q, s.query_dim)?,
+        matrix("w_k", w_k, s.key_dim)?,
+        matrix("w_v", w_v, s.value_dim)?,
+        matrix("w_o", w_o, hidden)?,
+    );
+    let bias = |arg: &str, obj: Option<&Bound<'py, PyAny>>| -> PyResult<Option<Borrowed<'py, f32>>> {
+        let Some(obj) = obj else { return Ok(None) };
+        let b = Borrowed::<f32>::require(arg, obj, F32)?;
+        if b.shape() != [hidden] {
+            return Err(value_error(arg, format!("shape ({hidden},)"), shape_text(b.shape())));
+        }
+        Ok(Some(b))
+    };
+    let biases = [bias("b_q", b_q)?, bias("b_k", b_k)?, bias("b_v", b_v)?, bias("b_o", b_o)?];
     let [bq, bk, bv, bo] = biases.each_ref().map(|b| b.as_ref().map(|b| b.values()));
-    let s = &inputs.shape;
     let dims = MhaDims { heads, hidden, query_dim: s.query_dim, key_dim: s.key_dim, value_dim: s.value_dim };
     let [lq, lk, lv, lo] =
         [(&wq, bq), (&wk, bk), (&wv, bv), (&wo, bo)].map(|(w, bias)| Linear { weight: w.values(), bias });

@@ -32,13 +32,38 @@ fn numpy_name(engine: &str) -> &str {
 /// is not an integer.
 pub fn size(arg: &str, value: &Bound<'_, PyAny>) -> PyResult<usize> {
     value.extract::<usize>().map_err(|err| {
-        let shown = value.repr().map_or_else(|_| "?".into(), |r| r.to_string());
-        if err.is_instance_of::<PyOverflowError>(value.py()) {
-            value_error(arg, format!("a size of at least 0 and at most {}", usize::MAX), shown)
+        let py = value.py();
+        if err.is_instance_of::<PyOverflowError>(py) {
+            value_error(arg, format!("a size of at least 0 and at most {}", usize::MAX), repr(value))
+        } else if err.is_instance_of::<PyTypeError>(py) {
+            type_error(arg, "an int", repr(value))
         } else {
-            type_error(arg, "an int", shown)
+            err // raised by the object's own `__index__`
         }
     })
+}
+
+/// `value` as a float32, or a `TypeError` naming `arg`.
+pub fn float(arg: &str, value: &Bound<'_, PyAny>) -> PyResult<f32> {
+    value.extract::<f32>().map_err(|_| type_error(arg, "a float", repr(value)))
+}
+
+/// `err` (from NumPy or PyO3, about the object passed as `arg`) with the
+/// argument's name in front, its type kept.
+pub fn named(arg: &str, err: PyErr, py: Python<'_>) -> PyErr {
+    let message = format!("`{arg}`: {}", err.value(py));
+    if err.is_instance_of::<PyTypeError>(py) {
+        PyTypeError::new_err(message)
+    } else if err.is_instance_of::<PyValueError>(py) {
+        PyValueError::new_err(message)
+    } else {
+        err
+    }
+}
+
+/// How Python prints `value`.
+pub fn repr(value: &Bound<'_, PyAny>) -> String {
+    value.repr().map_or_else(|_| "?".into(), |r| r.to_string())
 }
 
 /// A `ValueError` in the engine's style: "`arg`: expected …, got …".

@@ -3,7 +3,7 @@
 
 use crate::arrays::{Borrowed, filled, new_array, shape_text};
 use crate::attention::F32;
-use crate::errors::{to_py, value_error};
+use crate::errors::{float, to_py, value_error};
 use engine::ops::NadarayaWatson;
 use pyo3::prelude::*;
 
@@ -19,7 +19,7 @@ pub fn nadaraya_watson<'py>(
     queries: &Bound<'py, PyAny>,
     keys: &Bound<'py, PyAny>,
     values: &Bound<'py, PyAny>,
-    w: f32,
+    w: &Bound<'py, PyAny>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let q = Borrowed::<f32>::require("queries", queries, F32)?;
     let k = Borrowed::<f32>::require("keys", keys, F32)?;
@@ -35,7 +35,7 @@ pub fn nadaraya_watson<'py>(
         return Err(value_error("values", format!("shape ({n}, {m})"), shape_text(v.shape())));
     }
     let (mut out, mut weights) = (filled("output", n, 0.0)?, filled("weights", n.saturating_mul(m), 0.0)?);
-    let op = NadarayaWatson { w };
+    let op = NadarayaWatson { w: float("w", w)? };
     let (qs, ks, vs) = (q.values(), k.values(), v.values());
     py.detach(|| op.forward(qs, ks, vs, &mut out, &mut weights)).map_err(to_py)?;
     Ok((new_array(py, &[n], out)?, new_array(py, &[n, m], weights)?))

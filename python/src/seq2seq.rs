@@ -3,11 +3,12 @@
 //! `models::Seq2Seq` with the GIL released.
 
 use crate::arrays::{filled, indices, new_array, shape_text};
-use crate::errors::{size, to_py, value_error};
+use crate::errors::{repr, size, to_py, type_error, value_error};
 use engine::io::{LoadError, TensorFile, seq2seq::Seq2SeqModel};
 use engine::models::DecodeOptions;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 use std::path::PathBuf;
 
 /// A loading or decoding refusal as a Python exception: `OSError` for a
@@ -19,6 +20,25 @@ fn load_error(error: LoadError) -> PyErr {
         LoadError::Op(e) => to_py(e),
         other => PyValueError::new_err(other.to_string()),
     }
+}
+
+/// A source the model cannot read, as a `ValueError` naming `arg` (the
+/// argument the tokens came in).
+fn source_error(arg: &str, error: LoadError) -> PyErr {
+    match error {
+        LoadError::Source(problem) => PyValueError::new_err(format!("`{arg}`: {problem}")),
+        other => load_error(other),
+    }
+}
+
+/// `obj` as token strings: a sequence of `str` (a `str` itself, which
+/// Python would iterate as characters, is refused), or a `TypeError`
+/// naming `arg`.
+fn tokens(arg: &str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    if obj.is_instance_of::<PyString>() {
+        return Err(type_error(arg, "a sequence of str (one per token)", repr(obj)));
+    }
+    obj.extract::<Vec<String>>().map_err(|_| type_error(arg, "a sequence of str", repr(obj)))
 }
 
 /// d2l's Bahdanau seq2seq (a GRU encoder and a GRU decoder whose query
@@ -66,7 +86,8 @@ impl Seq2Seq {
     /// Loads the model at `path` (`str` or `os.PathLike`); every tensor's
     /// shape is checked here.
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+    fn new(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let path: PathBuf = path.extract().map_err(|_| type_error("path", "a str or os.PathLike", repr(path)))?;
         let model = py.detach(|| TensorFile::read(&path).and_then(|file| Seq2SeqModel::load(&file)));
         Ok(Seq2Seq { model: model.map_err(load_error)? })
     }
@@ -105,8 +126,10 @@ impl Seq2Seq {
     /// `tokens` (strings of the vocabulary) as the model reads a source:
     /// `(ids, valid_len)`, with `ids` `(num_steps,)` int64 holding the
     /// tokens' ids, `<eos>`, then `<pad>`.
-    fn source<'py>(&self, py: Python<'py>, tokens: Vec<String>) -> PyResult<(Bound<'py, PyAny>, usize)> {
-        let source = self.model.source(&tokens).map_err(load_error)?;
+    #[pyo3(name = "source")]
+    fn encode<'py>(&self, py: Python<'py>, tokens: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, usize)> {
+        let tokens = self::tokens("tokens", tokens)?;
+        let source = self.model.source(&tokens).map_err(|e| source_error("tokens", e))?;
         let ids = source.ids.iter().map(|&id| id as i64).collect();
         Ok((new_array(py, &[source.ids.len()], ids)?, source.valid_len))
     }
@@ -114,7 +137,10 @@ impl Seq2Seq {
     /// Decoded `ids` as token strings, up to (not including) the first
     /// `<eos>`.
     fn words(&self, ids: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-        let (ids, _) = indices("ids", ids)?;
+        let (ids, shape) = indices("ids", ids)?;
+        if shape.len() != 1 {
+            return Err(value_error("ids", "1 dimension", shape_text(&shape)));
+        }
         Ok(self.model.words(&ids).into_iter().map(str::to_owned).collect())
     }
 
@@ -148,6 +174,13 @@ impl Seq2Seq {
             bos: bos.map_or(Ok(self.model.bos), |b| size("bos", b))?,
             stop_at: stop_at.map(|s| size("stop_at", s)).transpose()?,
         };
+        let vocab = self.model.vocab.len();
+        if let Some((i, id)) = src.iter().enumerate().find(|&(_, &id)| id >= vocab) {
+            return Err(value_error("src", format!("token ids below {vocab}"), format!("{id} at index {i}")));
+        }
+        if options.bos >= vocab {
+            return Err(value_error("bos", format!("a token id below {vocab}"), options.bos));
+        }
         let (tokens, weights) = self.decode(py, (batch, src_len), &src, &lens, options)?;
         let steps = options.num_steps;
         let tokens = tokens.into_iter().map(|t| t as i64).collect();
@@ -157,9 +190,20 @@ impl Seq2Seq {
     /// Each source (a sequence of token strings) decoded greedily until
     /// `<eos>` or `num_steps`, as token strings: the whole batch in one
     /// decode.
-    fn translate(&self, py: Python<'_>, sources: Vec<Vec<String>>) -> PyResult<Vec<Vec<String>>> {
+    fn translate(&self, py: Python<'_>, sources: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<String>>> {
         let m = &self.model;
-        let sources = sources.iter().map(|s| m.source(s)).collect::<Result<Vec<_>, _>>().map_err(load_error)?;
+        if sources.is_instance_of::<PyString>() {
+            return Err(type_error("sources", "a sequence of token sequences", repr(sources)));
+        }
+        let list =
+            sources.try_iter().map_err(|_| type_error("sources", "a sequence of token sequences", repr(sources)))?;
+        let sources = list
+            .enumerate()
+            .map(|(i, s)| {
+                let arg = format!("sources[{i}]");
+                m.source(&tokens(&arg, &s?)?).map_err(|e| source_error(&arg, e))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
         let src: Vec<usize> = sources.iter().flat_map(|s| s.ids.iter().copied()).collect();
         let lens: Vec<usize> = sources.iter().map(|s| s.valid_len).collect();
         let options = DecodeOptions { num_steps: m.num_steps, bos: m.bos, stop_at: Some(m.eos) };

@@ -69,7 +69,7 @@ class BadArguments(Refusals, unittest.TestCase):
         self.refuses(ValueError, ["`w_k`", "2 dimensions", "(8, 6, 1)"], w_k=np.zeros((8, 6, 1), np.float32))
         self.refuses(ValueError, ["`w_v`", "(1, H) or (H,)", "(2, 4)"], w_v=np.zeros((2, 4), np.float32))
         self.refuses(ValueError, ["`valid_lens`", "(2,) or (2, 3)", "(3,)"], valid_lens=np.array([1, 2, 3]))
-        self.refuses(ValueError, ["`valid_lens`", "negative"], valid_lens=np.array([1, -2]))
+        self.refuses(ValueError, ["`valid_lens`", "at least 0", "-2"], valid_lens=np.array([1, -2]))
         self.refuses(TypeError, ["`valid_lens`", "float64"], valid_lens=np.array([1.0, 2.0]))
 
 

@@ -114,21 +114,34 @@ class AgainstReference(unittest.TestCase):
 class BadArguments(Refusals, unittest.TestCase):
     def test_each_refusal_names_its_argument(self):
         q, k, v = np.ones((2, 3, 4), np.float32), np.ones((2, 5, 4), np.float32), np.ones((2, 5, 6), np.float32)
-        w = np.ones((8, 4), np.float32)
-        self.refuses(TypeError, ["`queries`", "float32", "float64"], lambda: sa.dot_product_attention(q.astype(float), k, v))
-        self.refuses(ValueError, ["`keys`", "3 dimensions"], lambda: sa.dot_product_attention(q, k[0], v))
-        self.refuses(ValueError, ["key_dim", "4", "3"], lambda: sa.dot_product_attention(q, k[..., :3], v))
-        self.refuses(ValueError, ["`valid_lens`", "(2,)", "(3,)"], lambda: sa.dot_product_attention(q, k, v, [1, 2, 3]))
-        self.refuses(TypeError, ["`valid_lens`", "integer"], lambda: sa.dot_product_attention(q, k, v, [1.0, 2.0]))
+        w, w6, w8 = np.ones((8, 4), np.float32), np.ones((8, 6), np.float32), np.ones((8, 8), np.float32)
+        dot = sa.dot_product_attention
+        self.refuses(TypeError, ["`queries`", "float32", "float64"], lambda: dot(q.astype(float), k, v))
+        self.refuses(ValueError, ["`keys`", "3 dimensions"], lambda: dot(q, k[0], v))
+        self.refuses(ValueError, ["`keys`", "(2, 5, 4)", "(2, 5, 3)"], lambda: dot(q, k[..., :3], v))
+        self.refuses(ValueError, ["`keys`", "(2, K, kd)", "(1, 5, 4)"], lambda: dot(q, k[:1], v))
+        self.refuses(ValueError, ["`values`", "(2, 5, vd)", "(2, 4, 6)"], lambda: dot(q, k, v[:, :4]))
+        self.refuses(ValueError, ["`valid_lens`", "(2,)", "(3,)"], lambda: dot(q, k, v, [1, 2, 3]))
+        self.refuses(ValueError, ["`valid_lens`", "at least 0", "-2"], lambda: dot(q, k, v, [1, -2]))
+        self.refuses(TypeError, ["`valid_lens`", "integer"], lambda: dot(q, k, v, [1.0, 2.0]))
+        self.refuses(ValueError, ["`valid_lens`"], lambda: dot(q, k, v, [[1], [1, 2]]))  # ragged
+        self.refuses(ValueError, ["`queries`"], lambda: dot([[[1.0]], [[1.0, 2.0]]], k, v))  # ragged
         self.refuses(ValueError, ["`w_a`", "(4, 4)", "(8, 4)"], lambda: sa.bilinear_attention(q, k, v, w))
-        self.refuses(ValueError, ["num_heads"], lambda: sa.multi_head_attention(q, k, v, 3, w, w, np.ones((8, 6), np.float32), np.ones((8, 8), np.float32)))
-        self.refuses(ValueError, ["`num_heads`", "at least 0"], lambda: sa.multi_head_attention(q, k, v, -1, w, w, w, w))
-        self.refuses(ValueError, ["W_v"], lambda: sa.multi_head_attention(q, k, v, 2, w, w, w, np.ones((8, 8), np.float32)))
-        self.refuses(ValueError, ["W_q.bias"], lambda: sa.multi_head_attention(q, k, v, 2, w, w, np.ones((8, 6), np.float32), np.ones((8, 8), np.float32), b_q=np.ones(3, np.float32)))
+        mha = sa.multi_head_attention
+        self.refuses(ValueError, ["`num_heads`", "a divisor of num_hiddens 8", "3"], lambda: mha(q, k, v, 3, w, w, w6, w8))
+        self.refuses(ValueError, ["`num_heads`", "at least 0"], lambda: mha(q, k, v, -1, w, w, w6, w8))
+        self.refuses(ValueError, ["`w_v`", "(8, 6)", "(8, 4)"], lambda: mha(q, k, v, 2, w, w, w, w8))
+        self.refuses(ValueError, ["`w_k`", "(8, 4)", "(4, 8)"], lambda: mha(q, k, v, 2, w, w.reshape(4, 8), w6, w8))
+        self.refuses(ValueError, ["`w_o`", "(8, 8)", "(4, 16)"], lambda: mha(q, k, v, 2, w, w, w6, w8.reshape(4, 16)))
+        self.refuses(ValueError, ["`w_q`", "(8, 4)", "(8, 5)"], lambda: mha(q, k, v, 2, np.ones((8, 5), np.float32), w, w6, w8))
+        self.refuses(ValueError, ["`b_q`", "(8,)", "(3,)"], lambda: mha(q, k, v, 2, w, w, w6, w8, b_q=np.ones(3, np.float32)))
+        self.refuses(ValueError, ["`b_o`", "(8,)", "(2, 4)"], lambda: mha(q, k, v, 2, w, w, w6, w8, b_o=np.ones((2, 4), np.float32)))
         nq, nk = np.ones(3, np.float32), np.ones((3, 4), np.float32)
-        self.refuses(ValueError, ["`queries`", "1 dimension"], lambda: sa.nadaraya_watson(nk, nk, nk, 1.0))
-        self.refuses(ValueError, ["`keys`", "(3, m)", "(4,)"], lambda: sa.nadaraya_watson(nq, nk[0], nk, 1.0))
-        self.refuses(ValueError, ["`values`", "(3, 4)", "(3, 3)"], lambda: sa.nadaraya_watson(nq, nk, nk[:, :3], 1.0))
+        nw = sa.nadaraya_watson
+        self.refuses(ValueError, ["`queries`", "1 dimension"], lambda: nw(nk, nk, nk, 1.0))
+        self.refuses(ValueError, ["`keys`", "(3, m)", "(4,)"], lambda: nw(nq, nk[0], nk, 1.0))
+        self.refuses(ValueError, ["`values`", "(3, 4)", "(3, 3)"], lambda: nw(nq, nk, nk[:, :3], 1.0))
+        self.refuses(TypeError, ["`w`", "a float", "'a'"], lambda: nw(nq, nk, nk, "a"))
 
 
 if __name__ == "__main__":

@@ -91,18 +91,30 @@ class BadArguments(Refusals, unittest.TestCase):
 
     def test_each_refusal_names_its_argument(self):
         m, src, lens = self.model, np.zeros((2, 10), np.int64), np.array([3, 4])
-        self.refuses(ValueError, ["`source`", "unknown token `x`"], lambda: m.source(["1", "x"]))
-        self.refuses(ValueError, ["`source`", "at most 9 tokens, got 12"], lambda: m.translate([list("123456789012")]))
+        vocab = len(m.vocab)
+        self.refuses(ValueError, ["`tokens`", "unknown token `x`"], lambda: m.source(["1", "x"]))
+        self.refuses(TypeError, ["`tokens`", "a sequence of str", "'12'"], lambda: m.source("12"))
+        self.refuses(TypeError, ["`tokens`", "a sequence of str"], lambda: m.source([1, 2]))
+        self.refuses(ValueError, ["`sources[1]`", "at most 9 tokens, got 12"], lambda: m.translate([["1"], list("123456789012")]))
+        self.refuses(TypeError, ["`sources[0]`", "'ab'"], lambda: m.translate(["ab"]))
+        self.refuses(TypeError, ["`sources`", "3"], lambda: m.translate(3))
+        self.refuses(TypeError, ["`sources`", "'ab'"], lambda: m.translate("ab"))
         self.refuses(ValueError, ["`src`", "2 dimensions", "(10,)"], lambda: m.greedy_decode(src[0], lens))
         self.refuses(TypeError, ["`src`", "integer", "float32"], lambda: m.greedy_decode(src.astype(np.float32), lens))
-        self.refuses(ValueError, ["`src`", "at least 0"], lambda: m.greedy_decode(-src - 1, lens))
-        self.refuses(ValueError, ["`src`"], lambda: m.greedy_decode(src + len(m.vocab), lens))  # outside the vocabulary
+        self.refuses(ValueError, ["`src`", "at least 0", "-1"], lambda: m.greedy_decode(-src - 1, lens))
+        self.refuses(ValueError, ["`src`", f"below {vocab}", f"{vocab + 1} at index 3"], lambda: m.greedy_decode(np.where(np.arange(20).reshape(2, 10) == 3, vocab + 1, 0), lens))
         self.refuses(ValueError, ["`src_valid_lens`", "(2,)", "(3,)"], lambda: m.greedy_decode(src, [1, 2, 3]))
-        self.refuses(ValueError, ["`bos`"], lambda: m.greedy_decode(src, lens, bos=len(m.vocab)))
+        self.refuses(ValueError, ["`bos`", f"below {vocab}", str(vocab)], lambda: m.greedy_decode(src, lens, bos=vocab))
         self.refuses(ValueError, ["`num_steps`", "at least 0", "-1"], lambda: m.greedy_decode(src, lens, num_steps=-1))
         self.refuses(MemoryError, ["`tokens`"], lambda: m.greedy_decode(src, lens, num_steps=1 << 62))
+        self.refuses(ValueError, ["`ids`", "1 dimension", "(2, 10)"], lambda: m.words(src))
         self.refuses(OSError, ["no-such-model"], lambda: sa.Seq2Seq("no-such-model.safetensors"))
         self.refuses(ValueError, ["safetensors"], lambda: sa.Seq2Seq(os.devnull))
+        self.refuses(TypeError, ["`path`", "os.PathLike", "3"], lambda: sa.Seq2Seq(3))
+
+    def test_an_empty_batch_returns_at_once(self):
+        tokens, weights = self.model.greedy_decode(np.zeros((0, 10), np.int64), [], num_steps=1 << 40)
+        self.assertEqual((tokens.shape, weights.shape), ((0, 1 << 40), (0, 1 << 40, 10)))
 
 
 if __name__ == "__main__":

@@ -167,7 +167,9 @@ impl Seq2SeqModel {
     /// `tokens` as the model reads a source (d2l's preprocessing): their
     /// ids, then `<eos>`, padded with `<pad>` to [`num_steps`](Self::num_steps).
     /// Refused, naming `source`, for a token outside the vocabulary or more
-    /// than `num_steps − 1` tokens.
+    /// than `num_steps − 1` tokens, where d2l reads the first as `<unk>` and
+    /// cuts the second short: either would decode something other than
+    /// what the caller wrote, without a word.
     pub fn source<S: AsRef<str>>(&self, tokens: &[S]) -> Result<Source, LoadError> {
         let mut ids = tokens
             .iter()

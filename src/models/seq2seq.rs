@@ -127,6 +127,10 @@ impl Seq2Seq<'_> {
         }
         let layout = Layout::new(d, batch, src_len, &self.attention)?;
         let ws = take("workspace", workspace, layout.total)?;
+        if batch == 0 {
+            // Nothing to write: skip the steps, which could be many.
+            return Ok(());
+        }
         let [enc_out, states, input, gru_ws, cache_buf, attn_ws, step_w, logits] = layout.split(ws);
         let (h, e) = (d.hidden, d.embed);
 
@@ -170,7 +174,9 @@ impl Seq2Seq<'_> {
             affine(&states[top..top + batch * h], batch, h, self.dense_weight, self.dense_bias, logits)?;
             let mut all_done = options.stop_at.is_some();
             for b in 0..batch {
-                let done = options.stop_at.filter(|eos| tokens[b * steps..b * steps + s].contains(eos));
+                // Once a sequence emits the stop id it emits nothing else,
+                // so its previous token says whether it has stopped.
+                let done = options.stop_at.filter(|&eos| s > 0 && tokens[b * steps + s - 1] == eos);
                 let token = done.unwrap_or_else(|| argmax(&logits[b * d.vocab..(b + 1) * d.vocab]));
                 tokens[b * steps + s] = token;
                 all_done &= options.stop_at == Some(token);
