@@ -11,64 +11,14 @@
 //! `attend` gives the bits of the Rust view over those buffers, serial
 //! and parallel.
 
+use crate::c_buffers::{bits, buffer, storage_of, tensor, tensor_mut};
 use crate::{FuzzMask, c_len, c_ptr, same_bits, size, values};
 use arbitrary::Unstructured;
-use core::ffi::c_void;
 use simd_attention::capi::*;
 use simd_attention::io::StoredTensor;
 use simd_attention::ops::{CacheQuery, KvCache, KvCacheShape, KvCacheView, ScaledDotProductAttention};
 use simd_attention::par;
-use simd_attention::storage::{Storage, bf16, f16, q8_blocks};
-
-/// The storage a C code names; codes past the four defined ones (which
-/// the API refuses) keep f32 buffers.
-fn storage_of(code: simd_attention_storage) -> Storage {
-    match code {
-        SIMD_ATTENTION_STORAGE_BF16 => Storage::Bf16,
-        SIMD_ATTENTION_STORAGE_F16 => Storage::F16,
-        SIMD_ATTENTION_STORAGE_Q8 => Storage::Q8,
-        _ => Storage::F32,
-    }
-}
-
-/// `len` values of `storage` (and `scales_len` scales for q8), carved.
-fn buffer(u: &mut Unstructured<'_>, storage: Storage, len: usize, scales_len: usize) -> StoredTensor {
-    let x = values(u, len, false);
-    match storage {
-        Storage::F32 => StoredTensor::F32(x),
-        Storage::Bf16 => StoredTensor::Bf16(x.iter().map(|&v| bf16::from_f32(v)).collect()),
-        Storage::F16 => StoredTensor::F16(x.iter().map(|&v| f16::from_f32(v)).collect()),
-        Storage::Q8 => {
-            StoredTensor::Q8 { values: x.iter().map(|&v| v as i8).collect(), scales: values(u, scales_len, true) }
-        }
-    }
-}
-
-/// Every bit of a buffer, values then scales, for comparisons that NaN
-/// cannot fool.
-fn bits(t: &StoredTensor) -> Vec<u32> {
-    match t {
-        StoredTensor::F32(x) => x.iter().map(|v| v.to_bits()).collect(),
-        StoredTensor::Bf16(x) => x.iter().map(|v| u32::from(v.to_bits())).collect(),
-        StoredTensor::F16(x) => x.iter().map(|v| u32::from(v.to_bits())).collect(),
-        StoredTensor::Q8 { values, scales } => {
-            values.iter().map(|&v| v as u8 as u32).chain(scales.iter().map(|v| v.to_bits())).collect()
-        }
-    }
-}
-
-/// A C view of `t`, labelled `code` (which may disagree with `t`).
-fn tensor_mut(code: simd_attention_storage, t: &mut StoredTensor) -> simd_attention_tensor_mut {
-    let (data, len, scales, scales_len): (*mut c_void, usize, *mut f32, usize) = match t {
-        StoredTensor::F32(x) => (x.as_mut_ptr().cast(), x.len(), core::ptr::null_mut(), 0),
-        StoredTensor::Bf16(x) => (x.as_mut_ptr().cast(), x.len(), core::ptr::null_mut(), 0),
-        StoredTensor::F16(x) => (x.as_mut_ptr().cast(), x.len(), core::ptr::null_mut(), 0),
-        StoredTensor::Q8 { values, scales } => {
-            (values.as_mut_ptr().cast(), values.len(), scales.as_mut_ptr(), scales.len())
-        }
-    };
-    simd_attention_tensor_mut { storage: code, data, len, scales, scales_len }
-}
+use simd_attention::storage::q8_blocks;
 
 /// The cache's two buffers as the C side and the Rust mirror hold them.
 struct Buffers {
@@ -203,14 +153,7 @@ fn attend(
     };
     let q_len_c = c_len(u, q_rows.saturating_mul(s.qk_dim));
     let mut q = buffer(u, storage_of(code), q_len_c, 0);
-    let q_mut = tensor_mut(code, &mut q);
-    let query = simd_attention_tensor {
-        storage: code,
-        data: if u.ratio(1u8, 64).unwrap_or(false) { core::ptr::null() } else { q_mut.data.cast_const() },
-        len: q_mut.len,
-        scales: q_mut.scales.cast_const(),
-        scales_len: q_mut.scales_len,
-    };
+    let query = tensor(u, code, &mut q);
     let mask = FuzzMask::carve(u, s.batch, q_heads, q_len, len);
     let scale = crate::moderate(u);
     let scale_ptr: *const f32 = if u.ratio(1u8, 2).unwrap_or(false) { &scale } else { core::ptr::null() };

@@ -18,6 +18,7 @@ use simd_attention::ops::{
 use simd_attention::storage::{Storage, Stored, StoredMut, bf16, f16, q8_blocks};
 use simd_attention::{par, vmath};
 
+mod c_buffers;
 mod capi_kv_cache;
 pub use capi_kv_cache::capi_kv_cache;
 
@@ -559,38 +560,18 @@ pub fn capi(data: &[u8]) {
     }
     let rows = |heads: usize, len: usize| shape.batch.saturating_mul(heads).saturating_mul(len);
     let (q_rows, kv_rows) = (rows(shape.q_heads, shape.q_len), rows(shape.kv_heads, shape.kv_len));
-    // Now and then 4, a storage type that does not exist.
+    // Now and then 4, a storage type that does not exist (f32 buffers).
     let storage = if u.ratio(1u8, 16).unwrap_or(false) { 4 } else { u.int_in_range(0u32..=3).unwrap_or(0) };
     let query_len = c_len(&mut u, q_rows.saturating_mul(shape.qk_dim));
     let query = values(&mut u, query_len, false);
-    // K and V as `storage` says (4 is no storage at all): f32 values, or
-    // half bits, or int8 with one scale per block of 32.
-    let (k_len, v_len) =
-        (c_len(&mut u, kv_rows.saturating_mul(shape.qk_dim)), c_len(&mut u, kv_rows.saturating_mul(shape.v_dim)));
-    let (k32, v32) = (values(&mut u, k_len, false), values(&mut u, v_len, false));
-    let halves = |x: &[f32]| -> Vec<u16> {
-        x.iter().map(|&v| if storage == 1 { bf16::from_f32(v).to_bits() } else { f16::from_f32(v).to_bits() }).collect()
+    let mut carve = |width: usize| {
+        let len = c_len(&mut u, kv_rows.saturating_mul(width));
+        let scales_len = c_len(&mut u, kv_rows.saturating_mul(q8_blocks(width)));
+        c_buffers::buffer(&mut u, c_buffers::storage_of(storage), len, scales_len)
     };
-    let (k16, v16) = (halves(&k32), halves(&v32));
-    let (k8, v8): (Vec<i8>, Vec<i8>) = (k32.iter().map(|&x| x as i8).collect(), v32.iter().map(|&x| x as i8).collect());
-    let (ks_len, vs_len) = (
-        c_len(&mut u, kv_rows.saturating_mul(q8_blocks(shape.qk_dim))),
-        c_len(&mut u, kv_rows.saturating_mul(q8_blocks(shape.v_dim))),
-    );
-    let (k_scales, v_scales) = (values(&mut u, ks_len, true), values(&mut u, vs_len, true));
-    let mut tensor = |f: &[f32], h: &[u16], q: &[i8], scales: &[f32]| simd_attention_tensor {
-        storage,
-        data: match storage {
-            1 | 2 => c_ptr(&mut u, h).cast(),
-            3 => c_ptr(&mut u, q).cast(),
-            _ => c_ptr(&mut u, f).cast(),
-        },
-        len: f.len(),
-        scales: if storage == 3 { c_ptr(&mut u, scales) } else { core::ptr::null() },
-        scales_len: if storage == 3 { scales.len() } else { 0 },
-    };
-    let key = tensor(&k32, &k16, &k8, &k_scales);
-    let value = tensor(&v32, &v16, &v8, &v_scales);
+    let (mut k, mut v) = (carve(shape.qk_dim), carve(shape.v_dim));
+    let key = c_buffers::tensor(&mut u, storage, &mut k);
+    let value = c_buffers::tensor(&mut u, storage, &mut v);
     let query_t = simd_attention_tensor {
         storage: SIMD_ATTENTION_STORAGE_F32,
         data: c_ptr(&mut u, &query).cast(),
@@ -637,15 +618,6 @@ pub fn capi(data: &[u8]) {
         return;
     }
     // Accepted: the Rust operator on the same values gives the same bits.
-    let stored = |f: &'_ [f32], h: &[u16], q: &'_ [i8], scales: &'_ [f32]| -> StoredTensor {
-        match storage {
-            1 => StoredTensor::Bf16(h.iter().map(|&b| bf16::from_bits(b)).collect()),
-            2 => StoredTensor::F16(h.iter().map(|&b| f16::from_bits(b)).collect()),
-            3 => StoredTensor::Q8 { values: q.to_vec(), scales: scales.to_vec() },
-            _ => StoredTensor::F32(f.to_vec()),
-        }
-    };
-    let (k, v) = (stored(&k32, &k16, &k8, &k_scales), stored(&v32, &v16, &v8, &v_scales));
     let op = ScaledDotProductAttention { scale: (!scale_ptr.is_null()).then_some(scale) };
     let inputs = SdpaInputs { query: Stored::F32(&query), key: k.as_stored(), value: v.as_stored(), mask: mask.rust() };
     let (mut want, mut want_w) = (vec![0.0; out_len], vec![0.0; w_len]);

@@ -2,7 +2,7 @@
 //! crate's `par::additive`.
 
 use crate::arrays::{Borrowed, shape_text};
-use crate::attention::{F32, Inputs};
+use crate::attention::{F32, Inputs, exact, projection_rows};
 use crate::errors::{to_py, value_error};
 use engine::ops::AdditiveAttention;
 use engine::par;
@@ -32,20 +32,13 @@ pub fn additive_attention<'py>(
     valid_lens: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let inputs = Inputs::parse(queries, keys, values, valid_lens)?;
-    let (wq, wk, wv) = (
-        Borrowed::<f32>::require("w_q", w_q, F32)?,
-        Borrowed::<f32>::require("w_k", w_k, F32)?,
-        Borrowed::<f32>::require("w_v", w_v, F32)?,
-    );
-    let [hidden, _] = <[usize; 2]>::try_from(wq.shape())
-        .map_err(|_| value_error("w_q", "2 dimensions (H, qd)", shape_text(wq.shape())))?;
-    if wk.shape().len() != 2 {
-        return Err(value_error("w_k", "2 dimensions (H, kd)", shape_text(wk.shape())));
-    }
-    if !matches!(wv.shape(), [_] | [1, _]) {
-        return Err(value_error("w_v", "shape (1, H) or (H,)", shape_text(wv.shape())));
-    }
     let s = inputs.shape;
+    let hidden = projection_rows("w_q", w_q, s.query_dim)?;
+    let (wq, wk) = (exact("w_q", w_q, &[hidden, s.query_dim])?, exact("w_k", w_k, &[hidden, s.key_dim])?);
+    let wv = Borrowed::<f32>::require("w_v", w_v, F32)?;
+    if !matches!(*wv.shape(), [h] | [1, h] if h == hidden) {
+        return Err(value_error("w_v", format!("shape (1, {hidden}) or ({hidden},)"), shape_text(wv.shape())));
+    }
     let attn =
         AdditiveAttention::new(wq.values(), wk.values(), wv.values(), hidden, s.query_dim, s.key_dim).map_err(to_py)?;
     let (mut out, mut weights) = inputs.outputs(s.value_dim, 1)?;

@@ -97,6 +97,27 @@ impl<'py> Inputs<'py> {
     }
 }
 
+/// `obj` as a float32 array of exactly `shape`, or an error naming `arg`.
+/// Parameters are checked by shape, not by element count, so a transposed
+/// matrix is refused rather than read as another one.
+pub fn exact<'py>(arg: &str, obj: &Bound<'py, PyAny>, shape: &[usize]) -> PyResult<Borrowed<'py, f32>> {
+    let array = Borrowed::<f32>::require(arg, obj, F32)?;
+    if array.shape() != shape {
+        return Err(value_error(arg, format!("shape {}", shape_text(shape)), shape_text(array.shape())));
+    }
+    Ok(array)
+}
+
+/// `H` of a projection `obj` `(H, cols)` (an `nn.Linear`'s weight over
+/// inputs of `cols` features), or an error naming `arg`.
+pub fn projection_rows(arg: &str, obj: &Bound<'_, PyAny>, cols: usize) -> PyResult<usize> {
+    let array = Borrowed::<f32>::require(arg, obj, F32)?;
+    match *array.shape() {
+        [rows, c] if c == cols => Ok(rows),
+        ref other => Err(value_error(arg, format!("shape (H, {cols})"), shape_text(other))),
+    }
+}
+
 /// `valid_lens` as lengths, and whether they are per query `(B, Q)`.
 fn lens_of(obj: &Bound<'_, PyAny>, batch: usize, rows: usize) -> PyResult<(Vec<usize>, bool)> {
     let (lens, shape) = indices("valid_lens", obj)?;
@@ -160,11 +181,8 @@ pub fn bilinear_attention<'py>(
     valid_lens: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let inputs = Inputs::parse(queries, keys, values, valid_lens)?;
-    let w = Borrowed::<f32>::require("w_a", w_a, F32)?;
     let s = &inputs.shape;
-    if w.shape() != [s.query_dim, s.key_dim] {
-        return Err(value_error("w_a", format!("shape ({}, {})", s.query_dim, s.key_dim), shape_text(w.shape())));
-    }
+    let w = exact("w_a", w_a, &[s.query_dim, s.key_dim])?;
     let op = BilinearAttention::new(w.values(), s.query_dim, s.key_dim).map_err(to_py)?;
     batched(py, &op, &inputs)
 }
@@ -198,37 +216,17 @@ pub fn multi_head_attention<'py>(
     let inputs = Inputs::parse(queries, keys, values, valid_lens)?;
     let heads = size("num_heads", num_heads)?;
     let s = inputs.shape;
-    let wq = Borrowed::<f32>::require("w_q", w_q, F32)?;
-    let hidden = match *wq.shape() {
-        [h, _] => h,
-        ref other => return Err(value_error("w_q", "2 dimensions (num_hiddens, in)", shape_text(other))),
-    };
+    let hidden = projection_rows("w_q", w_q, s.query_dim)?;
     if heads == 0 || !hidden.is_multiple_of(heads) {
         return Err(value_error("num_heads", format!("a divisor of num_hiddens {hidden}"), heads));
     }
-    // Every parameter's exact shape, so a transposed matrix of the right
-    // size is refused rather than read as the wrong one.
-    let matrix = |arg: &str, obj: &Bound<'py, PyAny>, cols: usize| -> PyResult<Borrowed<'py, f32>> {
-        let m = Borrowed::<f32>::require(arg, obj, F32)?;
-        if m.shape() != [hidden, cols] {
-            return Err(value_error(arg, format!("shape ({hidden}, {cols})"), shape_text(m.shape())));
-        }
-        Ok(m)
-    };
     let (wq, wk, wv, wo) = (
-        matrix("w_q", w_q, s.query_dim)?,
-        matrix("w_k", w_k, s.key_dim)?,
-        matrix("w_v", w_v, s.value_dim)?,
-        matrix("w_o", w_o, hidden)?,
+        exact("w_q", w_q, &[hidden, s.query_dim])?,
+        exact("w_k", w_k, &[hidden, s.key_dim])?,
+        exact("w_v", w_v, &[hidden, s.value_dim])?,
+        exact("w_o", w_o, &[hidden, hidden])?,
     );
-    let bias = |arg: &str, obj: Option<&Bound<'py, PyAny>>| -> PyResult<Option<Borrowed<'py, f32>>> {
-        let Some(obj) = obj else { return Ok(None) };
-        let b = Borrowed::<f32>::require(arg, obj, F32)?;
-        if b.shape() != [hidden] {
-            return Err(value_error(arg, format!("shape ({hidden},)"), shape_text(b.shape())));
-        }
-        Ok(Some(b))
-    };
+    let bias = |arg: &str, obj: Option<&Bound<'py, PyAny>>| obj.map(|b| exact(arg, b, &[hidden])).transpose();
     let biases = [bias("b_q", b_q)?, bias("b_k", b_k)?, bias("b_v", b_v)?, bias("b_o", b_o)?];
     let [bq, bk, bv, bo] = biases.each_ref().map(|b| b.as_ref().map(|b| b.values()));
     let dims = MhaDims { heads, hidden, query_dim: s.query_dim, key_dim: s.key_dim, value_dim: s.value_dim };

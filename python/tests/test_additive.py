@@ -64,10 +64,12 @@ class BadArguments(Refusals, unittest.TestCase):
     def test_messages_name_the_argument(self):
         self.refuses(TypeError, ["`keys`", "float16"], keys=self.args["keys"].astype(np.float16))
         self.refuses(ValueError, ["`queries`", "3 dimensions"], queries=np.zeros((3, 4), np.float32))
-        self.refuses(ValueError, ["`W_k`", "48", "40"], w_k=np.zeros((8, 5), np.float32))
-        self.refuses(ValueError, ["`w_q`", "2 dimensions", "(32,)"], w_q=np.zeros(32, np.float32))
-        self.refuses(ValueError, ["`w_k`", "2 dimensions", "(8, 6, 1)"], w_k=np.zeros((8, 6, 1), np.float32))
-        self.refuses(ValueError, ["`w_v`", "(1, H) or (H,)", "(2, 4)"], w_v=np.zeros((2, 4), np.float32))
+        self.refuses(ValueError, ["`w_k`", "(8, 6)", "(8, 5)"], w_k=np.zeros((8, 5), np.float32))
+        self.refuses(ValueError, ["`w_q`", "(H, 4)", "(32,)"], w_q=np.zeros(32, np.float32))
+        self.refuses(ValueError, ["`w_q`", "(H, 4)", "(4, 8)"], w_q=np.zeros((4, 8), np.float32))  # transposed
+        self.refuses(ValueError, ["`w_k`", "(8, 6)", "(6, 8)"], w_k=np.zeros((6, 8), np.float32))  # transposed
+        self.refuses(ValueError, ["`w_k`", "(8, 6)", "(8, 6, 1)"], w_k=np.zeros((8, 6, 1), np.float32))
+        self.refuses(ValueError, ["`w_v`", "(1, 8) or (8,)", "(2, 4)"], w_v=np.zeros((2, 4), np.float32))
         self.refuses(ValueError, ["`valid_lens`", "(2,) or (2, 3)", "(3,)"], valid_lens=np.array([1, 2, 3]))
         self.refuses(ValueError, ["`valid_lens`", "at least 0", "-2"], valid_lens=np.array([1, -2]))
         self.refuses(TypeError, ["`valid_lens`", "float64"], valid_lens=np.array([1.0, 2.0]))

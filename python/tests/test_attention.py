@@ -133,7 +133,7 @@ class BadArguments(Refusals, unittest.TestCase):
         self.refuses(ValueError, ["`w_v`", "(8, 6)", "(8, 4)"], lambda: mha(q, k, v, 2, w, w, w, w8))
         self.refuses(ValueError, ["`w_k`", "(8, 4)", "(4, 8)"], lambda: mha(q, k, v, 2, w, w.reshape(4, 8), w6, w8))
         self.refuses(ValueError, ["`w_o`", "(8, 8)", "(4, 16)"], lambda: mha(q, k, v, 2, w, w, w6, w8.reshape(4, 16)))
-        self.refuses(ValueError, ["`w_q`", "(8, 4)", "(8, 5)"], lambda: mha(q, k, v, 2, np.ones((8, 5), np.float32), w, w6, w8))
+        self.refuses(ValueError, ["`w_q`", "(H, 4)", "(8, 5)"], lambda: mha(q, k, v, 2, np.ones((8, 5), np.float32), w, w6, w8))
         self.refuses(ValueError, ["`b_q`", "(8,)", "(3,)"], lambda: mha(q, k, v, 2, w, w, w6, w8, b_q=np.ones(3, np.float32)))
         self.refuses(ValueError, ["`b_o`", "(8,)", "(2, 4)"], lambda: mha(q, k, v, 2, w, w, w6, w8, b_o=np.ones((2, 4), np.float32)))
         nq, nk = np.ones(3, np.float32), np.ones((3, 4), np.float32)
