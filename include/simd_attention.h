@@ -152,8 +152,9 @@ typedef struct simd_attention_additive_params {
 /**
  * Sizes of one batched attention call: queries `(batch, queries,
  * query_dim)`, keys `(batch, keys, key_dim)`, values `(batch, keys,
- * value_dim)`, output `(batch, queries, value_dim)`, weights `(batch,
- * queries, keys)`.
+ * value_dim)`, output `(batch, queries, value_dim)` (multi-head:
+ * `num_hiddens` wide), weights `(batch, queries, keys)` (multi-head:
+ * `(batch · num_heads, queries, keys)`).
  */
 typedef struct simd_attention_shape {
   /**
@@ -177,7 +178,7 @@ typedef struct simd_attention_shape {
    */
   size_t key_dim;
   /**
-   * Features per value, and so per output row.
+   * Features per value.
    */
   size_t value_dim;
 } simd_attention_shape;
@@ -236,6 +237,95 @@ typedef struct simd_attention_mask {
    */
   size_t heads;
 } simd_attention_mask;
+
+/**
+ * The three inputs of a batched call, by name, so that C code that swaps
+ * keys and values says so (`.keys = values`) rather than passing two
+ * same-typed pointers in the wrong order. Lengths count floats.
+ */
+typedef struct simd_attention_inputs {
+  /**
+   * `(B, Q, query_dim)`.
+   */
+  const float *queries;
+  /**
+   * Floats at `queries`.
+   */
+  size_t queries_len;
+  /**
+   * `(B, K, key_dim)`.
+   */
+  const float *keys;
+  /**
+   * Floats at `keys`.
+   */
+  size_t keys_len;
+  /**
+   * `(B, K, value_dim)`.
+   */
+  const float *values;
+  /**
+   * Floats at `values`.
+   */
+  size_t values_len;
+} simd_attention_inputs;
+
+/**
+ * One `nn.Linear` of a multi-head attention: `weight` `(out_features,
+ * in_features)`, row-major as PyTorch stores it, and `bias`
+ * `(out_features,)`, or `NULL` with `bias_len` 0 for `bias=False`.
+ */
+typedef struct simd_attention_linear {
+  /**
+   * `out_features × in_features` floats.
+   */
+  const float *weight;
+  /**
+   * Floats at `weight`.
+   */
+  size_t weight_len;
+  /**
+   * `out_features` floats, or `NULL` for no bias.
+   */
+  const float *bias;
+  /**
+   * Floats at `bias` (0 when it is `NULL`).
+   */
+  size_t bias_len;
+} simd_attention_linear;
+
+/**
+ * The parameters of d2l's `MultiHeadAttention`, borrowed: `W_q`
+ * `(num_hiddens, query_dim)`, `W_k` `(num_hiddens, key_dim)`, `W_v`
+ * `(num_hiddens, value_dim)` and `W_o` `(num_hiddens, num_hiddens)`, the
+ * input widths being the call's shape's.
+ */
+typedef struct simd_attention_mha_params {
+  /**
+   * Projects the queries.
+   */
+  struct simd_attention_linear w_q;
+  /**
+   * Projects the keys.
+   */
+  struct simd_attention_linear w_k;
+  /**
+   * Projects the values.
+   */
+  struct simd_attention_linear w_v;
+  /**
+   * Projects the concatenated heads.
+   */
+  struct simd_attention_linear w_o;
+  /**
+   * Heads; must divide `num_hiddens`.
+   */
+  size_t num_heads;
+  /**
+   * The projected width of all heads together, and of the output.
+   */
+  size_t num_hiddens;
+} simd_attention_mha_params;
 
 /**
  * Sizes of a KV cache: keys `(batch, kv_heads, capacity, qk_dim)` and
@@ -617,6 +707,140 @@ int simd_attention_additive_forward(const struct simd_attention_additive_params 
                                     size_t weights_len,
                                     float *workspace,
                                     size_t workspace_len);
+
+/**
+ * The workspace floats `simd_attention_dot_forward` needs for `shape`,
+ * with or without the weights output, written to `*len`.
+ *
+ * # Safety
+ * `len` must be `NULL` (refused) or valid for writing one `size_t`.
+ */
+int simd_attention_dot_workspace_len(struct simd_attention_shape shape,
+                                     bool with_weights,
+                                     size_t *len);
+
+/**
+ * d2l's `DotProductAttention`: `softmax(Q Kᵀ / √query_dim)` masked by
+ * `valid_lens`, times `V`. Writes `out` `(B, Q, value_dim)` and, unless
+ * `weights` is `NULL`, the weights `(B, Q, K)`. `valid_lens` is `NULL`
+ * (every key) or a mask of kind `SIMD_ATTENTION_MASK_NONE`,
+ * `_VALID_LENS` or `_VALID_LENS_PER_QUERY`; `workspace` holds
+ * `simd_attention_dot_workspace_len` floats.
+ *
+ * # Safety
+ * Each pointer, the inputs' included, must be `NULL` (refused unless its
+ * length is 0; for `valid_lens` and `weights`, none) or valid for its
+ * length: inputs and the mask for reads, `out`, `weights` and `workspace`
+ * for reads and writes. No buffer may be written by another thread
+ * during the call.
+ */
+int simd_attention_dot_forward(struct simd_attention_shape shape,
+                               struct simd_attention_inputs inputs,
+                               const struct simd_attention_mask *valid_lens,
+                               float *out,
+                               size_t out_len,
+                               float *weights,
+                               size_t weights_len,
+                               float *workspace,
+                               size_t workspace_len);
+
+/**
+ * The workspace floats `simd_attention_bilinear_forward` needs for
+ * `shape`, with or without the weights output, written to `*len`.
+ * `w_a` is checked as the forward checks it.
+ *
+ * # Safety
+ * `w_a` must be `NULL` (refused unless `w_a_len` is 0) or readable for
+ * `w_a_len` floats; `len` `NULL` (refused) or valid for writing one
+ * `size_t`.
+ */
+int simd_attention_bilinear_workspace_len(const float *w_a,
+                                          size_t w_a_len,
+                                          struct simd_attention_shape shape,
+                                          bool with_weights,
+                                          size_t *len);
+
+/**
+ * Bilinear ("general", Luong) attention: `score(q, k) = qᵀ W_a k` with
+ * `W_a` `(query_dim, key_dim)` row-major (`nn.Linear(key_dim, query_dim,
+ * bias=False).weight`), then as `simd_attention_dot_forward` (unscaled
+ * scores). `workspace` holds `simd_attention_bilinear_workspace_len`
+ * floats.
+ *
+ * # Safety
+ * As `simd_attention_dot_forward`, and `w_a` readable for `w_a_len`
+ * floats.
+ */
+int simd_attention_bilinear_forward(const float *w_a,
+                                    size_t w_a_len,
+                                    struct simd_attention_shape shape,
+                                    struct simd_attention_inputs inputs,
+                                    const struct simd_attention_mask *valid_lens,
+                                    float *out,
+                                    size_t out_len,
+                                    float *weights,
+                                    size_t weights_len,
+                                    float *workspace,
+                                    size_t workspace_len);
+
+/**
+ * The workspace floats `simd_attention_mha_forward` needs for `shape`,
+ * with or without the weights output, written to `*len`. The parameters
+ * are checked as the forward checks them.
+ *
+ * # Safety
+ * `params` must be `NULL` (refused) or point to a readable descriptor
+ * whose buffers are readable for their lengths; `len` `NULL` (refused)
+ * or valid for writing one `size_t`.
+ */
+int simd_attention_mha_workspace_len(const struct simd_attention_mha_params *params,
+                                     struct simd_attention_shape shape,
+                                     bool with_weights,
+                                     size_t *len);
+
+/**
+ * d2l's `MultiHeadAttention`: queries, keys and values projected by
+ * `W_q`, `W_k` and `W_v` (biases optional), `num_heads` heads of scaled
+ * dot-product attention with `valid_lens` repeated per head, the heads
+ * side by side projected by `W_o`. Writes `out` `(B, Q, num_hiddens)`
+ * and, unless `weights` is `NULL`, the weights `(B · num_heads, Q, K)`,
+ * entry `b · num_heads + h` (d2l's `attention_weights`). `valid_lens`
+ * as for `simd_attention_dot_forward`; `workspace` holds
+ * `simd_attention_mha_workspace_len` floats.
+ *
+ * # Safety
+ * As `simd_attention_dot_forward`, and `params` as for
+ * `simd_attention_mha_workspace_len`.
+ */
+int simd_attention_mha_forward(const struct simd_attention_mha_params *params,
+                               struct simd_attention_shape shape,
+                               struct simd_attention_inputs inputs,
+                               const struct simd_attention_mask *valid_lens,
+                               float *out,
+                               size_t out_len,
+                               float *weights,
+                               size_t weights_len,
+                               float *workspace,
+                               size_t workspace_len);
+
+/**
+ * d2l's `NWKernelRegression`: `weights[i, j] = softmax_j(−((q_i −
+ * k_ij)·w)² / 2)` and `out[i] = Σ_j weights[i, j] · v_ij`, with queries
+ * `(n,)` and keys and values `(n, m)` (each query its own `m` points).
+ * Writes `out` `(n,)` and `weights` `(n, m)`, which are required: they
+ * are the scratch of the softmax. Needs no workspace.
+ *
+ * # Safety
+ * Each pointer must be `NULL` (refused unless its length is 0) or valid
+ * for its length: inputs for reads, `out` and `weights` for reads and
+ * writes. No buffer may be written by another thread during the call.
+ */
+int simd_attention_nadaraya_watson(float w,
+                                   struct simd_attention_inputs inputs,
+                                   float *out,
+                                   size_t out_len,
+                                   float *weights,
+                                   size_t weights_len);
 
 /**
  * The workspace floats `simd_attention_kv_cache_attend` needs for

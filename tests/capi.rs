@@ -20,8 +20,9 @@ use simd_attention::capi::*;
 use simd_attention::io::StoredTensor;
 use simd_attention::kernels::{Mask, ScoreShape, masked_softmax};
 use simd_attention::ops::{
-    AdditiveAttention, Attention, AttentionInputs, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaInputs,
-    SdpaMask, SdpaShape, ValidLens,
+    AdditiveAttention, Attention, AttentionInputs, AttentionShape, BilinearAttention, DotProductAttention, KeyCache,
+    Linear, MhaDims, MultiHeadAttention, NadarayaWatson, ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape,
+    ValidLens,
 };
 use simd_attention::simd::with_backend;
 use simd_attention::storage::Storage;
@@ -644,6 +645,411 @@ fn additive_forward_refuses_bad_arguments_and_writes_nothing() {
         refused(what, rc, want, &[]);
     }
     assert_eq!(len, 99, "refused length queries leave *len alone");
+}
+
+// ---- dot-product, bilinear and multi-head attention ----------------------
+
+/// The three operators of `simd_attention_{dot,bilinear,mha}_forward`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    Dot,
+    Bilinear,
+    Mha,
+}
+
+const HEADS: usize = 2;
+const HIDDEN: usize = 6;
+
+/// Inputs and parameters of one batched call, with the C descriptors
+/// over them (whose heap buffers do not move).
+struct Batched {
+    queries: Vec<f32>,
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    w_a: Vec<f32>,
+    /// `W_q`, `W_k`, `W_v`, `W_o`, and a bias for each.
+    linears: [(Vec<f32>, Vec<f32>); 4],
+    shape: simd_attention_shape,
+    mha: simd_attention_mha_params,
+}
+
+impl Batched {
+    fn new(seed: u64) -> Batched {
+        let mut rng = Rng(seed);
+        let shape = simd_attention_shape { batch: 2, queries: 3, keys: 19, query_dim: 5, key_dim: 7, value_dim: 9 };
+        let (b, q, k) = (shape.batch, shape.queries, shape.keys);
+        let inputs = [shape.query_dim, shape.key_dim, shape.value_dim, HIDDEN];
+        let linears = inputs.map(|d| (random(&mut rng, HIDDEN * d), random(&mut rng, HIDDEN)));
+        let c = |(w, bias): &(Vec<f32>, Vec<f32>)| simd_attention_linear {
+            weight: w.as_ptr(),
+            weight_len: w.len(),
+            bias: bias.as_ptr(),
+            bias_len: bias.len(),
+        };
+        let mha = simd_attention_mha_params {
+            w_q: c(&linears[0]),
+            w_k: c(&linears[1]),
+            w_v: c(&linears[2]),
+            w_o: c(&linears[3]),
+            num_heads: HEADS,
+            num_hiddens: HIDDEN,
+        };
+        Batched {
+            queries: random(&mut rng, b * q * shape.query_dim),
+            keys: random(&mut rng, b * k * shape.key_dim),
+            values: random(&mut rng, b * k * shape.value_dim),
+            w_a: random(&mut rng, shape.query_dim * shape.key_dim),
+            linears,
+            shape,
+            mha,
+        }
+    }
+
+    /// Dot-product attention needs `query_dim == key_dim`.
+    fn shape_for(&self, op: Op) -> simd_attention_shape {
+        let key_dim = if op == Op::Dot { self.shape.query_dim } else { self.shape.key_dim };
+        simd_attention_shape { key_dim, ..self.shape }
+    }
+
+    fn keys_for(&self, op: Op) -> &[f32] {
+        let s = self.shape_for(op);
+        &self.keys[..s.batch * s.keys * s.key_dim]
+    }
+
+    fn out_len(&self, op: Op) -> usize {
+        let width = if op == Op::Mha { HIDDEN } else { self.shape.value_dim };
+        self.shape.batch * self.shape.queries * width
+    }
+
+    fn weights_len(&self, op: Op) -> usize {
+        let sets = if op == Op::Mha { HEADS } else { 1 };
+        sets * self.shape.batch * self.shape.queries * self.shape.keys
+    }
+
+    /// The Rust operator's output and weights.
+    fn rust(&self, op: Op, valid_lens: ValidLens<'_>) -> (Vec<f32>, Vec<f32>) {
+        let s = AttentionShape::from(self.shape_for(op));
+        let inputs =
+            AttentionInputs { queries: &self.queries, keys: self.keys_for(op), values: &self.values, valid_lens };
+        let (mut out, mut w) = (vec![0.0; self.out_len(op)], vec![0.0; self.weights_len(op)]);
+        let run = |a: &dyn Attention, out: &mut [f32], w: &mut [f32]| {
+            let mut ws = vec![0.0; a.workspace_len(&s, true).unwrap()];
+            a.forward(&s, inputs, out, Some(w), &mut ws).unwrap();
+        };
+        match op {
+            Op::Dot => run(&DotProductAttention, &mut out, &mut w),
+            Op::Bilinear => run(&BilinearAttention::new(&self.w_a, s.query_dim, s.key_dim).unwrap(), &mut out, &mut w),
+            Op::Mha => {
+                let [q, k, v, o] = self.linears.each_ref().map(|(w, b)| Linear { weight: w, bias: Some(b) });
+                let dims = MhaDims {
+                    heads: HEADS,
+                    hidden: HIDDEN,
+                    query_dim: s.query_dim,
+                    key_dim: s.key_dim,
+                    value_dim: s.value_dim,
+                };
+                run(&MultiHeadAttention::new(q, k, v, o, dims).unwrap(), &mut out, &mut w)
+            }
+        }
+        (out, w)
+    }
+
+    /// The call of `op`'s forward on these inputs.
+    fn call(&self, op: Op, valid_lens: *const simd_attention_mask, outputs: [Out; 3]) -> BatchedCall {
+        let keys = self.keys_for(op);
+        let inputs = simd_attention_inputs {
+            queries: self.queries.as_ptr(),
+            queries_len: self.queries.len(),
+            keys: keys.as_ptr(),
+            keys_len: keys.len(),
+            values: self.values.as_ptr(),
+            values_len: self.values.len(),
+        };
+        let [out, weights, workspace] = outputs;
+        let (w_a, mha) = (input(&self.w_a), &raw const self.mha);
+        BatchedCall { op, w_a, mha, shape: self.shape_for(op), inputs, valid_lens, out, weights, workspace }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct BatchedCall {
+    op: Op,
+    /// Bilinear's parameter.
+    w_a: In,
+    /// Multi-head's parameters.
+    mha: *const simd_attention_mha_params,
+    shape: simd_attention_shape,
+    inputs: simd_attention_inputs,
+    valid_lens: *const simd_attention_mask,
+    out: Out,
+    weights: Out,
+    workspace: Out,
+}
+
+impl BatchedCall {
+    /// The workspace length `op` asks for, and the query's status.
+    fn workspace_len(self, with_weights: bool) -> (c_int, usize) {
+        let Self { op, w_a: (a, al), mha, shape, .. } = self;
+        let mut len = usize::MAX;
+        // SAFETY: valid descriptors and out-parameter (as `call`'s caller promises).
+        let rc = unsafe {
+            match op {
+                Op::Dot => simd_attention_dot_workspace_len(shape, with_weights, &mut len),
+                Op::Bilinear => simd_attention_bilinear_workspace_len(a, al, shape, with_weights, &mut len),
+                Op::Mha => simd_attention_mha_workspace_len(mha, shape, with_weights, &mut len),
+            }
+        };
+        (rc, len)
+    }
+}
+
+impl Call for BatchedCall {
+    unsafe fn call(self) -> c_int {
+        let Self { op, w_a: (a, al), mha, shape, inputs, valid_lens, .. } = self;
+        let ((o, ol), (w, wl), (ws, wsl)) = (self.out, self.weights, self.workspace);
+        // SAFETY: as the caller promises.
+        unsafe {
+            match op {
+                Op::Dot => simd_attention_dot_forward(shape, inputs, valid_lens, o, ol, w, wl, ws, wsl),
+                Op::Bilinear => {
+                    simd_attention_bilinear_forward(a, al, shape, inputs, valid_lens, o, ol, w, wl, ws, wsl)
+                }
+                Op::Mha => simd_attention_mha_forward(mha, shape, inputs, valid_lens, o, ol, w, wl, ws, wsl),
+            }
+        }
+    }
+}
+
+const OPS: [Op; 3] = [Op::Dot, Op::Bilinear, Op::Mha];
+
+#[test]
+fn dot_bilinear_and_mha_give_the_rust_bits_for_every_mask_on_every_backend() {
+    let a = Batched::new(21);
+    let s = a.shape;
+    let per_query: Vec<usize> = (0..s.batch * s.queries).map(|r| r * 5 % 23).collect();
+    let per_batch = [0usize, 11];
+    let masks = [
+        (ValidLens::All, None),
+        (ValidLens::All, Some(mask(SIMD_ATTENTION_MASK_NONE))),
+        (ValidLens::PerBatch(&per_batch), Some(lens_mask(SIMD_ATTENTION_MASK_VALID_LENS, &per_batch))),
+        (ValidLens::PerQuery(&per_query), Some(lens_mask(SIMD_ATTENTION_MASK_VALID_LENS_PER_QUERY, &per_query))),
+    ];
+    for backend in backends() {
+        with_backend(backend, || {
+            for op in OPS {
+                for (i, (lens, c)) in masks.iter().enumerate() {
+                    let (want, want_w) = a.rust(op, *lens);
+                    for with_weights in [true, false] {
+                        let (mut out, mut w) = (sentinel(a.out_len(op)), sentinel(a.weights_len(op)));
+                        let probe = a.call(op, ptr_or_null(c), [(null_mut(), 0); 3]);
+                        let (rc, len) = probe.workspace_len(with_weights);
+                        assert_eq!(rc, 0, "{op:?}");
+                        let mut ws = sentinel(len);
+                        let weights = weights_output(with_weights, &mut w);
+                        let args = a.call(op, ptr_or_null(c), [output(&mut out), weights, output(&mut ws)]);
+                        // SAFETY: every pointer is valid for its length.
+                        assert_eq!(unsafe { args.call() }, 0, "{backend}, {op:?}, mask {i}");
+                        assert_eq!(bits(&out), bits(&want), "{backend}, {op:?}, mask {i}");
+                        if with_weights {
+                            assert_eq!(bits(&w), bits(&want_w), "{backend}, {op:?}, mask {i}, weights");
+                        } else {
+                            assert!(untouched(&w));
+                        }
+                    }
+                }
+            }
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn dot_bilinear_and_mha_refuse_bad_arguments_and_write_nothing() {
+    let a = Batched::new(22);
+    let lens = [1usize];
+    let short_lens = lens_mask(SIMD_ATTENTION_MASK_VALID_LENS, &lens);
+    let causal = mask(SIMD_ATTENTION_MASK_CAUSAL);
+    let p = a.mha;
+    let mha_rows = [
+        (
+            "W_q NULL",
+            simd_attention_mha_params { w_q: simd_attention_linear { weight: null(), ..p.w_q }, ..p },
+            SIMD_ATTENTION_ERROR_NULL,
+        ),
+        (
+            "W_k short",
+            simd_attention_mha_params { w_k: simd_attention_linear { weight_len: p.w_k.weight_len - 1, ..p.w_k }, ..p },
+            SIMD_ATTENTION_ERROR_LENGTH,
+        ),
+        (
+            "W_v bias short",
+            simd_attention_mha_params { w_v: simd_attention_linear { bias_len: HIDDEN - 1, ..p.w_v }, ..p },
+            SIMD_ATTENTION_ERROR_LENGTH,
+        ),
+        (
+            "W_o bias NULL with a length",
+            simd_attention_mha_params { w_o: simd_attention_linear { bias: null(), ..p.w_o }, ..p },
+            SIMD_ATTENTION_ERROR_NULL,
+        ),
+        (
+            "num_heads not dividing num_hiddens",
+            simd_attention_mha_params { num_heads: 4, ..p },
+            SIMD_ATTENTION_ERROR_DIMENSION,
+        ),
+        ("no heads", simd_attention_mha_params { num_heads: 0, ..p }, SIMD_ATTENTION_ERROR_DIMENSION),
+    ];
+    for op in OPS {
+        let probe = a.call(op, null(), [(null_mut(), 0); 3]);
+        let ws_len = probe.workspace_len(true).1;
+        let (mut out, mut w, mut ws) = (sentinel(a.out_len(op)), sentinel(a.weights_len(op)), sentinel(ws_len));
+        let ok = a.call(op, null(), [output(&mut out), output(&mut w), output(&mut ws)]);
+        // SAFETY: every pointer is valid for its length.
+        assert_eq!(unsafe { ok.call() }, 0, "{op:?}");
+        let mut w_a_room = sentinel(a.w_a.len().max(out.len()));
+        for written in [&mut out, &mut w, &mut ws] {
+            written.fill(f32::from_bits(SENTINEL));
+        }
+        let (i, (o, ol), (wp, wl), (wsp, _)) = (ok.inputs, ok.out, ok.weights, ok.workspace);
+        let huge = simd_attention_shape { batch: usize::MAX, ..ok.shape };
+        let ws_len_nonzero = ws_len.max(1);
+        let keys_as_out = (i.keys.cast_mut(), ol);
+        type C = BatchedCall;
+        let mut rows = vec![
+            (
+                "queries NULL",
+                C { inputs: simd_attention_inputs { queries: null(), ..i }, ..ok },
+                SIMD_ATTENTION_ERROR_NULL,
+            ),
+            (
+                "keys short",
+                C { inputs: simd_attention_inputs { keys_len: i.keys_len - 1, ..i }, ..ok },
+                SIMD_ATTENTION_ERROR_LENGTH,
+            ),
+            (
+                "values short",
+                C { inputs: simd_attention_inputs { values_len: i.values_len - 1, ..i }, ..ok },
+                SIMD_ATTENTION_ERROR_LENGTH,
+            ),
+            ("out NULL", C { out: (null_mut(), ol), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+            ("out short", C { out: (o, ol - 1), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+            ("weights short", C { weights: (wp, wl - 1), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+            ("workspace short", C { workspace: (wsp, ws_len_nonzero - 1), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+            ("valid_lens short", C { valid_lens: &short_lens, ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+            ("causal mask", C { valid_lens: &causal, ..ok }, SIMD_ATTENTION_ERROR_KIND),
+            ("batch overflows", C { shape: huge, ..ok }, SIMD_ATTENTION_ERROR_OVERFLOW),
+            ("out over the keys", C { out: keys_as_out, ..ok }, SIMD_ATTENTION_ERROR_ALIASING),
+            ("out over the weights", C { out: (wp, ol), ..ok }, SIMD_ATTENTION_ERROR_ALIASING),
+        ];
+        match op {
+            Op::Dot => {
+                let other = simd_attention_shape { key_dim: ok.shape.key_dim + 1, ..ok.shape };
+                rows.push(("key_dim other than query_dim", C { shape: other, ..ok }, SIMD_ATTENTION_ERROR_DIMENSION));
+            }
+            Op::Bilinear => {
+                let (wa, wal) = ok.w_a;
+                // `W_a` at the start of a buffer that `out` also fits in, so
+                // that a call failing to refuse writes nothing out of bounds.
+                let room = w_a_room.as_mut_ptr();
+                // SAFETY: `w_a_room` holds at least `wal` floats.
+                unsafe { room.copy_from(wa, wal) };
+                rows.extend([
+                    ("W_a NULL", C { w_a: (null(), wal), ..ok }, SIMD_ATTENTION_ERROR_NULL),
+                    ("W_a short", C { w_a: (wa, wal - 1), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
+                    ("out over W_a", C { w_a: (room, wal), out: (room, ol), ..ok }, SIMD_ATTENTION_ERROR_ALIASING),
+                ]);
+            }
+            Op::Mha => {
+                rows.push(("params NULL", C { mha: null(), ..ok }, SIMD_ATTENTION_ERROR_NULL));
+                rows.extend(mha_rows.iter().map(|(what, params, want)| (*what, C { mha: params, ..ok }, *want)));
+                let w_o = (p.w_o.weight.cast_mut(), ol);
+                rows.push(("out over W_o", C { out: w_o, ..ok }, SIMD_ATTENTION_ERROR_ALIASING));
+            }
+        }
+        if ws_len == 0 {
+            rows.retain(|(what, ..)| *what != "workspace short");
+        }
+        // SAFETY: the pointers are valid for their lengths, or are exactly
+        // what the call must refuse before reading.
+        unsafe { expect_codes(&rows, &[&out, &w, &ws]) };
+        // The workspace query checks the parameters and the shape as the
+        // forward does.
+        for (what, args, want) in rows {
+            let about_parameters = what.starts_with("W_") || what.starts_with("num_heads") || what == "no heads";
+            // Dot-product attention needs no workspace, whatever the shape.
+            let shape_checked = op != Op::Dot && what == "batch overflows";
+            if about_parameters || what == "params NULL" || shape_checked {
+                let (rc, len) = args.workspace_len(true);
+                assert_eq!((rc, len), (want.code(), usize::MAX), "{op:?}, workspace query, {what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn nadaraya_watson_gives_the_rust_bits_and_refuses_bad_arguments() {
+    let mut rng = Rng(23);
+    let (n, m) = (7, 13);
+    let (queries, keys, values) = (random(&mut rng, n), random(&mut rng, n * m), random(&mut rng, n * m));
+    let nw = NadarayaWatson { w: 1.7 };
+    let inputs = simd_attention_inputs {
+        queries: queries.as_ptr(),
+        queries_len: n,
+        keys: keys.as_ptr(),
+        keys_len: n * m,
+        values: values.as_ptr(),
+        values_len: n * m,
+    };
+    for backend in backends() {
+        with_backend(backend, || {
+            let (mut want, mut want_w) = (vec![0.0; n], vec![0.0; n * m]);
+            nw.forward(&queries, &keys, &values, &mut want, &mut want_w).unwrap();
+            let (mut out, mut w) = (sentinel(n), sentinel(n * m));
+            // SAFETY: every pointer is valid for its length.
+            let rc =
+                unsafe { simd_attention_nadaraya_watson(nw.w, inputs, out.as_mut_ptr(), n, w.as_mut_ptr(), n * m) };
+            assert_eq!(rc, 0, "{backend}");
+            assert_eq!((bits(&out), bits(&w)), (bits(&want), bits(&want_w)), "{backend}");
+        })
+        .unwrap();
+    }
+    let (mut out, mut w) = (sentinel(n), sentinel(n * m));
+    let (o, wp) = (out.as_mut_ptr(), w.as_mut_ptr());
+    let i = inputs;
+    let keys_out = i.keys.cast_mut();
+    let rows: [(&str, simd_attention_inputs, Out, Out, simd_attention_status); 8] = [
+        (
+            "queries NULL",
+            simd_attention_inputs { queries: null(), ..i },
+            (o, n),
+            (wp, n * m),
+            SIMD_ATTENTION_ERROR_NULL,
+        ),
+        (
+            "keys short",
+            simd_attention_inputs { keys_len: n * m - 1, ..i },
+            (o, n),
+            (wp, n * m),
+            SIMD_ATTENTION_ERROR_LENGTH,
+        ),
+        (
+            "values short",
+            simd_attention_inputs { values_len: n * m - 1, ..i },
+            (o, n),
+            (wp, n * m),
+            SIMD_ATTENTION_ERROR_LENGTH,
+        ),
+        ("out short", i, (o, n - 1), (wp, n * m), SIMD_ATTENTION_ERROR_LENGTH),
+        ("weights NULL", i, (o, n), (null_mut(), 0), SIMD_ATTENTION_ERROR_LENGTH),
+        ("weights NULL with a length", i, (o, n), (null_mut(), n * m), SIMD_ATTENTION_ERROR_NULL),
+        ("out over the weights", i, (wp, n), (wp, n * m), SIMD_ATTENTION_ERROR_ALIASING),
+        ("weights over the keys", i, (o, n), (keys_out, n * m), SIMD_ATTENTION_ERROR_ALIASING),
+    ];
+    for (what, inputs, (o, ol), (w_ptr, wl), want) in rows {
+        // SAFETY: the pointers are valid for their lengths, or are exactly
+        // what the call must refuse before reading.
+        let rc = unsafe { simd_attention_nadaraya_watson(1.0, inputs, o, ol, w_ptr, wl) };
+        refused(what, rc, want, &[&out, &w]);
+    }
 }
 
 // ---- SDPA ----------------------------------------------------------------

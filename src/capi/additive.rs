@@ -23,12 +23,13 @@
 //! are parameters whose sizes differ from those the cache was built for,
 //! and outputs that overlap the cache's buffers.
 
-use super::buffer::{Buffer, OutputSlices, Outputs, disjoint, read_one};
-use super::mask::{CheckedMask, MaskFor, simd_attention_mask};
+use super::batched::{forward, forward_with, simd_attention_inputs, simd_attention_shape};
+use super::buffer::{Buffer, disjoint, read_one};
+use super::mask::simd_attention_mask;
 use super::simd_attention_status::{self, SIMD_ATTENTION_ERROR_CACHE};
-use super::{Status, run, write_len};
+use super::{run, write_len};
 use crate::Error;
-use crate::ops::{AdditiveAttention, Attention, AttentionInputs, AttentionShape, KeyCache, ValidLens};
+use crate::ops::{AdditiveAttention, Attention, KeyCache};
 use core::ffi::c_int;
 use core::mem::MaybeUninit;
 use core::ops::Range;
@@ -58,40 +59,6 @@ pub struct simd_attention_additive_params {
     pub query_dim: usize,
     /// Features per key.
     pub key_dim: usize,
-}
-
-/// Sizes of one batched attention call: queries `(batch, queries,
-/// query_dim)`, keys `(batch, keys, key_dim)`, values `(batch, keys,
-/// value_dim)`, output `(batch, queries, value_dim)`, weights `(batch,
-/// queries, keys)`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct simd_attention_shape {
-    /// `B`.
-    pub batch: usize,
-    /// `Q`, queries per batch entry.
-    pub queries: usize,
-    /// `K`, keys (and values) per batch entry.
-    pub keys: usize,
-    /// Features per query.
-    pub query_dim: usize,
-    /// Features per key.
-    pub key_dim: usize,
-    /// Features per value, and so per output row.
-    pub value_dim: usize,
-}
-
-impl From<simd_attention_shape> for AttentionShape {
-    fn from(s: simd_attention_shape) -> Self {
-        AttentionShape {
-            batch: s.batch,
-            queries: s.queries,
-            keys: s.keys,
-            query_dim: s.query_dim,
-            key_dim: s.key_dim,
-            value_dim: s.value_dim,
-        }
-    }
 }
 
 /// Machine words (`size_t`) in a `simd_attention_key_cache` handle.
@@ -349,38 +316,6 @@ pub unsafe extern "C" fn simd_attention_additive_key_cache(
     })
 }
 
-/// What both forwards do once their own `inputs` are checked: checks the
-/// mask `valid_lens` and the outputs, refuses outputs that overlap each
-/// other, `inputs`, the mask or the matrices, and then runs `forward` on
-/// the operator with the valid lengths and the outputs borrowed.
-///
-/// # Safety
-/// The matrices of `params`, `valid_lens` and the outputs as the entry
-/// points' callers promise; everything `forward` reads must stay unwritten
-/// for `'a`.
-unsafe fn forward_with<'a>(
-    params: &Params,
-    inputs: &[Range<usize>],
-    valid_lens: *const simd_attention_mask,
-    outputs: [(*mut f32, usize); 3],
-    forward: impl FnOnce(AdditiveAttention<'a>, ValidLens<'a>, OutputSlices<'a>) -> Result<(), Error>,
-) -> Status {
-    // SAFETY: `valid_lens` as the caller promises.
-    let mask = unsafe { CheckedMask::from_ptr(valid_lens, MaskFor::Additive)? };
-    let outputs = Outputs::new(outputs)?;
-    let [w_q, w_k, w_v] = params.bytes();
-    disjoint(&outputs.bytes(), inputs)?;
-    disjoint(&outputs.bytes(), &[mask.bytes(), w_q, w_k, w_v])?;
-    // SAFETY: the mask's data as the caller promises.
-    let valid_lens = unsafe { mask.view()? }.valid_lens()?;
-    // SAFETY: the matrices as the caller promises.
-    let attention = unsafe { params.attention()? };
-    // SAFETY: checked buffers, valid as the caller promises; the outputs
-    // overlap nothing else (`disjoint`).
-    let outputs = unsafe { outputs.as_mut_slices() };
-    Ok(forward(attention, valid_lens, outputs)?)
-}
-
 /// Additive attention of `queries` `(B, num_queries, query_dim)` over the
 /// keys and values of `*cache`: writes `out` `(B, num_queries, value_dim)`
 /// and, unless `weights` is `NULL`, the attention weights `(B,
@@ -430,10 +365,18 @@ pub unsafe extern "C" fn simd_attention_additive_forward_cached(
         // SAFETY: the mask, the outputs and `queries` (a checked buffer) as
         // the caller promises.
         unsafe {
-            forward_with(&params, &inputs, valid_lens, outputs, |attention, valid_lens, (out, weights, workspace)| {
-                let queries = queries.as_slice();
-                attention.forward_cached(&record.cache, num_queries, queries, valid_lens, out, weights, workspace)
-            })
+            let operator = || params.attention();
+            forward_with(
+                &params.bytes(),
+                &inputs,
+                valid_lens,
+                outputs,
+                operator,
+                |attention, valid_lens, (out, weights, workspace)| {
+                    let queries = queries.as_slice();
+                    attention.forward_cached(&record.cache, num_queries, queries, valid_lens, out, weights, workspace)
+                },
+            )
         }
     })
 }
@@ -470,22 +413,12 @@ pub unsafe extern "C" fn simd_attention_additive_forward(
     workspace: *mut f32,
     workspace_len: usize,
 ) -> c_int {
+    let inputs = simd_attention_inputs { queries, queries_len, keys, keys_len, values, values_len };
+    let outputs = [(out, out_len), (weights, weights_len), (workspace, workspace_len)];
     run(|| {
         // SAFETY: `params` as the caller promises.
         let params = unsafe { Params::from_ptr(params)? };
-        let queries = Buffer::new(queries, queries_len)?;
-        let keys = Buffer::new(keys, keys_len)?;
-        let values = Buffer::new(values, values_len)?;
-        let inputs = [queries.bytes(), keys.bytes(), values.bytes()];
-        let outputs = [(out, out_len), (weights, weights_len), (workspace, workspace_len)];
-        // SAFETY: the mask, the outputs and the inputs (checked buffers) as
-        // the caller promises.
-        unsafe {
-            forward_with(&params, &inputs, valid_lens, outputs, |attention, valid_lens, (out, weights, workspace)| {
-                let (queries, keys, values) = (queries.as_slice(), keys.as_slice(), values.as_slice());
-                let inputs = AttentionInputs { queries, keys, values, valid_lens };
-                attention.forward(&shape.into(), inputs, out, weights, workspace)
-            })
-        }
+        // SAFETY: every pointer as the caller promises.
+        unsafe { forward(&params.bytes(), || params.attention(), shape, inputs, valid_lens, outputs) }
     })
 }

@@ -71,7 +71,7 @@ pub struct simd_attention_mask {
 #[derive(Clone, Copy)]
 pub(super) enum MaskFor {
     Softmax,
-    Additive,
+    ValidLens,
     Sdpa,
 }
 
@@ -79,7 +79,7 @@ impl MaskFor {
     fn takes(self, kind: simd_attention_mask_kind) -> bool {
         match self {
             MaskFor::Softmax => kind <= SIMD_ATTENTION_MASK_CAUSAL,
-            MaskFor::Additive => kind <= SIMD_ATTENTION_MASK_VALID_LENS_PER_QUERY,
+            MaskFor::ValidLens => kind <= SIMD_ATTENTION_MASK_VALID_LENS_PER_QUERY,
             MaskFor::Sdpa => {
                 kind == SIMD_ATTENTION_MASK_NONE
                     || (SIMD_ATTENTION_MASK_KEEP..=SIMD_ATTENTION_MASK_CAUSAL_LOWER_RIGHT).contains(&kind)

@@ -43,17 +43,22 @@
 //!
 //! One file per operator: [`softmax`](simd_attention_masked_softmax),
 //! additive attention with its key cache
-//! ([`simd_attention_additive_key_cache`]), SDPA
-//! ([`simd_attention_sdpa`]), and SDPA's KV cache for decoder loops
+//! ([`simd_attention_additive_key_cache`]), d2l's dot-product, bilinear and
+//! multi-head attention and Nadaraya–Watson regression
+//! ([`simd_attention_dot_forward`], [`simd_attention_bilinear_forward`],
+//! [`simd_attention_mha_forward`], [`simd_attention_nadaraya_watson`]),
+//! SDPA ([`simd_attention_sdpa`]), and SDPA's KV cache for decoder loops
 //! ([`simd_attention_kv_cache_append`], [`simd_attention_kv_cache_attend`]);
-//! the buffer checks, masks and tensor descriptors they share have a file
-//! each.
+//! the batched operators' shared convention (`batched.rs`), and the buffer
+//! checks, masks and tensor descriptors they all share, have a file each.
 
 // The items keep their C names (as rustls-ffi's do), so that the header,
 // the docs and the Rust tests all say `simd_attention_mask`.
 #![allow(non_camel_case_types)]
 
 mod additive;
+mod attention;
+mod batched;
 mod buffer;
 mod kv_cache;
 mod mask;
@@ -67,8 +72,13 @@ pub use additive::{
     SIMD_ATTENTION_KEY_CACHE_WORDS, simd_attention_additive_cached_workspace_len, simd_attention_additive_forward,
     simd_attention_additive_forward_cached, simd_attention_additive_key_cache, simd_attention_additive_key_cache_len,
     simd_attention_additive_params, simd_attention_additive_workspace_len, simd_attention_key_cache,
-    simd_attention_shape,
 };
+pub use attention::{
+    simd_attention_bilinear_forward, simd_attention_bilinear_workspace_len, simd_attention_dot_forward,
+    simd_attention_dot_workspace_len, simd_attention_linear, simd_attention_mha_forward, simd_attention_mha_params,
+    simd_attention_mha_workspace_len, simd_attention_nadaraya_watson,
+};
+pub use batched::{simd_attention_inputs, simd_attention_shape};
 pub use kv_cache::{
     simd_attention_kv_cache, simd_attention_kv_cache_append, simd_attention_kv_cache_attend,
     simd_attention_kv_cache_shape, simd_attention_kv_cache_workspace_len,

@@ -340,10 +340,74 @@ static void sdpa(void) {
 #undef SDPA
 }
 
+/* d2l's other operators: B = 1, Q = 2, K = 3, all widths 2 (the inputs
+ * above); MHA with 2 heads of width 1 over W_q, W_k, W_v, W_o of (2, 2). */
+static void d2l_operators(void) {
+    simd_attention_shape shape = {1, 2, 3, 2, 2, 2};
+    simd_attention_inputs inputs = {queries, 4, keys, 6, values, 6};
+    simd_attention_linear lin = {w_k, 4, NULL, 0};
+    simd_attention_mha_params mha = {lin, lin, lin, lin, 2, 2};
+    size_t len = 12345;
+    int rc;
+
+    rc = simd_attention_dot_forward(shape, (simd_attention_inputs){NULL, 4, keys, 6, values, 6}, NULL, out, 4, NULL,
+                                    0, ws, N_WS);
+    refused("dot: queries NULL", rc, SIMD_ATTENTION_ERROR_NULL);
+    rc = simd_attention_dot_forward(shape, (simd_attention_inputs){queries, 4, values, 6, keys, 5}, NULL, out, 4,
+                                    NULL, 0, ws, N_WS);
+    refused("dot: values 5 for (1, 3, 2)", rc, SIMD_ATTENTION_ERROR_LENGTH);
+    rc = simd_attention_dot_forward((simd_attention_shape){1, 2, 3, 2, 3, 2}, inputs, NULL, out, 4, NULL, 0, ws,
+                                    N_WS);
+    refused("dot: key_dim 3 for query_dim 2", rc, SIMD_ATTENTION_ERROR_DIMENSION);
+    rc = simd_attention_dot_forward(shape, inputs, &(simd_attention_mask){.kind = SIMD_ATTENTION_MASK_CAUSAL}, out,
+                                    4, NULL, 0, ws, N_WS);
+    refused("dot: causal mask (SDPA and softmax only)", rc, SIMD_ATTENTION_ERROR_KIND);
+    rc = simd_attention_dot_forward(shape, inputs, NULL, out, 4, out + 2, 6, ws, N_WS);
+    refused("dot: weights over out", rc, SIMD_ATTENTION_ERROR_ALIASING);
+
+    rc = simd_attention_bilinear_workspace_len(w_q, 3, shape, 1, &len);
+    refused("bilinear: workspace len, W_a of 3 for (2, 2)", rc, SIMD_ATTENTION_ERROR_LENGTH);
+    check(len == 12345, "bilinear: refused length query left *len alone");
+    rc = simd_attention_bilinear_forward(NULL, 4, shape, inputs, NULL, out, 4, NULL, 0, ws, N_WS);
+    refused("bilinear: W_a NULL", rc, SIMD_ATTENTION_ERROR_NULL);
+    rc = simd_attention_bilinear_forward(w_q, 4, shape, inputs, NULL, out, 3, NULL, 0, ws, N_WS);
+    refused("bilinear: out 3 for (1, 2, 2)", rc, SIMD_ATTENTION_ERROR_LENGTH);
+
+    rc = simd_attention_mha_workspace_len(NULL, shape, 1, &len);
+    refused("mha: workspace len, params NULL", rc, SIMD_ATTENTION_ERROR_NULL);
+    simd_attention_mha_params three_heads = mha;
+    three_heads.num_heads = 3;
+    rc = simd_attention_mha_forward(&three_heads, shape, inputs, NULL, out, 4, NULL, 0, ws, N_WS);
+    refused("mha: 3 heads for num_hiddens 2", rc, SIMD_ATTENTION_ERROR_DIMENSION);
+    simd_attention_mha_params short_bias = mha;
+    short_bias.w_o.bias = w_v, short_bias.w_o.bias_len = 1;
+    rc = simd_attention_mha_forward(&short_bias, shape, inputs, NULL, out, 4, NULL, 0, ws, N_WS);
+    refused("mha: W_o bias of 1 for num_hiddens 2", rc, SIMD_ATTENTION_ERROR_LENGTH);
+    rc = simd_attention_mha_forward(&mha, shape, inputs, NULL, out, 4, weights, 11, ws, N_WS);
+    refused("mha: weights 11 for (2 heads, 2, 3)", rc, SIMD_ATTENTION_ERROR_LENGTH);
+    rc = simd_attention_mha_forward(&mha, shape, inputs, NULL, out, 4, NULL, 0, ws, 1);
+    refused("mha: workspace of 1", rc, SIMD_ATTENTION_ERROR_LENGTH);
+    rc = simd_attention_mha_workspace_len(&mha, shape, 1, &len);
+    rc |= simd_attention_mha_forward(&mha, shape, inputs, NULL, out, 4, weights, 12, ws, len);
+    check(rc == SIMD_ATTENTION_OK && !untouched(out, 4), "mha: 2 heads run in a workspace of %zu (status %d)", len,
+          rc);
+    reset();
+
+    simd_attention_inputs nw = {queries, 2, keys, 6, values, 6};
+    rc = simd_attention_nadaraya_watson(1.0f, nw, out, 2, NULL, 0);
+    refused("nadaraya-watson: weights NULL (required)", rc, SIMD_ATTENTION_ERROR_LENGTH);
+    rc = simd_attention_nadaraya_watson(1.0f, nw, out, 2, out, 6);
+    refused("nadaraya-watson: weights over out", rc, SIMD_ATTENTION_ERROR_ALIASING);
+    rc = simd_attention_nadaraya_watson(1.0f, (simd_attention_inputs){queries, 2, keys, 6, values, 5}, out, 2,
+                                        weights, 6);
+    refused("nadaraya-watson: values 5 for (2, 3)", rc, SIMD_ATTENTION_ERROR_LENGTH);
+}
+
 void bad_arguments(void) {
     reset();
     status_messages();
     softmax();
     additive();
+    d2l_operators();
     sdpa();
 }

@@ -1,8 +1,9 @@
 /* The golden cases of tests/data (../shared/golden/README.md), run
  * through the C API: masked softmax, additive attention with a key cache
- * (and without), and SDPA with its masks and storage types. Outputs and
- * workspaces start as NaN, so a read of memory the call should have
- * written first shows up in the result. */
+ * (and without), d2l's dot-product, bilinear and multi-head attention,
+ * Nadaraya-Watson regression, and SDPA with its masks and storage types.
+ * Outputs and workspaces start as NaN, so a read of memory the call
+ * should have written first shows up in the result. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +177,107 @@ done:
     st_close(&g.file);
 }
 
+/* ---- dot-product, bilinear and multi-head attention, Nadaraya-Watson ---- */
+
+/* A linear layer without bias over the golden tensor `name`. */
+static simd_attention_linear linear_of(golden *g, const char *name, float **owned) {
+    st_tensor t;
+    *owned = tensor(g, name, &t);
+    simd_attention_linear l = {*owned, *owned ? t.count : 0, NULL, 0};
+    return l;
+}
+
+/* d2l's DotProductAttention, BilinearAttention or MultiHeadAttention case
+ * `name` (by its metadata `kind`), with and without the weights output. */
+static void batched_case(const char *dir, const char *name) {
+    golden g;
+    if (!open_case(&g, dir, name)) return;
+    char kind[32] = "", heads[32] = "", hiddens[32] = "";
+    st_meta(&g.file, "kind", kind, sizeof kind);
+    st_tensor tq, tk, tv, tl, to, tw, ta;
+    float *queries = tensor(&g, "queries", &tq), *keys = tensor(&g, "keys", &tk), *values = tensor(&g, "values", &tv);
+    float *want_out = tensor(&g, "expected.output", &to), *want_w = tensor(&g, "expected.attention_weights", &tw);
+    float *w_a = NULL, *lin[4] = {NULL, NULL, NULL, NULL}, *out = NULL, *weights = NULL, *ws = NULL, *out2 = NULL;
+    size_t *lens = NULL;
+    int has_lens = st_find(&g.file, "valid_lens", &tl) == 0;
+    if (has_lens) lens = st_lens(&tl);
+    if (!queries || !keys || !values || !want_out || !want_w) goto done;
+
+    simd_attention_shape shape = {tq.shape[0], tq.shape[1], tk.shape[1], tq.shape[2], tk.shape[2], tv.shape[2]};
+    simd_attention_inputs inputs = {queries, tq.count, keys, tk.count, values, tv.count};
+    simd_attention_mask mask = {0};
+    if (has_lens) {
+        mask.kind = tl.rank == 1 ? SIMD_ATTENTION_MASK_VALID_LENS : SIMD_ATTENTION_MASK_VALID_LENS_PER_QUERY;
+        mask.valid_lens = lens;
+        mask.len = tl.count;
+    }
+    const simd_attention_mask *m = has_lens ? &mask : NULL;
+    out = nan_filled(to.count), weights = nan_filled(tw.count), out2 = nan_filled(to.count);
+    simd_attention_mha_params mha = {0};
+    if (strcmp(kind, "bilinear") == 0 && !(w_a = tensor(&g, "W_a.weight", &ta))) goto done;
+    if (strcmp(kind, "mha") == 0) {
+        st_meta(&g.file, "num_heads", heads, sizeof heads);
+        st_meta(&g.file, "num_hiddens", hiddens, sizeof hiddens);
+        mha.w_q = linear_of(&g, "W_q.weight", &lin[0]);
+        mha.w_k = linear_of(&g, "W_k.weight", &lin[1]);
+        mha.w_v = linear_of(&g, "W_v.weight", &lin[2]);
+        mha.w_o = linear_of(&g, "W_o.weight", &lin[3]);
+        mha.num_heads = (size_t)atoi(heads);
+        mha.num_hiddens = (size_t)atoi(hiddens);
+    }
+    int rc[2];
+    /* [0]: without the weights output, [1]: with it. */
+    for (int with_weights = 0; with_weights <= 1; with_weights++) {
+        size_t ws_len = 0;
+        if (strcmp(kind, "dot") == 0)
+            rc[with_weights] = simd_attention_dot_workspace_len(shape, with_weights, &ws_len);
+        else if (strcmp(kind, "bilinear") == 0)
+            rc[with_weights] = simd_attention_bilinear_workspace_len(w_a, ta.count, shape, with_weights, &ws_len);
+        else
+            rc[with_weights] = simd_attention_mha_workspace_len(&mha, shape, with_weights, &ws_len);
+        check(rc[with_weights] == SIMD_ATTENTION_OK, "%s: %s workspace %zu floats %s weights (status %d)", name,
+              kind, ws_len, with_weights ? "with" : "without", rc[with_weights]);
+        free(ws);
+        ws = nan_filled(ws_len);
+        float *o = with_weights ? out : out2, *w = with_weights ? weights : NULL;
+        size_t wl = with_weights ? tw.count : 0;
+        if (strcmp(kind, "dot") == 0)
+            rc[with_weights] = simd_attention_dot_forward(shape, inputs, m, o, to.count, w, wl, ws, ws_len);
+        else if (strcmp(kind, "bilinear") == 0)
+            rc[with_weights] =
+                simd_attention_bilinear_forward(w_a, ta.count, shape, inputs, m, o, to.count, w, wl, ws, ws_len);
+        else
+            rc[with_weights] = simd_attention_mha_forward(&mha, shape, inputs, m, o, to.count, w, wl, ws, ws_len);
+    }
+    expect_close(&g, "output", rc[1], out, want_out, to.count);
+    expect_close(&g, "weights", rc[1], weights, want_w, tw.count);
+    expect_same_bits(&g, "output without weights", rc[0], out2, out, to.count);
+done:
+    free(queries), free(keys), free(values), free(want_out), free(want_w), free(lens), free(w_a);
+    for (int i = 0; i < 4; i++) free(lin[i]);
+    free(out), free(weights), free(ws), free(out2);
+    st_close(&g.file);
+}
+
+static void nadaraya_watson_case(const char *dir, const char *name) {
+    golden g;
+    if (!open_case(&g, dir, name)) return;
+    st_tensor tq, tk, tv, tw, to, tww;
+    float *queries = tensor(&g, "queries", &tq), *keys = tensor(&g, "keys", &tk), *values = tensor(&g, "values", &tv);
+    float *w = tensor(&g, "w", &tw);
+    float *want_out = tensor(&g, "expected.output", &to), *want_w = tensor(&g, "expected.attention_weights", &tww);
+    float *out = NULL, *weights = NULL;
+    if (!queries || !keys || !values || !w || !want_out || !want_w) goto done;
+    simd_attention_inputs inputs = {queries, tq.count, keys, tk.count, values, tv.count};
+    out = nan_filled(to.count), weights = nan_filled(tww.count);
+    int rc = simd_attention_nadaraya_watson(w[0], inputs, out, to.count, weights, tww.count);
+    expect_close(&g, "output", rc, out, want_out, to.count);
+    expect_close(&g, "weights", rc, weights, want_w, tww.count);
+done:
+    free(queries), free(keys), free(values), free(w), free(want_out), free(want_w), free(out), free(weights);
+    st_close(&g.file);
+}
+
 /* ---- SDPA -------------------------------------------------------------- */
 
 enum sdpa_variant { PLAIN, WITH_WEIGHTS, BOOL_AS_FLOAT, CAUSAL_AS_LOWER_RIGHT };
@@ -260,6 +362,10 @@ void golden_cases(const char *dir) {
     static const char *additive[] = {"additive-d2l-toy", "additive-lens1d-edges", "additive-lens2d",
                                      "additive-nomask", "additive-saturated"};
     for (size_t i = 0; i < sizeof additive / sizeof *additive; i++) additive_case(dir, additive[i]);
+
+    static const char *batched[] = {"dot-lens1d", "dot-nomask", "bilinear-lens1d", "mha-2heads", "mha-4heads-2d"};
+    for (size_t i = 0; i < sizeof batched / sizeof *batched; i++) batched_case(dir, batched[i]);
+    nadaraya_watson_case(dir, "nadaraya-watson");
 
     static const char *sdpa[] = {"sdpa-plain",        "sdpa-causal",      "sdpa-bool-mask",
                                  "sdpa-gqa-scale",    "sdpa-bf16-decode", "sdpa-bf16-all-bf16",
