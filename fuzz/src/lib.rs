@@ -19,7 +19,9 @@ use simd_attention::storage::{Storage, Stored, StoredMut, bf16, f16, q8_blocks};
 use simd_attention::{par, vmath};
 
 mod c_buffers;
+mod capi_batched;
 mod capi_kv_cache;
+pub use capi_batched::capi_batched;
 pub use capi_kv_cache::capi_kv_cache;
 
 /// A size in `0..=max`.
@@ -634,7 +636,7 @@ mod replay {
     fn seed_corpus() {
         /// A target's corpus folder and body.
         type Target = (&'static str, fn(&[u8]));
-        let targets: [Target; 9] = [
+        let targets: [Target; 10] = [
             ("vmath", super::vmath),
             ("masked_softmax", super::masked_softmax),
             ("additive", super::additive),
@@ -644,6 +646,7 @@ mod replay {
             ("load_case", super::load_case),
             ("capi", super::capi),
             ("capi_kv_cache", super::capi_kv_cache),
+            ("capi_batched", super::capi_batched),
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
         for (name, run) in targets {
