@@ -273,7 +273,9 @@ typedef struct simd_attention_inputs {
 /**
  * One `nn.Linear` of a multi-head attention: `weight` `(out_features,
  * in_features)`, row-major as PyTorch stores it, and `bias`
- * `(out_features,)`, or `NULL` with `bias_len` 0 for `bias=False`.
+ * `(out_features,)`. `bias = NULL` with `bias_len = 0` is `bias=False`;
+ * a non-`NULL` bias is a bias, so one of length 0 is refused
+ * (`SIMD_ATTENTION_ERROR_LENGTH`) unless `out_features` is 0.
  */
 typedef struct simd_attention_linear {
   /**
@@ -721,18 +723,21 @@ int simd_attention_dot_workspace_len(struct simd_attention_shape shape,
 
 /**
  * d2l's `DotProductAttention`: `softmax(Q Kᵀ / √query_dim)` masked by
- * `valid_lens`, times `V`. Writes `out` `(B, Q, value_dim)` and, unless
+ * `valid_lens`, times `V`; `shape.key_dim` must equal `shape.query_dim`
+ * (`SIMD_ATTENTION_ERROR_DIMENSION`, from the workspace query too). Writes `out` `(B, Q, value_dim)` and, unless
  * `weights` is `NULL`, the weights `(B, Q, K)`. `valid_lens` is `NULL`
  * (every key) or a mask of kind `SIMD_ATTENTION_MASK_NONE`,
  * `_VALID_LENS` or `_VALID_LENS_PER_QUERY`; `workspace` holds
  * `simd_attention_dot_workspace_len` floats.
  *
  * # Safety
- * Each pointer, the inputs' included, must be `NULL` (refused unless its
- * length is 0; for `valid_lens` and `weights`, none) or valid for its
- * length: inputs and the mask for reads, `out`, `weights` and `workspace`
- * for reads and writes. No buffer may be written by another thread
- * during the call.
+ * - Each buffer (the inputs', `out`, `weights`, `workspace`) must be
+ *   `NULL` with length 0 (an empty buffer; for `weights`, not requested),
+ *   or valid for its length: the inputs for reads, the outputs for reads
+ *   and writes. `NULL` with another length is refused.
+ * - `valid_lens` must be `NULL` (no mask) or point to a readable mask
+ *   descriptor whose data is readable for its length.
+ * - No buffer may be written by another thread during the call.
  */
 int simd_attention_dot_forward(struct simd_attention_shape shape,
                                struct simd_attention_inputs inputs,
@@ -825,17 +830,21 @@ int simd_attention_mha_forward(const struct simd_attention_mha_params *params,
 
 /**
  * d2l's `NWKernelRegression`: `weights[i, j] = softmax_j(−((q_i −
- * k_ij)·w)² / 2)` and `out[i] = Σ_j weights[i, j] · v_ij`, with queries
- * `(n,)` and keys and values `(n, m)` (each query its own `m` points).
- * Writes `out` `(n,)` and `weights` `(n, m)`, which are required: they
- * are the scratch of the softmax. Needs no workspace.
+ * k_ij)·w)² / 2)` and `out[i] = Σ_j weights[i, j] · v_ij`, for `queries`
+ * queries `(n,)` with `points` training points each: keys and values `(n,
+ * m)`. Every length is checked against that shape. Writes `out` `(n,)` and
+ * `weights` `(n, m)`, which are required: they are the scratch of the
+ * softmax. Needs no workspace.
  *
  * # Safety
- * Each pointer must be `NULL` (refused unless its length is 0) or valid
- * for its length: inputs for reads, `out` and `weights` for reads and
- * writes. No buffer may be written by another thread during the call.
+ * Each buffer must be `NULL` with length 0 (empty) or valid for its
+ * length: inputs for reads, `out` and `weights` for reads and writes;
+ * `NULL` with another length is refused. No buffer may be written by
+ * another thread during the call.
  */
 int simd_attention_nadaraya_watson(float w,
+                                   size_t queries,
+                                   size_t points,
                                    struct simd_attention_inputs inputs,
                                    float *out,
                                    size_t out_len,

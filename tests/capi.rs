@@ -667,8 +667,9 @@ struct Batched {
     keys: Vec<f32>,
     values: Vec<f32>,
     w_a: Vec<f32>,
-    /// `W_q`, `W_k`, `W_v`, `W_o`, and a bias for each.
-    linears: [(Vec<f32>, Vec<f32>); 4],
+    /// `W_q`, `W_k`, `W_v`, `W_o`, each with its bias or none (`W_q` and
+    /// `W_v` have one, `W_k` and `W_o` not).
+    linears: [(Vec<f32>, Option<Vec<f32>>); 4],
     shape: simd_attention_shape,
     mha: simd_attention_mha_params,
 }
@@ -679,12 +680,16 @@ impl Batched {
         let shape = simd_attention_shape { batch: 2, queries: 3, keys: 19, query_dim: 5, key_dim: 7, value_dim: 9 };
         let (b, q, k) = (shape.batch, shape.queries, shape.keys);
         let inputs = [shape.query_dim, shape.key_dim, shape.value_dim, HIDDEN];
-        let linears = inputs.map(|d| (random(&mut rng, HIDDEN * d), random(&mut rng, HIDDEN)));
-        let c = |(w, bias): &(Vec<f32>, Vec<f32>)| simd_attention_linear {
+        let mut i = 0;
+        let linears = inputs.map(|d| {
+            i += 1;
+            (random(&mut rng, HIDDEN * d), (i % 2 == 1).then(|| random(&mut rng, HIDDEN)))
+        });
+        let c = |(w, bias): &(Vec<f32>, Option<Vec<f32>>)| simd_attention_linear {
             weight: w.as_ptr(),
             weight_len: w.len(),
-            bias: bias.as_ptr(),
-            bias_len: bias.len(),
+            bias: bias.as_ref().map_or(null(), |b| b.as_ptr()),
+            bias_len: bias.as_ref().map_or(0, Vec::len),
         };
         let mha = simd_attention_mha_params {
             w_q: c(&linears[0]),
@@ -740,7 +745,7 @@ impl Batched {
             Op::Dot => run(&DotProductAttention, &mut out, &mut w),
             Op::Bilinear => run(&BilinearAttention::new(&self.w_a, s.query_dim, s.key_dim).unwrap(), &mut out, &mut w),
             Op::Mha => {
-                let [q, k, v, o] = self.linears.each_ref().map(|(w, b)| Linear { weight: w, bias: Some(b) });
+                let [q, k, v, o] = self.linears.each_ref().map(|(w, b)| Linear { weight: w, bias: b.as_deref() });
                 let dims = MhaDims {
                     heads: HEADS,
                     hidden: HIDDEN,
@@ -852,8 +857,6 @@ fn dot_bilinear_and_mha_give_the_rust_bits_for_every_mask_on_every_backend() {
                         assert_eq!(bits(&out), bits(&want), "{backend}, {op:?}, mask {i}");
                         if with_weights {
                             assert_eq!(bits(&w), bits(&want_w), "{backend}, {op:?}, mask {i}, weights");
-                        } else {
-                            assert!(untouched(&w));
                         }
                     }
                 }
@@ -888,8 +891,13 @@ fn dot_bilinear_and_mha_refuse_bad_arguments_and_write_nothing() {
         ),
         (
             "W_o bias NULL with a length",
-            simd_attention_mha_params { w_o: simd_attention_linear { bias: null(), ..p.w_o }, ..p },
+            simd_attention_mha_params { w_o: simd_attention_linear { bias: null(), bias_len: HIDDEN, ..p.w_o }, ..p },
             SIMD_ATTENTION_ERROR_NULL,
+        ),
+        (
+            "W_k bias of length 0, not NULL",
+            simd_attention_mha_params { w_k: simd_attention_linear { bias: p.w_q.bias, bias_len: 0, ..p.w_k }, ..p },
+            SIMD_ATTENTION_ERROR_LENGTH,
         ),
         (
             "num_heads not dividing num_hiddens",
@@ -905,7 +913,14 @@ fn dot_bilinear_and_mha_refuse_bad_arguments_and_write_nothing() {
         let ok = a.call(op, null(), [output(&mut out), output(&mut w), output(&mut ws)]);
         // SAFETY: every pointer is valid for its length.
         assert_eq!(unsafe { ok.call() }, 0, "{op:?}");
-        let mut w_a_room = sentinel(a.w_a.len().max(out.len()));
+        // `W_a` and `W_q`'s bias at the front of buffers that the outputs
+        // also fit in, so that a call failing to refuse writes nothing out
+        // of bounds.
+        let mut w_a_room = sentinel(a.w_a.len().max(out.len()).max(ws_len));
+        let mut bias_room = sentinel(HIDDEN.max(w.len()));
+        bias_room[..HIDDEN].copy_from_slice(a.linears[0].1.as_deref().unwrap());
+        let bias_over_weights =
+            simd_attention_mha_params { w_q: simd_attention_linear { bias: bias_room.as_ptr(), ..p.w_q }, ..p };
         for written in [&mut out, &mut w, &mut ws] {
             written.fill(f32::from_bits(SENTINEL));
         }
@@ -952,7 +967,13 @@ fn dot_bilinear_and_mha_refuse_bad_arguments_and_write_nothing() {
                 let room = w_a_room.as_mut_ptr();
                 // SAFETY: `w_a_room` holds at least `wal` floats.
                 unsafe { room.copy_from(wa, wal) };
+                let ws_room = (room, ws_len_nonzero);
                 rows.extend([
+                    (
+                        "workspace over W_a",
+                        C { w_a: (room, wal), workspace: ws_room, ..ok },
+                        SIMD_ATTENTION_ERROR_ALIASING,
+                    ),
                     ("W_a NULL", C { w_a: (null(), wal), ..ok }, SIMD_ATTENTION_ERROR_NULL),
                     ("W_a short", C { w_a: (wa, wal - 1), ..ok }, SIMD_ATTENTION_ERROR_LENGTH),
                     ("out over W_a", C { w_a: (room, wal), out: (room, ol), ..ok }, SIMD_ATTENTION_ERROR_ALIASING),
@@ -963,21 +984,45 @@ fn dot_bilinear_and_mha_refuse_bad_arguments_and_write_nothing() {
                 rows.extend(mha_rows.iter().map(|(what, params, want)| (*what, C { mha: params, ..ok }, *want)));
                 let w_o = (p.w_o.weight.cast_mut(), ol);
                 rows.push(("out over W_o", C { out: w_o, ..ok }, SIMD_ATTENTION_ERROR_ALIASING));
+                let weights = (bias_room.as_mut_ptr(), wl);
+                let row = C { mha: &bias_over_weights, weights, ..ok };
+                rows.push(("weights over W_q's bias", row, SIMD_ATTENTION_ERROR_ALIASING));
             }
         }
         if ws_len == 0 {
             rows.retain(|(what, ..)| *what != "workspace short");
         }
+        // An empty batch with every buffer NULL is a call with nothing to do.
+        let empty = simd_attention_shape { batch: 0, ..ok.shape };
+        let nothing = simd_attention_inputs {
+            queries: null(),
+            queries_len: 0,
+            keys: null(),
+            keys_len: 0,
+            values: null(),
+            values_len: 0,
+        };
+        let none = (null_mut(), 0);
+        let row = C { shape: empty, inputs: nothing, out: none, weights: none, workspace: none, ..ok };
+        rows.push(("an empty batch, every buffer NULL", row, SIMD_ATTENTION_OK));
         // SAFETY: the pointers are valid for their lengths, or are exactly
         // what the call must refuse before reading.
         unsafe { expect_codes(&rows, &[&out, &w, &ws]) };
+        // SAFETY: valid descriptors; the NULL `len` is refused unwritten.
+        let null_len = unsafe {
+            match op {
+                Op::Dot => simd_attention_dot_workspace_len(ok.shape, true, null_mut()),
+                Op::Bilinear => simd_attention_bilinear_workspace_len(ok.w_a.0, ok.w_a.1, ok.shape, true, null_mut()),
+                Op::Mha => simd_attention_mha_workspace_len(ok.mha, ok.shape, true, null_mut()),
+            }
+        };
+        assert_eq!(null_len, SIMD_ATTENTION_ERROR_NULL.code(), "{op:?}: workspace query, len NULL");
         // The workspace query checks the parameters and the shape as the
         // forward does.
         for (what, args, want) in rows {
             let about_parameters = what.starts_with("W_") || what.starts_with("num_heads") || what == "no heads";
-            // Dot-product attention needs no workspace, whatever the shape.
-            let shape_checked = op != Op::Dot && what == "batch overflows";
-            if about_parameters || what == "params NULL" || shape_checked {
+            let about_shape = what == "batch overflows" || what == "key_dim other than query_dim";
+            if about_parameters || what == "params NULL" || about_shape {
                 let (rc, len) = args.workspace_len(true);
                 assert_eq!((rc, len), (want.code(), usize::MAX), "{op:?}, workspace query, {what}");
             }
@@ -1004,9 +1049,9 @@ fn nadaraya_watson_gives_the_rust_bits_and_refuses_bad_arguments() {
             let (mut want, mut want_w) = (vec![0.0; n], vec![0.0; n * m]);
             nw.forward(&queries, &keys, &values, &mut want, &mut want_w).unwrap();
             let (mut out, mut w) = (sentinel(n), sentinel(n * m));
+            let (o, wp) = (out.as_mut_ptr(), w.as_mut_ptr());
             // SAFETY: every pointer is valid for its length.
-            let rc =
-                unsafe { simd_attention_nadaraya_watson(nw.w, inputs, out.as_mut_ptr(), n, w.as_mut_ptr(), n * m) };
+            let rc = unsafe { simd_attention_nadaraya_watson(nw.w, n, m, inputs, o, n, wp, n * m) };
             assert_eq!(rc, 0, "{backend}");
             assert_eq!((bits(&out), bits(&w)), (bits(&want), bits(&want_w)), "{backend}");
         })
@@ -1016,9 +1061,13 @@ fn nadaraya_watson_gives_the_rust_bits_and_refuses_bad_arguments() {
     let (o, wp) = (out.as_mut_ptr(), w.as_mut_ptr());
     let i = inputs;
     let keys_out = i.keys.cast_mut();
-    let rows: [(&str, simd_attention_inputs, Out, Out, simd_attention_status); 8] = [
+    let none = simd_attention_inputs { queries: null(), queries_len: 0, keys: null(), keys_len: 0, ..i };
+    let empty = simd_attention_inputs { values: null(), values_len: 0, ..none };
+    type Row<'a> = (&'a str, (usize, usize), simd_attention_inputs, Out, Out, simd_attention_status);
+    let rows: [Row<'_>; 12] = [
         (
             "queries NULL",
+            (n, m),
             simd_attention_inputs { queries: null(), ..i },
             (o, n),
             (wp, n * m),
@@ -1026,6 +1075,7 @@ fn nadaraya_watson_gives_the_rust_bits_and_refuses_bad_arguments() {
         ),
         (
             "keys short",
+            (n, m),
             simd_attention_inputs { keys_len: n * m - 1, ..i },
             (o, n),
             (wp, n * m),
@@ -1033,23 +1083,44 @@ fn nadaraya_watson_gives_the_rust_bits_and_refuses_bad_arguments() {
         ),
         (
             "values short",
+            (n, m),
             simd_attention_inputs { values_len: n * m - 1, ..i },
             (o, n),
             (wp, n * m),
             SIMD_ATTENTION_ERROR_LENGTH,
         ),
-        ("out short", i, (o, n - 1), (wp, n * m), SIMD_ATTENTION_ERROR_LENGTH),
-        ("weights NULL", i, (o, n), (null_mut(), 0), SIMD_ATTENTION_ERROR_LENGTH),
-        ("weights NULL with a length", i, (o, n), (null_mut(), n * m), SIMD_ATTENTION_ERROR_NULL),
-        ("out over the weights", i, (wp, n), (wp, n * m), SIMD_ATTENTION_ERROR_ALIASING),
-        ("weights over the keys", i, (o, n), (keys_out, n * m), SIMD_ATTENTION_ERROR_ALIASING),
+        ("out short", (n, m), i, (o, n - 1), (wp, n * m), SIMD_ATTENTION_ERROR_LENGTH),
+        ("weights NULL (required)", (n, m), i, (o, n), (null_mut(), 0), SIMD_ATTENTION_ERROR_LENGTH),
+        ("weights NULL with a length", (n, m), i, (o, n), (null_mut(), n * m), SIMD_ATTENTION_ERROR_NULL),
+        ("out over the weights", (n, m), i, (wp, n), (wp, n * m), SIMD_ATTENTION_ERROR_ALIASING),
+        ("weights over the keys", (n, m), i, (o, n), (keys_out, n * m), SIMD_ATTENTION_ERROR_ALIASING),
+        // The same 91 points read as 13 queries of 7 would be another
+        // regression: the shape says which one the caller means.
+        ("shape (13, 7) for 7 queries", (m, n), i, (o, n), (wp, n * m), SIMD_ATTENTION_ERROR_LENGTH),
+        ("points overflow", (n, usize::MAX), i, (o, n), (wp, n * m), SIMD_ATTENTION_ERROR_OVERFLOW),
+        ("no queries, every buffer NULL", (0, m), empty, (null_mut(), 0), (null_mut(), 0), SIMD_ATTENTION_OK),
+        (
+            "no points: every output 0",
+            (n, 0),
+            simd_attention_inputs { queries: i.queries, queries_len: n, ..empty },
+            (o, n),
+            (null_mut(), 0),
+            SIMD_ATTENTION_OK,
+        ),
     ];
-    for (what, inputs, (o, ol), (w_ptr, wl), want) in rows {
+    for (what, (nq, np), inputs, (o, ol), (w_ptr, wl), want) in rows {
+        if want == SIMD_ATTENTION_OK {
+            // SAFETY: every pointer is valid for its length.
+            let rc = unsafe { simd_attention_nadaraya_watson(1.0, nq, np, inputs, o, ol, w_ptr, wl) };
+            assert_eq!(rc, 0, "{what}");
+            continue;
+        }
         // SAFETY: the pointers are valid for their lengths, or are exactly
         // what the call must refuse before reading.
-        let rc = unsafe { simd_attention_nadaraya_watson(1.0, inputs, o, ol, w_ptr, wl) };
+        let rc = unsafe { simd_attention_nadaraya_watson(1.0, nq, np, inputs, o, ol, w_ptr, wl) };
         refused(what, rc, want, &[&out, &w]);
     }
+    assert!(out.iter().all(|&x| x == 0.0), "no points: every output 0");
 }
 
 // ---- SDPA ----------------------------------------------------------------

@@ -1,13 +1,14 @@
 //! d2l's batched operators through the C API (`simd_attention_dot_forward`,
 //! `_bilinear_forward`, `_mha_forward`, `_additive_forward`) and
 //! Nadaraya–Watson regression, every argument carved from the bytes:
-//! lengths one off, NULLs, shapes that overflow, mask kinds the operators
-//! do not take, parameters of the wrong size, heads that do not divide the
-//! width, and weights written over the output.
+//! lengths one off, NULL inputs and parameter descriptors, shapes that
+//! overflow, mask kinds the operators do not take, parameters of the wrong
+//! size, heads that do not divide the width, and weights written over the
+//! output.
 //!
 //! It checks that no call crashes; that a refused one returns a negative
-//! status and writes no output; and that an accepted one gives the bits
-//! of the Rust operator over the same slices.
+//! status and writes no output and no workspace; and that an accepted one
+//! gives the bits of the Rust operator over the same slices.
 
 use crate::{c_len, c_ptr, same_bits, size, values};
 use arbitrary::Unstructured;
@@ -77,6 +78,9 @@ fn carved(u: &mut Unstructured<'_>, needed: usize, finite: bool) -> Vec<f32> {
 pub fn capi_batched(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let op = size(&mut u, 4);
+    if op == 4 {
+        return nadaraya_watson(&mut u);
+    }
     let mut s = simd_attention_shape {
         batch: size(&mut u, 3),
         queries: size(&mut u, 5),
@@ -94,18 +98,15 @@ pub fn capi_batched(data: &[u8]) {
     let rows = |n: usize, width: usize| s.batch.saturating_mul(n).saturating_mul(width);
     let queries = carved(&mut u, rows(s.queries, s.query_dim), false);
     let keys = carved(&mut u, rows(s.keys, s.key_dim), false);
-    let values_ = carved(&mut u, rows(s.keys, s.value_dim), false);
+    let vals = carved(&mut u, rows(s.keys, s.value_dim), false);
     let inputs = simd_attention_inputs {
         queries: c_ptr(&mut u, &queries),
         queries_len: queries.len(),
         keys: c_ptr(&mut u, &keys),
         keys_len: keys.len(),
-        values: c_ptr(&mut u, &values_),
-        values_len: values_.len(),
+        values: c_ptr(&mut u, &vals),
+        values_len: vals.len(),
     };
-    if op == 4 {
-        return nadaraya_watson(&mut u, inputs, (&queries, &keys, &values_));
-    }
     // The parameters, each of about the size the shape asks for.
     let (heads, hidden) = (size(&mut u, 3), size(&mut u, 6));
     let widths = [s.query_dim, s.key_dim, s.value_dim, hidden];
@@ -139,6 +140,11 @@ pub fn capi_batched(data: &[u8]) {
         query_dim: s.query_dim,
         key_dim: s.key_dim,
     };
+    // Now and then no parameters at all.
+    let mha_ptr: *const simd_attention_mha_params =
+        if u.ratio(1u8, 32).unwrap_or(false) { core::ptr::null() } else { &mha };
+    let additive_ptr: *const simd_attention_additive_params =
+        if u.ratio(1u8, 32).unwrap_or(false) { core::ptr::null() } else { &additive };
     let mask = LensMask::carve(&mut u, &s);
     let c_mask = mask.c();
     let mask_ptr: *const simd_attention_mask = if mask.absent { core::ptr::null() } else { &c_mask };
@@ -151,15 +157,15 @@ pub fn capi_batched(data: &[u8]) {
         match op {
             0 => simd_attention_dot_workspace_len(s, with_weights, &mut ws_len),
             1 => simd_attention_bilinear_workspace_len(w_a.as_ptr(), w_a.len(), s, with_weights, &mut ws_len),
-            2 => simd_attention_mha_workspace_len(&mha, s, with_weights, &mut ws_len),
-            _ => simd_attention_additive_workspace_len(&additive, s, with_weights, &mut ws_len),
+            2 => simd_attention_mha_workspace_len(mha_ptr, s, with_weights, &mut ws_len),
+            _ => simd_attention_additive_workspace_len(additive_ptr, s, with_weights, &mut ws_len),
         }
     };
     let ws_len = if sized == 0 { c_len(&mut u, ws_len.min(1 << 20)) } else { size(&mut u, 64) };
     let (width, sets) = if op == 2 { (hidden, heads) } else { (s.value_dim, 1) };
     let out_len = c_len(&mut u, rows(s.queries, width));
     let w_len = if with_weights { c_len(&mut u, rows(s.queries, s.keys).saturating_mul(sets)) } else { 0 };
-    let (mut out, mut weights, mut ws) = (vec![7.0f32; out_len], vec![7.0f32; w_len], vec![0.0f32; ws_len]);
+    let (mut out, mut weights, mut ws) = (vec![7.0f32; out_len], vec![7.0f32; w_len], vec![7.0f32; ws_len]);
     // Now and then the weights over the output (as long as it is).
     let over_out = with_weights && u.ratio(1u8, 16).unwrap_or(false);
     let (w_ptr, w_len) = match (with_weights, over_out) {
@@ -191,9 +197,9 @@ pub fn capi_batched(data: &[u8]) {
                 wsp,
                 ws_len,
             ),
-            2 => simd_attention_mha_forward(&mha, s, inputs, mask_ptr, o, out_len, w_ptr, w_len, wsp, ws_len),
+            2 => simd_attention_mha_forward(mha_ptr, s, inputs, mask_ptr, o, out_len, w_ptr, w_len, wsp, ws_len),
             _ => simd_attention_additive_forward(
-                &additive,
+                additive_ptr,
                 s,
                 inputs.queries,
                 inputs.queries_len,
@@ -216,13 +222,13 @@ pub fn capi_batched(data: &[u8]) {
         assert!(rc != 0, "weights written over the output were accepted");
     }
     if rc != 0 {
-        assert!(out.iter().chain(&weights).all(|&v| v == 7.0), "a refused call (status {rc}) wrote");
+        assert!(out.iter().chain(&weights).chain(&ws).all(|&v| v == 7.0), "a refused call (status {rc}) wrote");
         return;
     }
     // Accepted: no NULL went through, and the Rust operator over the same
     // slices gives the same bits.
     let rust_shape = AttentionShape::from(s);
-    let rust_inputs = AttentionInputs { queries: &queries, keys: &keys, values: &values_, valid_lens: mask.rust() };
+    let rust_inputs = AttentionInputs { queries: &queries, keys: &keys, values: &vals, valid_lens: mask.rust() };
     let (mut want, mut want_w) = (vec![0.0; out_len], vec![0.0; w_len]);
     let mut rust_ws = vec![0.0; ws_len];
     let mut run = |a: &dyn Attention| {
@@ -242,12 +248,21 @@ pub fn capi_batched(data: &[u8]) {
     assert!(same_bits(&out, &want) && same_bits(&weights, &want_w), "C and Rust differ (operator {op})");
 }
 
-/// Nadaraya–Watson over the carved inputs (queries `(n,)`, keys and values
-/// `(n, m)` with `n` the queries' length).
-fn nadaraya_watson(u: &mut Unstructured<'_>, inputs: simd_attention_inputs, (q, k, v): (&[f32], &[f32], &[f32])) {
+/// Nadaraya–Watson with its own carved shape: `n` queries of `m` points,
+/// the lengths of inputs and outputs about what the shape needs.
+fn nadaraya_watson(u: &mut Unstructured<'_>) {
+    let (n, m) = (size(u, 8), size(u, 12));
+    let points = n * m;
+    let (q, k, v) = (carved(u, n, false), carved(u, points, false), carved(u, points, false));
+    let inputs = simd_attention_inputs {
+        queries: c_ptr(u, &q),
+        queries_len: q.len(),
+        keys: c_ptr(u, &k),
+        keys_len: k.len(),
+        values: c_ptr(u, &v),
+        values_len: v.len(),
+    };
     let w = crate::moderate(u);
-    let n = q.len();
-    let points = k.len().checked_div(n).unwrap_or(0).saturating_mul(n);
     let out_len = c_len(u, n);
     let w_len = c_len(u, points);
     let (mut out, mut weights) = (vec![7.0f32; out_len], vec![7.0f32; w_len]);
@@ -258,7 +273,7 @@ fn nadaraya_watson(u: &mut Unstructured<'_>, inputs: simd_attention_inputs, (q, 
         weights.clear();
     }
     // SAFETY: as in `capi_batched`.
-    let rc = unsafe { simd_attention_nadaraya_watson(w, inputs, out.as_mut_ptr(), out_len, w_ptr, w_len) };
+    let rc = unsafe { simd_attention_nadaraya_watson(w, n, m, inputs, out.as_mut_ptr(), out_len, w_ptr, w_len) };
     assert!(rc <= 0, "status {rc}");
     if over_out && out_len > 0 && w_len > 0 {
         assert!(rc != 0, "weights written over the output were accepted");
@@ -267,7 +282,8 @@ fn nadaraya_watson(u: &mut Unstructured<'_>, inputs: simd_attention_inputs, (q, 
         assert!(out.iter().chain(&weights).all(|&x| x == 7.0), "a refused call (status {rc}) wrote");
         return;
     }
+    assert!(q.len() == n && k.len() == points && v.len() == points, "a length other than the shape's was accepted");
     let (mut want, mut want_w) = (vec![0.0; out_len], vec![0.0; w_len]);
-    NadarayaWatson { w }.forward(q, k, v, &mut want, &mut want_w).expect("C accepted what Rust refuses");
+    NadarayaWatson { w }.forward(&q, &k, &v, &mut want, &mut want_w).expect("C accepted what Rust refuses");
     assert!(same_bits(&out, &want) && same_bits(&weights, &want_w), "C and Rust differ (Nadaraya-Watson)");
 }

@@ -23,12 +23,13 @@
 //! are parameters whose sizes differ from those the cache was built for,
 //! and outputs that overlap the cache's buffers.
 
-use super::batched::{forward, forward_with, simd_attention_inputs, simd_attention_shape};
+use super::batched::{
+    checked_forward, simd_attention_inputs, simd_attention_shape, with_checked_outputs, workspace_len_of,
+};
 use super::buffer::{Buffer, disjoint, read_one};
 use super::mask::simd_attention_mask;
 use super::simd_attention_status::{self, SIMD_ATTENTION_ERROR_CACHE};
 use super::{run, write_len};
-use crate::Error;
 use crate::ops::{AdditiveAttention, Attention, KeyCache};
 use core::ffi::c_int;
 use core::mem::MaybeUninit;
@@ -177,24 +178,6 @@ unsafe fn record<'a>(
     Ok((unsafe { &*handle.as_ptr().cast::<CacheRecord>() }, handle.bytes()))
 }
 
-/// The body of both workspace-length queries: `needed` of the operator of
-/// `*params`, written to `*len`.
-///
-/// # Safety
-/// As `simd_attention_additive_cached_workspace_len`.
-unsafe fn workspace_len(
-    params: *const simd_attention_additive_params,
-    len: *mut usize,
-    needed: impl FnOnce(&AdditiveAttention<'_>) -> Result<usize, Error>,
-) -> c_int {
-    run(|| {
-        // SAFETY: `params` as the caller promises.
-        let attention = unsafe { Params::from_ptr(params)?.attention()? };
-        // SAFETY: `len` as the caller promises.
-        unsafe { write_len(len, needed(&attention)) }
-    })
-}
-
 /// The floats a key cache needs for `batch × keys` keys, an attention of
 /// `hidden` features and queries of `query_dim` (`KeyCache::buffer_len`),
 /// written to `*len`.
@@ -229,7 +212,10 @@ pub unsafe extern "C" fn simd_attention_additive_cached_workspace_len(
     len: *mut usize,
 ) -> c_int {
     // SAFETY: `params` and `len` as the caller promises.
-    unsafe { workspace_len(params, len, |a| a.cached_workspace_len(&shape.into(), with_weights)) }
+    unsafe {
+        let operator = || Params::from_ptr(params)?.attention();
+        workspace_len_of(operator, len, |a| a.cached_workspace_len(&shape.into(), with_weights))
+    }
 }
 
 /// The workspace floats `simd_attention_additive_forward` needs for
@@ -245,7 +231,10 @@ pub unsafe extern "C" fn simd_attention_additive_workspace_len(
     len: *mut usize,
 ) -> c_int {
     // SAFETY: `params` and `len` as the caller promises.
-    unsafe { workspace_len(params, len, |a| a.workspace_len(&shape.into(), with_weights)) }
+    unsafe {
+        let operator = || Params::from_ptr(params)?.attention();
+        workspace_len_of(operator, len, |a| a.workspace_len(&shape.into(), with_weights))
+    }
 }
 
 /// Builds the key cache of `keys` `(batch, keys, key_dim)` and `values`
@@ -366,7 +355,7 @@ pub unsafe extern "C" fn simd_attention_additive_forward_cached(
         // the caller promises.
         unsafe {
             let operator = || params.attention();
-            forward_with(
+            with_checked_outputs(
                 &params.bytes(),
                 &inputs,
                 valid_lens,
@@ -419,6 +408,6 @@ pub unsafe extern "C" fn simd_attention_additive_forward(
         // SAFETY: `params` as the caller promises.
         let params = unsafe { Params::from_ptr(params)? };
         // SAFETY: every pointer as the caller promises.
-        unsafe { forward(&params.bytes(), || params.attention(), shape, inputs, valid_lens, outputs) }
+        unsafe { checked_forward(&params.bytes(), || params.attention(), shape, inputs, valid_lens, outputs) }
     })
 }

@@ -9,11 +9,12 @@
 //! parameter's length is checked against the shape it is used with, and
 //! no size is given twice.
 
-use super::batched::{CheckedInputs, forward, simd_attention_inputs, simd_attention_shape};
+use super::batched::{CheckedInputs, checked_forward, simd_attention_inputs, simd_attention_shape, workspace_len_of};
 use super::buffer::{Buffer, disjoint, read_one};
 use super::mask::simd_attention_mask;
+use super::run;
 use super::simd_attention_status;
-use super::{run, write_len};
+use crate::error::{checked_mul, expect_len};
 use crate::ops::{
     Attention, BilinearAttention, DotProductAttention, Linear, MhaDims, MultiHeadAttention, NadarayaWatson,
 };
@@ -22,7 +23,9 @@ use core::ops::Range;
 
 /// One `nn.Linear` of a multi-head attention: `weight` `(out_features,
 /// in_features)`, row-major as PyTorch stores it, and `bias`
-/// `(out_features,)`, or `NULL` with `bias_len` 0 for `bias=False`.
+/// `(out_features,)`. `bias = NULL` with `bias_len = 0` is `bias=False`;
+/// a non-`NULL` bias is a bias, so one of length 0 is refused
+/// (`SIMD_ATTENTION_ERROR_LENGTH`) unless `out_features` is 0.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct simd_attention_linear {
@@ -70,7 +73,7 @@ impl CheckedLinear {
     }
 
     fn bytes(&self) -> [Range<usize>; 2] {
-        [self.weight.bytes(), self.bias.map_or(0..0, |b| b.bytes())]
+        [self.weight.bytes(), Buffer::bytes_or_none(self.bias)]
     }
 
     /// # Safety
@@ -105,8 +108,8 @@ impl MhaParams {
     }
 
     fn bytes(&self) -> [Range<usize>; 8] {
-        let [q, k, v, o] = self.linears.map(|l| l.bytes());
-        [q[0].clone(), q[1].clone(), k[0].clone(), k[1].clone(), v[0].clone(), v[1].clone(), o[0].clone(), o[1].clone()]
+        let [[q, qb], [k, kb], [v, vb], [o, ob]] = self.linears.map(|l| l.bytes());
+        [q, qb, k, kb, v, vb, o, ob]
     }
 
     /// The operator for inputs of `shape`'s widths; its lengths are checked
@@ -135,30 +138,12 @@ impl MhaParams {
 ///
 /// # Safety
 /// `w_a` must be valid for reads of `w_a_len` floats, unwritten for `'a`.
-unsafe fn bilinear<'a>(
+unsafe fn bilinear_operator<'a>(
     w_a: Buffer<f32>,
     shape: &simd_attention_shape,
 ) -> Result<BilinearAttention<'a>, simd_attention_status> {
     // SAFETY: a checked buffer, valid as the caller promises.
     Ok(BilinearAttention::new(unsafe { w_a.as_slice() }, shape.query_dim, shape.key_dim)?)
-}
-
-/// The body of the workspace-length queries: `operator`'s need for
-/// `shape`, written to `*len`.
-///
-/// # Safety
-/// `len` must be `NULL` (refused) or valid for writing one `size_t`.
-unsafe fn workspace_len<A: Attention>(
-    operator: impl FnOnce() -> Result<A, simd_attention_status>,
-    shape: simd_attention_shape,
-    with_weights: bool,
-    len: *mut usize,
-) -> c_int {
-    run(|| {
-        let attention = operator()?;
-        // SAFETY: `len` as the caller promises.
-        unsafe { write_len(len, attention.workspace_len(&shape.into(), with_weights)) }
-    })
 }
 
 /// The workspace floats `simd_attention_dot_forward` needs for `shape`,
@@ -173,22 +158,25 @@ pub unsafe extern "C" fn simd_attention_dot_workspace_len(
     len: *mut usize,
 ) -> c_int {
     // SAFETY: `len` as the caller promises.
-    unsafe { workspace_len(|| Ok(DotProductAttention), shape, with_weights, len) }
+    unsafe { workspace_len_of(|| Ok(DotProductAttention), len, |a| a.workspace_len(&shape.into(), with_weights)) }
 }
 
 /// d2l's `DotProductAttention`: `softmax(Q Kᵀ / √query_dim)` masked by
-/// `valid_lens`, times `V`. Writes `out` `(B, Q, value_dim)` and, unless
+/// `valid_lens`, times `V`; `shape.key_dim` must equal `shape.query_dim`
+/// (`SIMD_ATTENTION_ERROR_DIMENSION`, from the workspace query too). Writes `out` `(B, Q, value_dim)` and, unless
 /// `weights` is `NULL`, the weights `(B, Q, K)`. `valid_lens` is `NULL`
 /// (every key) or a mask of kind `SIMD_ATTENTION_MASK_NONE`,
 /// `_VALID_LENS` or `_VALID_LENS_PER_QUERY`; `workspace` holds
 /// `simd_attention_dot_workspace_len` floats.
 ///
 /// # Safety
-/// Each pointer, the inputs' included, must be `NULL` (refused unless its
-/// length is 0; for `valid_lens` and `weights`, none) or valid for its
-/// length: inputs and the mask for reads, `out`, `weights` and `workspace`
-/// for reads and writes. No buffer may be written by another thread
-/// during the call.
+/// - Each buffer (the inputs', `out`, `weights`, `workspace`) must be
+///   `NULL` with length 0 (an empty buffer; for `weights`, not requested),
+///   or valid for its length: the inputs for reads, the outputs for reads
+///   and writes. `NULL` with another length is refused.
+/// - `valid_lens` must be `NULL` (no mask) or point to a readable mask
+///   descriptor whose data is readable for its length.
+/// - No buffer may be written by another thread during the call.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn simd_attention_dot_forward(
@@ -204,7 +192,7 @@ pub unsafe extern "C" fn simd_attention_dot_forward(
 ) -> c_int {
     let outputs = [(out, out_len), (weights, weights_len), (workspace, workspace_len)];
     // SAFETY: every pointer as the caller promises.
-    run(|| unsafe { forward(&[], || Ok(DotProductAttention), shape, inputs, valid_lens, outputs) })
+    run(|| unsafe { checked_forward(&[], || Ok(DotProductAttention), shape, inputs, valid_lens, outputs) })
 }
 
 /// The workspace floats `simd_attention_bilinear_forward` needs for
@@ -224,7 +212,10 @@ pub unsafe extern "C" fn simd_attention_bilinear_workspace_len(
     len: *mut usize,
 ) -> c_int {
     // SAFETY: `w_a` and `len` as the caller promises.
-    unsafe { workspace_len(|| bilinear(Buffer::new(w_a, w_a_len)?, &shape), shape, with_weights, len) }
+    unsafe {
+        let operator = || bilinear_operator(Buffer::new(w_a, w_a_len)?, &shape);
+        workspace_len_of(operator, len, |a| a.workspace_len(&shape.into(), with_weights))
+    }
 }
 
 /// Bilinear ("general", Luong) attention: `score(q, k) = qᵀ W_a k` with
@@ -255,7 +246,9 @@ pub unsafe extern "C" fn simd_attention_bilinear_forward(
     run(|| {
         let w_a = Buffer::new(w_a, w_a_len)?;
         // SAFETY: every pointer as the caller promises.
-        unsafe { forward(&[w_a.bytes()], || bilinear(w_a, &shape), shape, inputs, valid_lens, outputs) }
+        unsafe {
+            checked_forward(&[w_a.bytes()], || bilinear_operator(w_a, &shape), shape, inputs, valid_lens, outputs)
+        }
     })
 }
 
@@ -275,7 +268,10 @@ pub unsafe extern "C" fn simd_attention_mha_workspace_len(
     len: *mut usize,
 ) -> c_int {
     // SAFETY: `params` and `len` as the caller promises.
-    unsafe { workspace_len(|| MhaParams::from_ptr(params)?.attention(&shape), shape, with_weights, len) }
+    unsafe {
+        let operator = || MhaParams::from_ptr(params)?.attention(&shape);
+        workspace_len_of(operator, len, |a| a.workspace_len(&shape.into(), with_weights))
+    }
 }
 
 /// d2l's `MultiHeadAttention`: queries, keys and values projected by
@@ -309,23 +305,28 @@ pub unsafe extern "C" fn simd_attention_mha_forward(
         // SAFETY: `params` as the caller promises.
         let params = unsafe { MhaParams::from_ptr(params)? };
         // SAFETY: every pointer as the caller promises.
-        unsafe { forward(&params.bytes(), || params.attention(&shape), shape, inputs, valid_lens, outputs) }
+        unsafe { checked_forward(&params.bytes(), || params.attention(&shape), shape, inputs, valid_lens, outputs) }
     })
 }
 
 /// d2l's `NWKernelRegression`: `weights[i, j] = softmax_j(−((q_i −
-/// k_ij)·w)² / 2)` and `out[i] = Σ_j weights[i, j] · v_ij`, with queries
-/// `(n,)` and keys and values `(n, m)` (each query its own `m` points).
-/// Writes `out` `(n,)` and `weights` `(n, m)`, which are required: they
-/// are the scratch of the softmax. Needs no workspace.
+/// k_ij)·w)² / 2)` and `out[i] = Σ_j weights[i, j] · v_ij`, for `queries`
+/// queries `(n,)` with `points` training points each: keys and values `(n,
+/// m)`. Every length is checked against that shape. Writes `out` `(n,)` and
+/// `weights` `(n, m)`, which are required: they are the scratch of the
+/// softmax. Needs no workspace.
 ///
 /// # Safety
-/// Each pointer must be `NULL` (refused unless its length is 0) or valid
-/// for its length: inputs for reads, `out` and `weights` for reads and
-/// writes. No buffer may be written by another thread during the call.
+/// Each buffer must be `NULL` with length 0 (empty) or valid for its
+/// length: inputs for reads, `out` and `weights` for reads and writes;
+/// `NULL` with another length is refused. No buffer may be written by
+/// another thread during the call.
 #[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn simd_attention_nadaraya_watson(
     w: f32,
+    queries: usize,
+    points: usize,
     inputs: simd_attention_inputs,
     out: *mut f32,
     out_len: usize,
@@ -333,14 +334,19 @@ pub unsafe extern "C" fn simd_attention_nadaraya_watson(
     weights_len: usize,
 ) -> c_int {
     run(|| {
-        let inputs = CheckedInputs::new(inputs)?;
+        let checked = CheckedInputs::new(inputs)?;
         let out = Buffer::new_mut(out, out_len)?;
         let weights = Buffer::new_mut(weights, weights_len)?;
-        disjoint(&[out.bytes(), weights.bytes()], &inputs.bytes())?;
+        disjoint(&[out.bytes(), weights.bytes()], &checked.bytes())?;
+        let all = checked_mul("shape", queries, points)?;
+        expect_len("queries", queries, inputs.queries_len)?;
+        expect_len("keys", all, inputs.keys_len)?;
+        expect_len("values", all, inputs.values_len)?;
+        expect_len("out", queries, out_len)?;
+        expect_len("weights", all, weights_len)?;
         // SAFETY: checked buffers, valid as the caller promises; the outputs
         // overlap each other and the inputs nowhere (`disjoint`).
-        let ((queries, keys, values), out, weights) =
-            unsafe { (inputs.as_slices(), out.as_mut_slice(), weights.as_mut_slice()) };
-        Ok(NadarayaWatson { w }.forward(queries, keys, values, out, weights)?)
+        let ((q, k, v), out, weights) = unsafe { (checked.as_slices(), out.as_mut_slice(), weights.as_mut_slice()) };
+        Ok(NadarayaWatson { w }.forward(q, k, v, out, weights)?)
     })
 }

@@ -7,9 +7,10 @@
 
 use super::buffer::{Buffer, OutputSlices, Outputs, disjoint};
 use super::mask::{CheckedMask, MaskFor, simd_attention_mask};
-use super::{Status, simd_attention_status};
+use super::{Status, run, simd_attention_status, write_len};
 use crate::Error;
 use crate::ops::{Attention, AttentionInputs, AttentionShape, ValidLens};
+use core::ffi::c_int;
 use core::ops::Range;
 
 /// Sizes of one batched attention call: queries `(batch, queries,
@@ -107,7 +108,7 @@ impl CheckedInputs {
 /// # Safety
 /// `valid_lens` and the outputs as the entry points' callers promise;
 /// everything `operator` and `forward` read must stay unwritten for `'a`.
-pub(super) unsafe fn forward_with<'a, A>(
+pub(super) unsafe fn with_checked_outputs<'a, A>(
     params: &[Range<usize>],
     inputs: &[Range<usize>],
     valid_lens: *const simd_attention_mask,
@@ -136,7 +137,7 @@ pub(super) unsafe fn forward_with<'a, A>(
 /// # Safety
 /// As the forwards' callers promise, for `params` (the bytes of the
 /// parameters `operator` reads), `inputs`, `valid_lens` and the outputs.
-pub(super) unsafe fn forward<A: Attention>(
+pub(super) unsafe fn checked_forward<A: Attention>(
     params: &[Range<usize>],
     operator: impl FnOnce() -> Result<A, simd_attention_status>,
     shape: simd_attention_shape,
@@ -147,11 +148,30 @@ pub(super) unsafe fn forward<A: Attention>(
     let inputs = CheckedInputs::new(inputs)?;
     // SAFETY: as the caller promises.
     unsafe {
-        forward_with(params, &inputs.bytes(), valid_lens, outputs, operator, |attention, valid_lens, outs| {
+        with_checked_outputs(params, &inputs.bytes(), valid_lens, outputs, operator, |attention, valid_lens, outs| {
             let (queries, keys, values) = inputs.as_slices();
             let inputs = AttentionInputs { queries, keys, values, valid_lens };
             let (out, weights, workspace) = outs;
             attention.forward(&shape.into(), inputs, out, weights, workspace)
         })
     }
+}
+
+/// The body of every operator's workspace-length query: `needed` of the
+/// operator `operator` builds (checking its parameters as the forward
+/// does), written to `*len`.
+///
+/// # Safety
+/// `len` must be `NULL` (refused) or valid for writing one `size_t`, and
+/// whatever `operator` reads valid as its entry point's caller promises.
+pub(super) unsafe fn workspace_len_of<A>(
+    operator: impl FnOnce() -> Result<A, simd_attention_status>,
+    len: *mut usize,
+    needed: impl FnOnce(&A) -> Result<usize, Error>,
+) -> c_int {
+    run(|| {
+        let operator = operator()?;
+        // SAFETY: `len` as the caller promises.
+        unsafe { write_len(len, needed(&operator)) }
+    })
 }

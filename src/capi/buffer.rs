@@ -76,6 +76,11 @@ impl<T> Buffer<T> {
         start..start.wrapping_add(self.len.wrapping_mul(size_of::<T>()))
     }
 
+    /// The bytes of an optional buffer (empty when absent).
+    pub(super) fn bytes_or_none(buffer: Option<Self>) -> Range<usize> {
+        buffer.map_or(0..0, |b| b.bytes())
+    }
+
     /// The pointer, for a single read.
     pub(super) fn as_ptr(&self) -> *const T {
         self.ptr.as_ptr()
@@ -154,7 +159,7 @@ impl Outputs {
 
     /// The bytes of each, for [`disjoint`] (empty for absent weights).
     pub(super) fn bytes(&self) -> [Range<usize>; 3] {
-        [self.out.bytes(), self.weights.map_or(0..0, |w| w.bytes()), self.workspace.bytes()]
+        [self.out.bytes(), Buffer::bytes_or_none(self.weights), self.workspace.bytes()]
     }
 
     /// `out`, the weights if requested, and the workspace, borrowed mutably.

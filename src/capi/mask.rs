@@ -1,7 +1,7 @@
 //! One mask descriptor for every operator: a kind, and the pointer that
 //! kind reads. Each operator takes the kinds its Rust form has:
 //!
-//! | kind | masked softmax | additive | SDPA |
+//! | kind | masked softmax | additive, dot, bilinear, multi-head | SDPA |
 //! |---|---|---|---|
 //! | `NONE` | ✓ | ✓ | ✓ |
 //! | `VALID_LENS` (`(B,)`) | ✓ | ✓ | |

@@ -17,11 +17,23 @@ pub struct DotProductAttention;
 
 impl DotProductAttention {}
 
+/// Queries and keys must be equally wide for their dot product.
+fn same_widths(shape: &AttentionShape) -> Result<(), Error> {
+    if shape.key_dim != shape.query_dim {
+        return Err(Error::Dimension { arg: "shape.key_dim", expected: shape.query_dim, actual: shape.key_dim });
+    }
+    Ok(())
+}
+
 impl Attention for DotProductAttention {
     /// Scratch [`forward`](Self::forward) needs: the scores, unless the
-    /// caller takes the weights.
+    /// caller takes the weights. Refuses the shapes `forward` refuses
+    /// (widths that differ, sizes that overflow), so a caller who sizes
+    /// its buffers from this learns of a bad shape here.
     fn workspace_len(&self, shape: &AttentionShape, with_weights: bool) -> Result<usize, Error> {
-        Ok(if with_weights { 0 } else { shape.sizes()?.weights })
+        same_widths(shape)?;
+        let scores = shape.sizes()?.weights;
+        Ok(if with_weights { 0 } else { scores })
     }
 
     /// Attention of `queries` `(B, Q, d)` over `keys` `(B, K, d)` and
@@ -36,9 +48,7 @@ impl Attention for DotProductAttention {
         workspace: &mut [f32],
     ) -> Result<(), Error> {
         let AttentionInputs { queries, keys, values, valid_lens } = inputs;
-        if shape.key_dim != shape.query_dim {
-            return Err(Error::Dimension { arg: "shape.key_dim", expected: shape.query_dim, actual: shape.key_dim });
-        }
+        same_widths(shape)?;
         let sizes = shape.check_inputs([queries, keys, values], valid_lens)?;
         shape.check_outputs(&sizes, out, weights.as_deref())?;
         if super::nothing_to_write(out, weights.as_deref()) {

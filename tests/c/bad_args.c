@@ -35,12 +35,13 @@ static int untouched(const float *p, size_t n) {
 }
 
 static void reset(void) {
-    fill(out, N_OUT), fill(weights, N_OUT);
+    fill(out, N_OUT), fill(weights, N_OUT), fill(ws, N_WS);
 }
 
-/* The call gave `want`, and out and weights still hold the sentinel. */
+/* The call gave `want`, and out, weights and the workspace still hold the
+ * sentinel. */
 static void refused(const char *what, int rc, int want) {
-    int clean = untouched(out, N_OUT) && untouched(weights, N_OUT);
+    int clean = untouched(out, N_OUT) && untouched(weights, N_OUT) && untouched(ws, N_WS);
     check(rc == want && clean, "%s -> %s (got %d %s)%s", what, code_name(want), rc, code_name(rc),
           clean ? "" : ", but an output was written");
     reset();
@@ -394,13 +395,15 @@ static void d2l_operators(void) {
     reset();
 
     simd_attention_inputs nw = {queries, 2, keys, 6, values, 6};
-    rc = simd_attention_nadaraya_watson(1.0f, nw, out, 2, NULL, 0);
+    rc = simd_attention_nadaraya_watson(1.0f, 2, 3, nw, out, 2, NULL, 0);
     refused("nadaraya-watson: weights NULL (required)", rc, SIMD_ATTENTION_ERROR_LENGTH);
-    rc = simd_attention_nadaraya_watson(1.0f, nw, out, 2, out, 6);
+    rc = simd_attention_nadaraya_watson(1.0f, 2, 3, nw, out, 2, out, 6);
     refused("nadaraya-watson: weights over out", rc, SIMD_ATTENTION_ERROR_ALIASING);
-    rc = simd_attention_nadaraya_watson(1.0f, (simd_attention_inputs){queries, 2, keys, 6, values, 5}, out, 2,
+    rc = simd_attention_nadaraya_watson(1.0f, 2, 3, (simd_attention_inputs){queries, 2, keys, 6, values, 5}, out, 2,
                                         weights, 6);
     refused("nadaraya-watson: values 5 for (2, 3)", rc, SIMD_ATTENTION_ERROR_LENGTH);
+    rc = simd_attention_nadaraya_watson(1.0f, 3, 2, nw, out, 2, weights, 6);
+    refused("nadaraya-watson: shape (3, 2) for 2 queries", rc, SIMD_ATTENTION_ERROR_LENGTH);
 }
 
 void bad_arguments(void) {

@@ -179,11 +179,16 @@ done:
 
 /* ---- dot-product, bilinear and multi-head attention, Nadaraya-Watson ---- */
 
-/* A linear layer without bias over the golden tensor `name`. */
-static simd_attention_linear linear_of(golden *g, const char *name, float **owned) {
-    st_tensor t;
-    *owned = tensor(g, name, &t);
-    simd_attention_linear l = {*owned, *owned ? t.count : 0, NULL, 0};
+/* The linear layer `name` ("W_q", ...): its `.weight` tensor, and its
+ * `.bias` where the case has one (d2l's bias=True). */
+static simd_attention_linear linear_of(golden *g, const char *name, float **weight, float **bias) {
+    char key[32];
+    st_tensor t, tb;
+    snprintf(key, sizeof key, "%s.weight", name);
+    *weight = tensor(g, key, &t);
+    simd_attention_linear l = {*weight, *weight ? t.count : 0, NULL, 0};
+    snprintf(key, sizeof key, "%s.bias", name);
+    if (st_find(&g->file, key, &tb) == 0 && (*bias = st_copy(&tb)) != NULL) l.bias = *bias, l.bias_len = tb.count;
     return l;
 }
 
@@ -197,7 +202,7 @@ static void batched_case(const char *dir, const char *name) {
     st_tensor tq, tk, tv, tl, to, tw, ta;
     float *queries = tensor(&g, "queries", &tq), *keys = tensor(&g, "keys", &tk), *values = tensor(&g, "values", &tv);
     float *want_out = tensor(&g, "expected.output", &to), *want_w = tensor(&g, "expected.attention_weights", &tw);
-    float *w_a = NULL, *lin[4] = {NULL, NULL, NULL, NULL}, *out = NULL, *weights = NULL, *ws = NULL, *out2 = NULL;
+    float *w_a = NULL, *lin[8] = {NULL}, *out = NULL, *weights = NULL, *ws = NULL, *out2 = NULL;
     size_t *lens = NULL;
     int has_lens = st_find(&g.file, "valid_lens", &tl) == 0;
     if (has_lens) lens = st_lens(&tl);
@@ -218,10 +223,10 @@ static void batched_case(const char *dir, const char *name) {
     if (strcmp(kind, "mha") == 0) {
         st_meta(&g.file, "num_heads", heads, sizeof heads);
         st_meta(&g.file, "num_hiddens", hiddens, sizeof hiddens);
-        mha.w_q = linear_of(&g, "W_q.weight", &lin[0]);
-        mha.w_k = linear_of(&g, "W_k.weight", &lin[1]);
-        mha.w_v = linear_of(&g, "W_v.weight", &lin[2]);
-        mha.w_o = linear_of(&g, "W_o.weight", &lin[3]);
+        mha.w_q = linear_of(&g, "W_q", &lin[0], &lin[4]);
+        mha.w_k = linear_of(&g, "W_k", &lin[1], &lin[5]);
+        mha.w_v = linear_of(&g, "W_v", &lin[2], &lin[6]);
+        mha.w_o = linear_of(&g, "W_o", &lin[3], &lin[7]);
         mha.num_heads = (size_t)atoi(heads);
         mha.num_hiddens = (size_t)atoi(hiddens);
     }
@@ -254,7 +259,7 @@ static void batched_case(const char *dir, const char *name) {
     expect_same_bits(&g, "output without weights", rc[0], out2, out, to.count);
 done:
     free(queries), free(keys), free(values), free(want_out), free(want_w), free(lens), free(w_a);
-    for (int i = 0; i < 4; i++) free(lin[i]);
+    for (int i = 0; i < 8; i++) free(lin[i]);
     free(out), free(weights), free(ws), free(out2);
     st_close(&g.file);
 }
@@ -270,7 +275,7 @@ static void nadaraya_watson_case(const char *dir, const char *name) {
     if (!queries || !keys || !values || !w || !want_out || !want_w) goto done;
     simd_attention_inputs inputs = {queries, tq.count, keys, tk.count, values, tv.count};
     out = nan_filled(to.count), weights = nan_filled(tww.count);
-    int rc = simd_attention_nadaraya_watson(w[0], inputs, out, to.count, weights, tww.count);
+    int rc = simd_attention_nadaraya_watson(w[0], tq.count, tk.shape[1], inputs, out, to.count, weights, tww.count);
     expect_close(&g, "output", rc, out, want_out, to.count);
     expect_close(&g, "weights", rc, weights, want_w, tww.count);
 done:
