@@ -162,11 +162,12 @@ pub unsafe extern "C" fn simd_attention_dot_workspace_len(
 }
 
 /// d2l's `DotProductAttention`: `softmax(Q Kᵀ / √query_dim)` masked by
-/// `valid_lens`, times `V`; `shape.key_dim` must equal `shape.query_dim`
-/// (`SIMD_ATTENTION_ERROR_DIMENSION`, from the workspace query too). Writes `out` `(B, Q, value_dim)` and, unless
-/// `weights` is `NULL`, the weights `(B, Q, K)`. `valid_lens` is `NULL`
-/// (every key) or a mask of kind `SIMD_ATTENTION_MASK_NONE`,
-/// `_VALID_LENS` or `_VALID_LENS_PER_QUERY`; `workspace` holds
+/// `valid_lens`, times `V`. `shape.key_dim` must equal `shape.query_dim`
+/// (else `SIMD_ATTENTION_ERROR_DIMENSION`, from the workspace query too).
+/// Writes `out` `(B, Q, value_dim)` and, unless `weights` is `NULL`, the
+/// weights `(B, Q, K)`. `valid_lens` is `NULL` (every key) or a mask of
+/// kind `SIMD_ATTENTION_MASK_NONE`, `_VALID_LENS` or
+/// `_VALID_LENS_PER_QUERY`; `workspace` holds
 /// `simd_attention_dot_workspace_len` floats.
 ///
 /// # Safety
@@ -310,11 +311,11 @@ pub unsafe extern "C" fn simd_attention_mha_forward(
 }
 
 /// d2l's `NWKernelRegression`: `weights[i, j] = softmax_j(−((q_i −
-/// k_ij)·w)² / 2)` and `out[i] = Σ_j weights[i, j] · v_ij`, for `queries`
-/// queries `(n,)` with `points` training points each: keys and values `(n,
-/// m)`. Every length is checked against that shape. Writes `out` `(n,)` and
-/// `weights` `(n, m)`, which are required: they are the scratch of the
-/// softmax. Needs no workspace.
+/// k_ij)·w)² / 2)` and `out[i] = Σ_j weights[i, j] · v_ij`. The shape is
+/// `n = queries` queries `(n,)`, each with its own `m = points` training
+/// points: keys and values `(n, m)`. Every length is checked against it.
+/// Writes `out` `(n,)` and `weights` `(n, m)`, which are required: they
+/// are the softmax's scratch. Needs no workspace.
 ///
 /// # Safety
 /// Each buffer must be `NULL` with length 0 (empty) or valid for its
