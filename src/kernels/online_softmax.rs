@@ -41,6 +41,9 @@ impl WithSimd for OnlineSoftmaxTile<'_> {
                 s.fill(0.0);
                 continue;
             }
+            // Skipping this `expf` when the maximum stays (1, exactly) was
+            // no faster on one Zen 4 core (2026-12-04, `benches/alternate.sh
+            // -r 5`: `sdpa-512` 0.98×, `sdpa-512-bf16` 0.99×).
             let correction = libm::expf(self.max[i] - new_max);
             let tile_sum = reduce::exp_shifted_sum::<V>(s, new_max);
             self.sum[i] = self.sum[i] * correction + tile_sum;

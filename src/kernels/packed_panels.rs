@@ -71,6 +71,16 @@ pub(crate) fn packed_len(rows: usize, cols: usize) -> Option<usize> {
 /// Packs the first `n` rows of `src` (each `src.width()` values wide),
 /// widened to f32, as an `n × width` matrix into `dst`
 /// (`packed_len(n, width)` values).
+///
+/// Both packings run once per head, outside the backend, value by value
+/// (and here a `memcpy` call per strip row for f32): about 2 % of
+/// `sdpa-512` together in a `perf record -e cpu-clock` profile on one Zen 4
+/// core (2026-12-04). Whole-strip copies of a fixed length, a transpose
+/// through 16 × 16 blocks and inlining both into the backend each removed
+/// them from the profile, yet ran slower: against this code
+/// (`benches/alternate.sh -r 5`, medians of medians) `sdpa-512` 0.97–0.98×,
+/// `sdpa-512-bf16` 0.94–0.97× and `sdpa-causal-2048` 0.98–1.00×, as the
+/// flash loop they join was laid out anew. So they stay as they are.
 pub(crate) fn pack_rows<T: Element>(src: &Rows<'_, T>, n: usize, dst: &mut [f32]) {
     let cols = src.width();
     if n == 0 {
