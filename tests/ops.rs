@@ -326,6 +326,42 @@ fn attend_allocates_and_matches_forward() {
     assert_allclose(&nw.output, &g.f32s("expected.output"), 5e-5, 1e-4, "nadaraya-watson attend");
 }
 
+/// `d = 0`: every score is the empty sum 0, so the weights are uniform
+/// over each row's valid keys (d2l's `0 / √0` would give NaN), on every
+/// backend and through the `par` layer.
+#[test]
+fn zero_width_dot_products_give_uniform_weights_over_the_valid_keys() {
+    let s = AttentionShape { batch: 2, queries: 3, keys: 4, query_dim: 0, key_dim: 0, value_dim: 2 };
+    let values: Vec<f32> = (0..s.batch * s.keys * s.value_dim).map(|i| i as f32).collect();
+    let lens = [4usize, 2];
+    let inputs = AttentionInputs { queries: &[], keys: &[], values: &values, valid_lens: ValidLens::PerBatch(&lens) };
+    for backend in backends() {
+        with_backend(backend, || {
+            let mut out = vec![f32::NAN; s.batch * s.queries * s.value_dim];
+            let mut weights = vec![f32::NAN; s.batch * s.queries * s.keys];
+            DotProductAttention.forward(&s, inputs, &mut out, Some(&mut weights), &mut []).unwrap();
+            for (b, &len) in lens.iter().enumerate() {
+                for i in 0..s.queries {
+                    let row = &weights[(b * s.queries + i) * s.keys..][..s.keys];
+                    let expected: Vec<f32> =
+                        (0..s.keys).map(|j| if j < len { 1.0 / len as f32 } else { 0.0 }).collect();
+                    assert_eq!(row, &expected[..], "{backend:?}: weights of batch {b}, query {i}");
+                    for c in 0..s.value_dim {
+                        let mean =
+                            (0..len).map(|j| values[(b * s.keys + j) * s.value_dim + c]).sum::<f32>() / len as f32;
+                        let got = out[(b * s.queries + i) * s.value_dim + c];
+                        assert!((got - mean).abs() <= 1e-5 * mean.abs().max(1.0), "{backend:?}: out {got} vs {mean}");
+                    }
+                }
+            }
+            let mut parallel = vec![f32::NAN; out.len()];
+            simd_attention::par::batched(&DotProductAttention, &s, inputs, &mut parallel, None).unwrap();
+            assert_eq!(parallel, out, "{backend:?}: par");
+        })
+        .unwrap();
+    }
+}
+
 #[test]
 fn empty_problems_with_huge_batches_return_at_once() {
     // Found by the fuzz seed corpus: nothing to write, yet a batch loop of

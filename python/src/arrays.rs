@@ -84,10 +84,26 @@ pub fn filled<T: Clone>(arg: &str, len: usize, value: T) -> PyResult<Vec<T>> {
     Ok(v)
 }
 
-/// `values` (row-major, `shape`) as a new NumPy array.
-pub fn new_array<'py, T: Element>(py: Python<'py>, shape: &[usize], values: Vec<T>) -> PyResult<Bound<'py, PyAny>> {
+/// `values` (row-major, `shape`) as a new NumPy array, the result named
+/// `arg`. NumPy refuses a shape whose nonzero dimensions span more than
+/// `isize::MAX` bytes even when another dimension is 0, and the engine
+/// accepts such an empty problem (a batch of 0 over 2⁴⁰ keys has no
+/// weights to write, though `(0, 2⁴⁰, 2⁴⁰)` is their shape). NumPy's own
+/// `ValueError` names no argument, so it is raised here naming `arg`.
+pub fn new_array<'py, T: Element>(
+    py: Python<'py>,
+    arg: &str,
+    shape: &[usize],
+    values: Vec<T>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let bytes = shape.iter().filter(|&&d| d != 0).try_fold(core::mem::size_of::<T>(), |bytes, &d| bytes.checked_mul(d));
+    if bytes.is_none_or(|b| isize::try_from(b).is_err()) {
+        let expected = format!("a shape NumPy can hold (at most {} bytes, zero dimensions aside)", isize::MAX);
+        return Err(value_error(arg, expected, shape_text(shape)));
+    }
     let flat = numpy::PyArray1::from_vec(py, values);
-    Ok(numpy::PyArrayMethods::reshape(&flat, shape.to_vec())?.into_any())
+    let array = numpy::PyArrayMethods::reshape(&flat, shape.to_vec()).map_err(|err| named(arg, err, py))?;
+    Ok(array.into_any())
 }
 
 /// `obj` as an array of integers (any NumPy integer type): its values as

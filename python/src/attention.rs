@@ -93,7 +93,10 @@ impl<'py> Inputs<'py> {
         let s = &self.shape;
         // `outputs` allocated `batch · sets · Q · K` floats, so this fits.
         let entries = s.batch.saturating_mul(sets);
-        Ok((new_array(py, &[s.batch, s.queries, width], out)?, new_array(py, &[entries, s.queries, s.keys], weights)?))
+        Ok((
+            new_array(py, "output", &[s.batch, s.queries, width], out)?,
+            new_array(py, "attention_weights", &[entries, s.queries, s.keys], weights)?,
+        ))
     }
 }
 

@@ -228,6 +228,6 @@ impl KvCache {
         let mut out = output([b, q_heads, q_len, v_dim])?;
         let op = ScaledDotProductAttention { scale: scale.map(|s| s as f32) };
         py.detach(|| par::sdpa_cached(&op, cache, query, &mut out)).map_err(to_py)?;
-        new_array(py, &with_width(q.shape(), v_dim), out)
+        new_array(py, "output", &with_width(q.shape(), v_dim), out)
     }
 }

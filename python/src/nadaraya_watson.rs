@@ -38,5 +38,5 @@ pub fn nadaraya_watson<'py>(
     let op = NadarayaWatson { w: float("w", w)? };
     let (qs, ks, vs) = (q.values(), k.values(), v.values());
     py.detach(|| op.forward(qs, ks, vs, &mut out, &mut weights)).map_err(to_py)?;
-    Ok((new_array(py, &[n], out)?, new_array(py, &[n, m], weights)?))
+    Ok((new_array(py, "output", &[n], out)?, new_array(py, "attention_weights", &[n, m], weights)?))
 }

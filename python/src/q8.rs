@@ -35,5 +35,5 @@ pub fn quantize_q8<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<(Bou
     })
     .map_err(to_py)?;
     let scales_shape = [rows_shape, &[blocks]].concat();
-    Ok((new_array(py, x.shape(), values)?, new_array(py, &scales_shape, scales)?))
+    Ok((new_array(py, "values", x.shape(), values)?, new_array(py, "scales", &scales_shape, scales)?))
 }

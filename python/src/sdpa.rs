@@ -116,5 +116,5 @@ pub fn scaled_dot_product_attention<'py>(
     let mut out = output([batch, q_heads, q_len, v_dim])?;
     let op = ScaledDotProductAttention { scale: scale.map(|s| s as f32) };
     py.detach(|| par::sdpa(&op, &shape, inputs, &mut out, None)).map_err(to_py)?;
-    new_array(py, &with_width(q.shape(), v_dim), out)
+    new_array(py, "output", &with_width(q.shape(), v_dim), out)
 }

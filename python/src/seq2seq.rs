@@ -131,7 +131,7 @@ impl Seq2Seq {
         let tokens = self::tokens("tokens", tokens)?;
         let source = self.model.source(&tokens).map_err(|e| source_error("tokens", e))?;
         let ids = source.ids.iter().map(|&id| id as i64).collect();
-        Ok((new_array(py, &[source.ids.len()], ids)?, source.valid_len))
+        Ok((new_array(py, "ids", &[source.ids.len()], ids)?, source.valid_len))
     }
 
     /// Decoded `ids` as token strings, up to (not including) the first
@@ -184,7 +184,10 @@ impl Seq2Seq {
         let (tokens, weights) = self.decode(py, (batch, src_len), &src, &lens, options)?;
         let steps = options.num_steps;
         let tokens = tokens.into_iter().map(|t| t as i64).collect();
-        Ok((new_array(py, &[batch, steps], tokens)?, new_array(py, &[batch, steps, src_len], weights)?))
+        Ok((
+            new_array(py, "tokens", &[batch, steps], tokens)?,
+            new_array(py, "attention_weights", &[batch, steps, src_len], weights)?,
+        ))
     }
 
     /// Each source (a sequence of token strings) decoded greedily until

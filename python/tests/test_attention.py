@@ -143,6 +143,23 @@ class BadArguments(Refusals, unittest.TestCase):
         self.refuses(ValueError, ["`values`", "(3, 4)", "(3, 3)"], lambda: nw(nq, nk, nk[:, :3], 1.0))
         self.refuses(TypeError, ["`w`", "a float", "'a'"], lambda: nw(nq, nk, nk, "a"))
 
+    def test_empty_outputs_numpy_cannot_shape_name_their_result(self):
+        # A batch of 0 over 2**40 keys: nothing to compute, yet the weights'
+        # shape (0, 2**40, 2**40) spans more bytes than NumPy can index.
+        big = 1 << 40
+        q, k, v = (zero_strided((0, big, d)) for d in (3, 3, 2))
+        words = ["`attention_weights`", "(0, 1099511627776, 1099511627776)"]
+        self.refuses(ValueError, words, lambda: sa.dot_product_attention(q, k, v))
+        self.refuses(ValueError, words, lambda: sa.bilinear_attention(q, k, v, np.ones((3, 3), np.float32)))
+        # Where the shape fits, the empty result comes back.
+        out, weights = sa.dot_product_attention(*(zero_strided((0, 1 << 20, d)) for d in (3, 3, 2)))
+        self.assertEqual((out.shape, weights.shape), ((0, 1 << 20, 2), (0, 1 << 20, 1 << 20)))
+
+
+def zero_strided(shape):
+    """A float32 array of `shape` over a single value (every stride 0)."""
+    return np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=shape, strides=(0,) * len(shape))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -39,6 +39,12 @@ impl Attention for DotProductAttention {
     /// Attention of `queries` `(B, Q, d)` over `keys` `(B, K, d)` and
     /// `values` `(B, K, value_dim)`; writes `out` `(B, Q, value_dim)` and, if
     /// given, `weights` `(B, Q, K)`.
+    ///
+    /// With `d = 0` every score is the empty sum, 0, so each row's weights
+    /// are uniform over its valid keys, as SDPA's are for `E = 0`. d2l
+    /// divides that 0 by `√0` and gets NaN weights; a width of 0 is more
+    /// likely an edge of a sweep than an error, and uniform weights keep
+    /// the output finite.
     fn forward(
         &self,
         shape: &AttentionShape,
