@@ -1,5 +1,8 @@
 //! One step of the online (streaming) softmax behind FlashAttention.
 //!
+//! Scores come in base-2 units (`log2 e` times the natural ones, as the
+//! flash loop scales them), so every `e^{…}` below is computed as `2^{…}`.
+//!
 //! A query row sees its keys one tile at a time. It keeps the running
 //! maximum `m`, the running sum `l = Σ e^{s − m}` and the unnormalised
 //! output `o = Σ e^{s − m} v`. When a tile raises the maximum to `m'`, the
@@ -44,8 +47,8 @@ impl WithSimd for OnlineSoftmaxTile<'_> {
             // Skipping this `expf` when the maximum stays (1, exactly) was
             // no faster on one Zen 4 core (2026-12-04, `benches/alternate.sh
             // -r 5`: `sdpa-512` 0.98×, `sdpa-512-bf16` 0.99×).
-            let correction = libm::expf(self.max[i] - new_max);
-            let tile_sum = reduce::exp_shifted_sum::<V>(s, new_max);
+            let correction = libm::exp2f(self.max[i] - new_max);
+            let tile_sum = reduce::exp2_shifted_sum::<V>(s, new_max);
             self.sum[i] = self.sum[i] * correction + tile_sum;
             self.max[i] = new_max;
             if correction != 1.0 {

@@ -1,10 +1,10 @@
 //! Row reductions used by the softmax: max, and the fused
-//! `x ← exp(x − shift)` pass that also returns the sum.
+//! `x ← exp(x − shift)` pass (or its base-2 form) that also returns the sum.
 //!
 //! Each keeps one accumulator vector and reduces its lanes with the
 //! backend's fixed pairwise tree, so a backend always gives the same bits.
 
-use super::exp::exp_nonpositive;
+use super::exp::{exp_nonpositive, exp2_nonpositive};
 use crate::simd::F32Vector;
 use crate::simd::vector::{load_partial, store_partial};
 
@@ -31,22 +31,35 @@ pub(crate) fn max<V: F32Vector>(x: &[f32]) -> f32 {
 /// [`exp_nonpositive`]).
 #[inline(always)]
 pub(crate) fn exp_shifted_sum<V: F32Vector>(x: &mut [f32], shift: f32) -> f32 {
+    shifted_sum(x, shift, exp_nonpositive::<V>)
+}
+
+/// [`exp_shifted_sum`] in base 2, `2^{x[i] − shift}`, for scores already
+/// scaled by `log2 e` (the flash loop's; see [`exp2_nonpositive`]).
+#[inline(always)]
+pub(crate) fn exp2_shifted_sum<V: F32Vector>(x: &mut [f32], shift: f32) -> f32 {
+    shifted_sum(x, shift, exp2_nonpositive::<V>)
+}
+
+/// `x[i] ← f(x[i] − shift)`, returning the sum of the results.
+#[inline(always)]
+fn shifted_sum<V: F32Vector>(x: &mut [f32], shift: f32, f: impl Fn(V) -> V) -> f32 {
     let shift = V::splat(shift);
     let mut acc = V::splat(0.0);
     let mut chunks = x.chunks_exact_mut(V::LANES);
     for chunk in &mut chunks {
         // SAFETY: chunk holds exactly LANES values.
         unsafe {
-            let e = exp_nonpositive(V::load(chunk.as_ptr()).sub(shift));
+            let e = f(V::load(chunk.as_ptr()).sub(shift));
             e.store(chunk.as_mut_ptr());
             acc = acc.add(e);
         }
     }
     let rest = chunks.into_remainder();
     if !rest.is_empty() {
-        // SAFETY: rest.len() < LANES values; the padding lanes are -inf, so their exp is 0.
+        // SAFETY: rest.len() < LANES values; the padding lanes are -inf, so their f (an exp) is 0.
         unsafe {
-            let e = exp_nonpositive(load_partial::<V>(rest.as_ptr(), rest.len(), f32::NEG_INFINITY).sub(shift));
+            let e = f(load_partial::<V>(rest.as_ptr(), rest.len(), f32::NEG_INFINITY).sub(shift));
             store_partial(e, rest.as_mut_ptr(), rest.len());
             acc = acc.add(e);
         }

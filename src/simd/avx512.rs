@@ -1,9 +1,10 @@
 //! The x86_64 AVX-512F backend over `__m512`.
 //!
 //! Only reached through [`super::dispatch`], which enters a
-//! `#[target_feature(enable = "avx512f,avx2,fma,f16c")]` function after checking
-//! the CPU. Only AVX-512F instructions are used, so every AVX-512 part
-//! qualifies.
+//! `#[target_feature(enable = "avx512f,avx512dq,avx2,fma,f16c")]` function
+//! after checking the CPU. AVX-512F instructions, and DQ's `vreduceps` for
+//! `exp`'s range reduction: every AVX-512 CPU since Skylake-SP qualifies
+//! (the Xeon Phi, which lacks DQ, takes the AVX2 backend).
 
 use super::vector::F32Vector;
 use core::arch::x86_64::*;
@@ -114,6 +115,20 @@ impl F32Vector for __m512 {
             // One Newton step: r + r·(1 − x·r) squares the estimate's error.
             _mm512_fmadd_ps(estimate, _mm512_fnmadd_ps(self, estimate, _mm512_set1_ps(1.0)), estimate)
         }
+    }
+    #[inline(always)]
+    fn round_split(self) -> (Self, Self) {
+        // SAFETY: the CPU has AVX-512F and DQ: this type only runs inside dispatch's avx512 entry point.
+        unsafe {
+            // imm 0: reduce to integers (M = 0), rounding to nearest even.
+            let r = _mm512_reduce_ps::<0>(self);
+            (_mm512_sub_ps(self, r), r)
+        }
+    }
+    #[inline(always)]
+    fn mul_pow2(self, n: Self) -> Self {
+        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
+        unsafe { _mm512_scalef_ps(self, n) }
     }
     #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {

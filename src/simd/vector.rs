@@ -122,6 +122,30 @@ pub(crate) trait F32Vector: Copy {
     /// a power of two in [`crate::math::exp`].
     fn shl_23(self) -> Self;
 
+    /// `(n, r)` with `n` the lanes rounded to integers and `r = self − n`
+    /// in `[−½, ½]`: the range reduction of [`crate::math::exp`]'s base-2
+    /// form. Exact for lanes of magnitude below 2²² (larger floats are
+    /// integers already). For `−inf`, `n = −inf` and `r` may be NaN
+    /// (AVX-512's `vreduceps` gives 0); NaN gives NaN.
+    #[inline(always)]
+    fn round_split(self) -> (Self, Self) {
+        // 1.5·2²³: adding it rounds a float of magnitude < 2²² to an integer.
+        let magic = Self::splat(12_582_912.0);
+        let n = self.add(magic).sub(magic);
+        (n, self.sub(n))
+    }
+    /// `self · 2ⁿ` for integral lanes `n ≤ 0` (`−inf` included) and finite
+    /// `self` in `[½, 2]`, exactly while the result is normal. Below that
+    /// (`n < −126`) the result is 0 on every backend but AVX-512, whose
+    /// `vscalefps` rounds it into the subnormals; the others build `2ⁿ` from
+    /// exponent bits, and give 0 there whatever `self` is (NaN included).
+    #[inline(always)]
+    fn mul_pow2(self, n: Self) -> Self {
+        // n + 1.5·2²³ + 127 holds n's biased exponent in its low mantissa bits.
+        let scaled = self.mul(n.add(Self::splat(12_582_912.0 + 127.0)).shl_23());
+        Self::select(n.lt(Self::splat(-126.0)), Self::splat(0.0), scaled)
+    }
+
     /// Sum of the lanes, in a fixed pairwise order.
     fn reduce_add(self) -> f32;
     /// Maximum of the lanes (NaN lanes may be skipped).

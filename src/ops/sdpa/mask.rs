@@ -74,8 +74,11 @@ impl<'a> HeadMask<'a> {
         }
     }
 
-    /// Applies the mask to scores of query row `i`, keys `j0..j0 + row.len()`.
-    pub(super) fn apply(&self, row: &mut [f32], i: usize, j0: usize, shape: &SdpaShape) {
+    /// Applies the mask to scores of query row `i`, keys `j0..j0 + row.len()`,
+    /// the scores being in `units` of the natural ones (the flash loop's are
+    /// scaled by `log2 e`, so an additive mask is scaled with them; 1 leaves
+    /// it exact).
+    pub(super) fn apply(&self, row: &mut [f32], (i, j0): (usize, usize), shape: &SdpaShape, units: f32) {
         let s = shape.kv_len;
         match *self {
             HeadMask::None => {}
@@ -93,7 +96,7 @@ impl<'a> HeadMask<'a> {
             }
             HeadMask::Additive(m) => {
                 for (v, &add) in row.iter_mut().zip(&m[i * s + j0..]) {
-                    *v += add;
+                    *v += add * units;
                 }
             }
         }

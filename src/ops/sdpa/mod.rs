@@ -522,10 +522,17 @@ impl HeadQuery<'_> {
         self.mask.visible(i, self.shape)
     }
 
-    /// Masks scores of `rows × keys` held at row stride `stride`.
-    fn mask_rows(&self, rows: core::ops::Range<usize>, keys: core::ops::Range<usize>, dst: &mut [f32], stride: usize) {
+    /// Masks scores of `rows × keys` held at row stride `stride`, in
+    /// `units` of the natural scores ([`HeadMask::apply`]).
+    fn mask_rows(
+        &self,
+        (rows, keys): (core::ops::Range<usize>, core::ops::Range<usize>),
+        dst: &mut [f32],
+        stride: usize,
+        units: f32,
+    ) {
         for (r, i) in rows.enumerate() {
-            self.mask.apply(&mut dst[r * stride..r * stride + keys.len()], i, keys.start, self.shape);
+            self.mask.apply(&mut dst[r * stride..r * stride + keys.len()], (i, keys.start), self.shape, units);
         }
     }
 }

@@ -37,7 +37,7 @@ impl<T: Element> Head<'_, T> {
             query,
             keys: self.k.sub(keys.start, keys.len()),
             scale: self.scale,
-            mask: |scores: &mut [f32]| self.mask.apply(scores, i, j0, self.shape),
+            mask: |scores: &mut [f32]| self.mask.apply(scores, (i, j0), self.shape, 1.0),
             scores: &mut scores[..keys.len()],
         }
         .run::<V>()

@@ -56,7 +56,7 @@ impl WithSimd for WeightsRows<'_, '_> {
                 c_row_stride: s,
             };
             scores.run::<V>();
-            head.mask_rows(rows.clone(), 0..s, w, s);
+            head.mask_rows((rows.clone(), 0..s), w, s, 1.0);
             for row in w.chunks_exact_mut(s.max(1)) {
                 softmax_row::<V>(row);
             }
