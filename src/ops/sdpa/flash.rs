@@ -29,10 +29,9 @@ use crate::simd::{self, F32Vector, WithSimd};
 /// online softmax takes `2^{s − m}` ([`crate::math::exp::exp2_nonpositive`],
 /// whose range reduction is one AVX-512 instruction) for `e^{s − m}`: the
 /// factor rides on the score product's `α` and on an additive mask. Against
-/// `e^x`, on one Zen 4 core (2026-12-04, `benches/alternate.sh -r 5`,
-/// medians of medians): `sdpa-512` 1.030×, `sdpa-causal-2048` 1.014×,
-/// `sdpa-512-bf16` 1.025×; a 7-round rerun in a noisier hour (rounds 10 %
-/// apart) gave 1.007×, 1.007× and 1.055×.
+/// `e^x` (and without the causal row groups of `key_tile`), on one Zen 4
+/// core (2026-12-04, `benches/alternate.sh -r 5`, medians of medians):
+/// `sdpa-512` 1.028×, `sdpa-causal-2048` 1.035×, `sdpa-512-bf16` 1.018×.
 const SCORE_UNITS: f32 = core::f32::consts::LOG2_E;
 
 /// The flash loop's fixed scratch: a score tile and two rows of statistics.
@@ -114,10 +113,10 @@ impl HeadQuery<'_> {
         // weigh exactly 0, and skipping them spares about half of the
         // diagonal block's product, 1.4 % of `sdpa-causal-2048`'s (the
         // running sums keep their bits; a non-finite value under a masked
-        // key no longer makes NaN, as in the reference). On one Zen 4 core
-        // (2026-12-04, `benches/alternate.sh -r 7` against the same build
-        // without it) the median was 1.00× in a noisy hour, and the four
-        // quieter rounds ran 1.3–2.1 % faster.
+        // key no longer makes NaN, as in the reference). Measured together
+        // with the base-2 softmax ([`SCORE_UNITS`]); alone, in a noisy hour
+        // (`-r 7`), its median was 1.00× and its quieter rounds 1.3–2.1 %
+        // faster.
         let whole = self.visible(rows.start) >= keys.end;
         let group = if whole { n.max(1) } else { V::TILE_ROWS };
         for g0 in (0..n).step_by(group) {
