@@ -86,8 +86,8 @@ pub(crate) const NONPOSITIVE_ARG_MIN: f32 = -87.0;
 /// What a cheaper one could gain the flash loop, measured as a bound: with
 /// this call replaced by a multiply (wrong results, a throwaway build), one
 /// Zen 4 core (2026-12-04, `benches/alternate.sh -r 3`) ran `sdpa-512`
-/// 1.10× and `sdpa-causal-2048` 1.06× faster. A base-2 form with AVX-512's
-/// `vscalefps` would drop about a third of its operations, so 2–3 %.
+/// 1.10× and `sdpa-causal-2048` 1.06× faster. The flash loop now takes
+/// [`exp2_nonpositive`], with about a third fewer operations.
 #[inline(always)]
 pub(crate) fn exp_nonpositive<V: F32Vector>(x: V) -> V {
     // The rounding sum holds n + 127, with n = round(x·log2 e), in its low
@@ -112,10 +112,9 @@ const Q: [f32; 6] =
 /// the exact power rounds to. `−inf` gives 0, NaN stays NaN.
 ///
 /// No `ln 2` to split and no clamp: [`F32Vector::round_split`] and
-/// [`F32Vector::mul_pow2`] are AVX-512's `vreduceps` and `vscalefps`, and
-/// a loop of this over `s − m` ran 1.57× the speed of [`exp_nonpositive`]
-/// on one Zen 4 core (2026-12-04, a C loop of the same instructions on
-/// 4096 values in L1: 8.3 against 13.2 cycles a vector).
+/// [`F32Vector::mul_pow2`] are AVX-512's `vreduceps` and `vscalefps`, so a
+/// vector costs 8 operations where [`exp_nonpositive`] takes 15 (the
+/// flash loop's gain is in `kernels::online_softmax`'s caller).
 #[inline(always)]
 pub(crate) fn exp2_nonpositive<V: F32Vector>(x: V) -> V {
     let (n, r) = x.round_split();
