@@ -111,10 +111,11 @@ const Q: [f32; 6] =
 /// the result is normal (`x ≥ −126`); below, 0 or (AVX-512) the subnormal
 /// the exact power rounds to. `−inf` gives 0, NaN stays NaN.
 ///
-/// No `ln 2` to split and no clamp: [`F32Vector::round_split`] and
-/// [`F32Vector::mul_pow2`] are AVX-512's `vreduceps` and `vscalefps`, so a
-/// vector costs 8 operations where [`exp_nonpositive`] takes 15 (the
-/// flash loop's gain is in `kernels::online_softmax`'s caller).
+/// No `ln 2` to split: [`F32Vector::round_split`] and
+/// [`F32Vector::mul_pow2`] are AVX-512's `vrndscaleps` (after a clamp) and
+/// `vscalefps`, so a vector costs 10 operations where [`exp_nonpositive`]
+/// takes 15 (the flash loop's measured gain is documented where it calls
+/// this, in `ops::sdpa::flash`).
 #[inline(always)]
 pub(crate) fn exp2_nonpositive<V: F32Vector>(x: V) -> V {
     let (n, r) = x.round_split();

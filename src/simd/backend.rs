@@ -107,16 +107,14 @@ fn cpuid_f16c() -> bool {
 #[cfg(simd_attention_x86_backends)]
 fn cpu_has_avx512() -> bool {
     // The AVX-512 entry point also enables AVX2 and FMA for its 256-bit
-    // reductions, and F16C with them (cpu_has_avx2 checks all three); DQ
-    // for `vreduceps` (every AVX-512 CPU since Skylake-SP has it, the Xeon
-    // Phi does not, and takes the AVX2 backend).
+    // reductions, and F16C with them (cpu_has_avx2 checks all three).
     #[cfg(feature = "std")]
     {
-        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq") && cpu_has_avx2()
+        std::is_x86_feature_detected!("avx512f") && cpu_has_avx2()
     }
     #[cfg(not(feature = "std"))]
     {
-        cpufeatures::new!(cpuid_avx512f, "avx512f", "avx512dq", "avx2", "fma");
+        cpufeatures::new!(cpuid_avx512f, "avx512f", "avx2", "fma");
         cpuid_avx512f::get() && cpuid_f16c()
     }
 }

@@ -73,7 +73,7 @@ pub(crate) fn dispatch<J: WithSimd>(job: J) -> J::Output {
 pub(crate) fn dispatch_on<J: WithSimd>(backend: Backend, job: J) -> J::Output {
     match backend {
         #[cfg(simd_attention_x86_backends)]
-        // SAFETY: `active` only yields Avx512 after `is_available` saw avx512f, avx512dq, avx2, fma and f16c.
+        // SAFETY: `active` only yields Avx512 after `is_available` saw avx512f, avx2, fma and f16c.
         Backend::Avx512 if backend.is_available() => unsafe { run_avx512(job) },
         #[cfg(simd_attention_x86_backends)]
         // SAFETY: `is_available` saw avx2, fma and f16c.
@@ -89,9 +89,9 @@ pub(crate) fn dispatch_on<J: WithSimd>(backend: Backend, job: J) -> J::Output {
 }
 
 /// # Safety
-/// The CPU must support AVX-512F and DQ, AVX2, FMA and F16C.
+/// The CPU must support AVX-512F, AVX2, FMA and F16C.
 #[cfg(simd_attention_x86_backends)]
-#[target_feature(enable = "avx512f,avx512dq,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
 unsafe fn run_avx512<J: WithSimd>(job: J) -> J::Output {
     job.run::<core::arch::x86_64::__m512>()
 }

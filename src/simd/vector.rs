@@ -124,9 +124,9 @@ pub(crate) trait F32Vector: Copy {
 
     /// `(n, r)` with `n` the lanes rounded to integers and `r = self − n`
     /// in `[−½, ½]`: the range reduction of [`crate::math::exp`]'s base-2
-    /// form. Exact for lanes of magnitude below 2²² (larger floats are
-    /// integers already). For `−inf`, `n = −inf` and `r` may be NaN
-    /// (AVX-512's `vreduceps` gives 0); NaN gives NaN.
+    /// form, exact for lanes from −200 up to 2²². Lanes below −200 (−inf
+    /// included) give some `n ≤ −200` (AVX-512 clamps them to −200 first)
+    /// and an `r` that may be NaN; NaN gives NaN.
     #[inline(always)]
     fn round_split(self) -> (Self, Self) {
         // 1.5·2²³: adding it rounds a float of magnitude < 2²² to an integer.

@@ -27,7 +27,7 @@ use crate::simd::{self, F32Vector, WithSimd};
 
 /// The flash loop's scores are `log2 e` times the natural ones, so that its
 /// online softmax takes `2^{s − m}` ([`crate::math::exp::exp2_nonpositive`],
-/// whose range reduction is one AVX-512 instruction) for `e^{s − m}`: the
+/// with no `ln 2` to split) for `e^{s − m}`: the
 /// factor rides on the score product's `α` and on an additive mask. Against
 /// `e^x` (and without the causal row groups of `key_tile`), on one Zen 4
 /// core (2026-12-04, `benches/alternate.sh -r 5`, medians of medians):
