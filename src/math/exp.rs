@@ -107,9 +107,11 @@ const Q: [f32; 6] =
     [core::f32::consts::LN_2, 0.240_226_48, 0.055_503_324, 0.009_618_438, 0.001_339_887_6, 0.000_153_532_86];
 
 /// `2^x` for lanes `x ≤ 0`: the flash loop's softmax, whose scores come
-/// scaled by `log2 e` so that `e^{s − m} = 2^{s' − m'}`. Within 1 ulp while
-/// the result is normal (`x ≥ −126`); below, 0 or (AVX-512) the subnormal
-/// the exact power rounds to. `−inf` gives 0, NaN stays NaN.
+/// scaled by `log2 e` so that `e^{s − m} = 2^{s' − m'}`. While the result
+/// is normal (`x ≥ −126`): within 1 ulp on the backends with a fused
+/// multiply-add (0.93 measured), 2 on the others (1.19 measured); below,
+/// 0 or (AVX-512) the subnormal the exact power rounds to. `−inf` gives
+/// 0, NaN stays NaN.
 ///
 /// No `ln 2` to split: [`F32Vector::round_split`] and
 /// [`F32Vector::mul_pow2`] are AVX-512's `vrndscaleps` (after a clamp) and
@@ -195,7 +197,7 @@ mod tests {
     /// fused multiply-add, 2 on the others; below, 0 or within an ulp of the
     /// subnormal 2^x rounds to; -inf gives 0 and NaN stays NaN.
     #[test]
-    fn exp2_nonpositive_is_within_one_ulp_while_normal() {
+    fn exp2_nonpositive_is_within_an_ulp_while_normal_with_fma() {
         let mut xs: Vec<f32> = (0..=1 << 21).map(|i| -126.0 * i as f32 / (1 << 21) as f32).collect();
         // Every float near 0, the subnormal range and the specials.
         xs.extend((0..4096u32).map(|b| -f32::from_bits(b * 4096)));

@@ -111,12 +111,12 @@ impl HeadQuery<'_> {
         // `o += P·V`. Where a causal mask cuts the tile, the microkernel's
         // row groups each take only the keys their last row sees: the rest
         // weigh exactly 0, and skipping them spares about half of the
-        // diagonal block's product, 1.4 % of `sdpa-causal-2048`'s (the
-        // running sums keep their bits; a non-finite value under a masked
-        // key no longer makes NaN, as in the reference). Measured together
-        // with the base-2 softmax ([`SCORE_UNITS`]); alone, in a noisy hour
-        // (`-r 7`), its median was 1.00× and its quieter rounds 1.3–2.1 %
-        // faster.
+        // diagonal block's product, 1.4 % of `sdpa-causal-2048`'s work. For
+        // finite values the running sums keep their bits; an inf or NaN
+        // value under a masked key now reaches only the rows of groups whose
+        // last row sees it. Measured together with the base-2 softmax
+        // ([`SCORE_UNITS`]); alone (`benches/alternate.sh -r 7`, a noisy
+        // hour) its median was 1.00×, no gain the noise could resolve.
         let whole = self.visible(rows.start) >= keys.end;
         let group = if whole { n.max(1) } else { V::TILE_ROWS };
         for g0 in (0..n).step_by(group) {
