@@ -31,6 +31,11 @@
 //! heads × 4096 keys × 128. Throughput is the nominal FLOP count `4·B·H·L·S·E` (2 for
 //! `Q Kᵀ`, 2 for `P V`, `Ev = E`), halved for the causal mask, so `elem/s`
 //! reads as FLOP/s: `Gelem/s` is GFLOP/s.
+//!
+//! Group `decode_in_cache`: one decoding step over 1 head × 1024 keys ×
+//! 128 whose K and V stay in L2, stored as `f32`, `bf16`, `f16` and `q8`
+//! (ids `<type>/H1xS1024xE128`): the streamed row's instruction cost, apart
+//! from the memory. Throughput is key rows per second.
 
 mod common;
 
@@ -40,9 +45,11 @@ use std::hint::black_box;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use simd_attention::gemm::{MatMut, MatRef, gemm};
+use simd_attention::io::StoredTensor;
 use simd_attention::ops::{
     AdditiveAttention, AttentionShape, KeyCache, ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, ValidLens,
 };
+use simd_attention::storage::Storage;
 
 /// `(B, Q, K, H)` of the additive cases; every feature width is `H`.
 const ADDITIVE_SHAPES: [(usize, usize, usize, usize); 3] = [(4, 256, 512, 128), (32, 64, 64, 256), (64, 1, 50, 256)];
@@ -212,5 +219,33 @@ fn sdpa(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(attention_benches, additive, sdpa);
+/// One decoding step (`L = 1`, the streaming path) over a cache that
+/// stays in L2: 1 head × 1024 keys × 128, K and V stored as each type
+/// (f32: 1 MiB; q8: 288 KiB). It times the streamed row's instructions
+/// rather than the memory (group `sdpa`'s decode case reads 268 MB from
+/// DRAM). Throughput is the key rows, so `elem/s` reads as rows per second.
+fn decode_in_cache(c: &mut Criterion) {
+    let (heads, s, e) = (1, 1024, 128);
+    let shape = SdpaShape { batch: 1, q_heads: heads, kv_heads: heads, q_len: 1, kv_len: s, qk_dim: e, v_dim: e };
+    let sdpa = ScaledDotProductAttention::default();
+    let q = StoredTensor::from_f32(&uniform(heads * e, 0x510E_527F, 1.0), e, Storage::F32).expect("a row");
+    let mut out = vec![0.0f32; heads * e];
+    let mut workspace = vec![0.0f32; sdpa.workspace_len(&shape, false).expect("a small shape")];
+    let mut group = c.benchmark_group("decode_in_cache");
+    group.throughput(Throughput::Elements((heads * s) as u64));
+    for storage in [Storage::F32, Storage::Bf16, Storage::F16, Storage::Q8] {
+        let stored = |seed| StoredTensor::from_f32(&uniform(heads * s * e, seed, 1.0), e, storage).expect("rows");
+        let (k, v) = (stored(0x9B05_688C), stored(0x1F83_D9AB));
+        group.bench_function(BenchmarkId::new(storage.name(), format!("H{heads}xS{s}xE{e}")), |bench| {
+            bench.iter(|| {
+                let inputs =
+                    SdpaInputs { query: q.as_stored(), key: k.as_stored(), value: v.as_stored(), mask: SdpaMask::None };
+                sdpa.forward(&shape, inputs, black_box(&mut out), None, &mut workspace).expect("shapes agree");
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(attention_benches, additive, sdpa, decode_in_cache);
 criterion_main!(attention_benches);

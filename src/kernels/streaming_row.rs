@@ -243,7 +243,12 @@ fn streamed_dots<V: F32Vector, T: Element, const R: usize>(
                 keys.row(r * run + t).prefetch_ahead(ahead);
             }
         }
-        let dots = dots::<V, T, R>(query, core::array::from_fn(|r| keys.row(r * run + t)));
+        // A plain loop: `array::from_fn` was left out of line in some builds.
+        let mut rows = [keys.row(t); R];
+        for (r, row) in rows.iter_mut().enumerate().skip(1) {
+            *row = keys.row(r * run + t);
+        }
+        let dots = dots::<V, T, R>(query, rows);
         for (r, d) in dots.into_iter().enumerate() {
             scores[r * run + t] = scale * d;
         }
@@ -301,11 +306,20 @@ fn dots<V: F32Vector, T: Element, const R: usize>(a: &[f32], b: [Row<'_, T>; R])
         }
         p += n;
     }
-    // A plain loop: `array::map` with a closure leaves the intrinsics out of
-    // line, outside the backend's target features.
+    // Plain loops over iterators: `array::map` with a closure leaves the
+    // intrinsics out of line, outside the backend's target features, and
+    // indexing `acc` by a running count left it in memory (spilled inside
+    // the loop above) in a one-codegen-unit build.
     let mut sums = [0.0f32; R];
-    for (sum, acc) in sums.iter_mut().zip(&acc) {
-        *sum = pairwise_sum(acc).reduce_add();
+    if R.is_multiple_of(4) {
+        for (sums, acc) in sums.chunks_exact_mut(4).zip(acc.chunks_exact(4)) {
+            let four = [pairwise_sum(&acc[0]), pairwise_sum(&acc[1]), pairwise_sum(&acc[2]), pairwise_sum(&acc[3])];
+            sums.copy_from_slice(&V::reduce_add4(four));
+        }
+    } else {
+        for (sum, acc) in sums.iter_mut().zip(&acc) {
+            *sum = pairwise_sum(acc).reduce_add();
+        }
     }
     sums
 }
@@ -344,14 +358,17 @@ fn streamed_axpys<V: F32Vector, T: Element, const R: usize>(
     let run = weights.len() / R;
     let ahead = rows_ahead::<T>(values.width());
     for t in 0..run {
-        let rows: [usize; R] = core::array::from_fn(|r| r * run + t);
+        // Plain loops: `array::from_fn` was left out of line in some builds.
+        let (mut w, mut rows) = ([weights[t]; R], [values.row(t); R]);
+        for r in 1..R {
+            (w[r], rows[r]) = (weights[r * run + t], values.row(r * run + t));
+        }
         if let Some(ahead) = ahead {
-            for &j in &rows {
-                values.row(j).prefetch_ahead(ahead);
+            for row in &rows {
+                row.prefetch_ahead(ahead);
             }
         }
-        let w: [f32; R] = core::array::from_fn(|r| weights[rows[r]]);
-        axpy_rows::<V, T, R>(w, core::array::from_fn(|r| values.row(rows[r])), col, dst);
+        axpy_rows::<V, T, R>(w, rows, col, dst);
     }
     for (j, &w) in weights.iter().enumerate().skip(R * run) {
         axpy_rows::<V, T, 1>([w], [values.row(j)], col, dst);
@@ -376,10 +393,9 @@ fn axpy_rows<V: F32Vector, T: Element, const R: usize>(
     // Columns that share one scale per row: a q8 block (`col` starts one),
     // or the whole width for the float types.
     let block = if T::SCALED { Q8_BLOCK } else { width.max(1) };
-    let block_weights = |c: usize| -> [V; R] { core::array::from_fn(|r| V::splat(w[r] * rows[r].scale(col + c))) };
     let mut c = 0;
     while c < full {
-        let weights = block_weights(c);
+        let weights = block_weights::<V, T, R>(&w, &rows, col + c);
         let end = (c + block).min(full);
         while c < end {
             // SAFETY: c + LANES <= full <= width, the length of dst, and
@@ -396,7 +412,7 @@ fn axpy_rows<V: F32Vector, T: Element, const R: usize>(
     }
     if c < width {
         let n = width - c;
-        let weights = block_weights(c);
+        let weights = block_weights::<V, T, R>(&w, &rows, col + c);
         // SAFETY: n < LANES values remain in dst.
         unsafe {
             let mut d = load_partial::<V>(dst.as_ptr().add(c), n, 0.0);
@@ -406,6 +422,19 @@ fn axpy_rows<V: F32Vector, T: Element, const R: usize>(
             store_partial(d, dst.as_mut_ptr().add(c), n);
         }
     }
+}
+
+/// Each row's weight times its scale at column `c`, as vectors (a plain
+/// loop: a closure and `array::from_fn` were left out of line, without the
+/// backend's instructions, in a one-codegen-unit build, where
+/// `decode_in_cache/q8` ran 1.5× slower).
+#[inline(always)]
+fn block_weights<V: F32Vector, T: Element, const R: usize>(w: &[f32; R], rows: &[Row<'_, T>; R], c: usize) -> [V; R] {
+    let mut weights = [V::splat(0.0); R];
+    for ((weight, &w), row) in weights.iter_mut().zip(w).zip(rows) {
+        *weight = V::splat(w * row.scale(c));
+    }
+    weights
 }
 
 /// `out[c] ← a·out[c] + b·partial[c]`.
