@@ -2,8 +2,9 @@
 //! `matrixmultiply::sgemm` call with the same row-major strides.
 //!
 //! Group `gemm`, ids `ours/<m>x<n>x<k>` and `matrixmultiply/<m>x<n>x<k>`,
-//! for 512³ (the headline size), 64³, 16³ and 8×256×256 (few rows, long
-//! inner dimension). `α = 1`, `β = 0`.
+//! for 512³ (the headline size), 64³, 16³, 8×256×256 (few rows, long
+//! inner dimension) and 2048×256×256 (`add-batch`'s query and key
+//! projections: 73 % of its FLOP). `α = 1`, `β = 0`.
 //!
 //! Throughput is set to the product's floating-point operation count,
 //! `2·m·n·k`, so criterion's `elem/s` is FLOP/s: read `Gelem/s` as GFLOP/s.
@@ -20,7 +21,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use simd_attention::gemm::{MatMut, MatRef, gemm};
 
 /// `(m, n, k)`: C is `m×n`, A is `m×k`, B is `k×n`.
-const SIZES: [(usize, usize, usize); 4] = [(512, 512, 512), (64, 64, 64), (16, 16, 16), (8, 256, 256)];
+const SIZES: [(usize, usize, usize); 5] =
+    [(512, 512, 512), (64, 64, 64), (16, 16, 16), (8, 256, 256), (2048, 256, 256)];
 
 fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("gemm");
