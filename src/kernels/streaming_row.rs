@@ -306,20 +306,11 @@ fn dots<V: F32Vector, T: Element, const R: usize>(a: &[f32], b: [Row<'_, T>; R])
         }
         p += n;
     }
-    // Plain loops over iterators: `array::map` with a closure leaves the
-    // intrinsics out of line, outside the backend's target features, and
-    // indexing `acc` by a running count left it in memory (spilled inside
-    // the loop above) in a one-codegen-unit build.
+    // A plain loop: `array::map` with a closure leaves the intrinsics out of
+    // line, outside the backend's target features.
     let mut sums = [0.0f32; R];
-    if R.is_multiple_of(4) {
-        for (sums, acc) in sums.chunks_exact_mut(4).zip(acc.chunks_exact(4)) {
-            let four = [pairwise_sum(&acc[0]), pairwise_sum(&acc[1]), pairwise_sum(&acc[2]), pairwise_sum(&acc[3])];
-            sums.copy_from_slice(&V::reduce_add4(four));
-        }
-    } else {
-        for (sum, acc) in sums.iter_mut().zip(&acc) {
-            *sum = pairwise_sum(acc).reduce_add();
-        }
+    for (sum, acc) in sums.iter_mut().zip(&acc) {
+        *sum = pairwise_sum(acc).reduce_add();
     }
     sums
 }

@@ -200,32 +200,6 @@ impl F32Vector for __m512 {
         }
     }
     #[inline(always)]
-    fn reduce_add4(v: [Self; 4]) -> [f32; 4] {
-        // reduce_add's tree, each step on all four at once: its halves
-        // gathered into two vectors by 128-bit lane shuffles, then one add.
-        // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
-        unsafe {
-            // 16 → 8: [a.lo + a.hi, b.lo + b.hi], and the same for c and d.
-            // (No closure: one may be left out of line, without AVX-512.)
-            let [a, b, c, d] = v;
-            let ab =
-                _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(a, b), _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b));
-            let cd =
-                _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(c, d), _mm512_shuffle_f32x4::<0b11_10_11_10>(c, d));
-            // 8 → 4: one 128-bit lane per vector, in order.
-            let x = _mm512_add_ps(
-                _mm512_shuffle_f32x4::<0b10_00_10_00>(ab, cd),
-                _mm512_shuffle_f32x4::<0b11_01_11_01>(ab, cd),
-            );
-            // 4 → 2 → 1 within each lane, as movehl and movehdup do.
-            let x = _mm512_add_ps(x, _mm512_permute_ps::<0b01_00_11_10>(x));
-            let x = _mm512_add_ps(x, _mm512_movehdup_ps(x));
-            let mut lanes = [0.0f32; 16];
-            _mm512_storeu_ps(lanes.as_mut_ptr(), x);
-            [lanes[0], lanes[4], lanes[8], lanes[12]]
-        }
-    }
-    #[inline(always)]
     fn reduce_max(self) -> f32 {
         // SAFETY: the CPU has AVX-512F: this type only runs inside dispatch's avx512 entry point.
         unsafe {

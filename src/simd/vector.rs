@@ -148,17 +148,6 @@ pub(crate) trait F32Vector: Copy {
 
     /// Sum of the lanes, in a fixed pairwise order.
     fn reduce_add(self) -> f32;
-    /// [`reduce_add`](Self::reduce_add) of four vectors, with the same
-    /// bits. The AVX-512 backend shares each step's shuffles among the four,
-    /// where four single sums ran one long chain of shuffles each: on one
-    /// Zen 4 core (2026-12-05, `cargo bench --bench attention --
-    /// decode_in_cache`, K and V in L2) the single sums ran f32 7 % and q8
-    /// 3 % slower. An AVX2 form ran bf16 and f16 4–6 % slower there (the
-    /// avx2 backend on the same core) and was dropped.
-    #[inline(always)]
-    fn reduce_add4(v: [Self; 4]) -> [f32; 4] {
-        [v[0].reduce_add(), v[1].reduce_add(), v[2].reduce_add(), v[3].reduce_add()]
-    }
     /// Maximum of the lanes (NaN lanes may be skipped).
     fn reduce_max(self) -> f32;
 }
@@ -279,46 +268,6 @@ mod tests {
         for backend in Backend::ALL.into_iter().filter(|b| b.is_available()) {
             let worst = dispatch_on(backend, RecipError(&xs));
             assert!(worst <= 2.0, "{backend:?}: recip off by {worst} ulp");
-        }
-    }
-
-    /// Rows whose `reduce_add4` sums differ in bits from `reduce_add`'s.
-    struct Reduce4Mismatches<'a>(&'a [f32]);
-
-    impl WithSimd for Reduce4Mismatches<'_> {
-        type Output = usize;
-
-        #[inline(always)]
-        fn run<V: F32Vector>(self) -> usize {
-            let mut bad = 0;
-            for four in self.0.chunks_exact(4 * V::LANES) {
-                // SAFETY: four holds 4·LANES values.
-                let v: [V; 4] = core::array::from_fn(|k| unsafe { V::load(four.as_ptr().add(k * V::LANES)) });
-                let together = V::reduce_add4(v);
-                for (k, sum) in together.into_iter().enumerate() {
-                    bad += usize::from(sum.to_bits() != v[k].reduce_add().to_bits());
-                }
-            }
-            bad
-        }
-    }
-
-    /// `reduce_add4` gives each vector `reduce_add`'s bits on every backend,
-    /// over values whose sums round differently in different orders.
-    #[test]
-    fn four_sums_at_once_keep_each_sums_bits() {
-        let mut state = 0x2545_F491_u32;
-        let xs: Vec<f32> = (0..4096 * 16)
-            .map(|i| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                let x = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
-                x * [1.0f32, 3.0e7, 1.0e-3, -7.0][i % 4].powi(i as i32 % 3)
-            })
-            .collect();
-        for backend in Backend::ALL.into_iter().filter(|b| b.is_available()) {
-            assert_eq!(dispatch_on(backend, Reduce4Mismatches(&xs)), 0, "{backend:?}");
         }
     }
 }
