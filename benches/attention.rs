@@ -33,9 +33,10 @@
 //! reads as FLOP/s: `Gelem/s` is GFLOP/s.
 //!
 //! Group `decode_in_cache`: one decoding step over 1 head × 1024 keys ×
-//! 128 whose K and V stay in L2, stored as `f32`, `bf16`, `f16` and `q8`
-//! (ids `<type>/H1xS1024xE128`): the streamed row's instruction cost, apart
-//! from the memory. Throughput is key rows per second.
+//! 128 whose K and V stay in cache (in L2 but for f32's 1 MiB), stored as
+//! `f32`, `bf16`, `f16` and `q8` (ids `<type>/H1xS1024xE128`): the
+//! streamed row's instruction cost, apart from the memory. Throughput is
+//! key rows per second.
 
 mod common;
 
@@ -219,9 +220,10 @@ fn sdpa(c: &mut Criterion) {
     group.finish();
 }
 
-/// One decoding step (`L = 1`, the streaming path) over a cache that
-/// stays in L2: 1 head × 1024 keys × 128, K and V stored as each type
-/// (f32: 1 MiB; q8: 288 KiB). It times the streamed row's instructions
+/// One decoding step (`L = 1`, the streaming path) over keys and values
+/// that stay in cache: 1 head × 1024 keys × 128, K and V stored as each
+/// type (f32: 1 MiB, about a Zen 4 core's L2, so partly in L3; bf16 and
+/// f16: 512 KiB; q8: 288 KiB). It times the streamed row's instructions
 /// rather than the memory (group `sdpa`'s decode case reads 268 MB from
 /// DRAM). Throughput is the key rows, so `elem/s` reads as rows per second.
 fn decode_in_cache(c: &mut Criterion) {
