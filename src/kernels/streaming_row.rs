@@ -243,12 +243,7 @@ fn streamed_dots<V: F32Vector, T: Element, const R: usize>(
                 keys.row(r * run + t).prefetch_ahead(ahead);
             }
         }
-        // A plain loop: `array::from_fn` was left out of line in some builds.
-        let mut rows = [keys.row(t); R];
-        for (r, row) in rows.iter_mut().enumerate().skip(1) {
-            *row = keys.row(r * run + t);
-        }
-        let dots = dots::<V, T, R>(query, rows);
+        let dots = dots::<V, T, R>(query, step_rows(keys, run, t));
         for (r, d) in dots.into_iter().enumerate() {
             scores[r * run + t] = scale * d;
         }
@@ -256,6 +251,18 @@ fn streamed_dots<V: F32Vector, T: Element, const R: usize>(
     for (j, score) in scores.iter_mut().enumerate().skip(R * run) {
         *score = scale * dots::<V, T, 1>(query, [keys.row(j)])[0];
     }
+}
+
+/// Row `t` of each of the `R` runs of `run` rows: the rows one lockstep
+/// step reads. A plain loop: `array::from_fn` here was left out of line,
+/// without the backend's instructions, in a one-codegen-unit build.
+#[inline(always)]
+fn step_rows<'a, T: Element, const R: usize>(rows: &Rows<'a, T>, run: usize, t: usize) -> [Row<'a, T>; R] {
+    let mut step = [rows.row(t); R];
+    for (r, row) in step.iter_mut().enumerate().skip(1) {
+        *row = rows.row(r * run + t);
+    }
+    step
 }
 
 /// `a·b_r` for `R` rows at once, each over [`DOT_ACCUMULATORS`] vector
@@ -349,10 +356,10 @@ fn streamed_axpys<V: F32Vector, T: Element, const R: usize>(
     let run = weights.len() / R;
     let ahead = rows_ahead::<T>(values.width());
     for t in 0..run {
-        // Plain loops: `array::from_fn` was left out of line in some builds.
-        let (mut w, mut rows) = ([weights[t]; R], [values.row(t); R]);
-        for r in 1..R {
-            (w[r], rows[r]) = (weights[r * run + t], values.row(r * run + t));
+        let rows = step_rows::<T, R>(values, run, t);
+        let mut w = [0.0; R];
+        for (r, w) in w.iter_mut().enumerate() {
+            *w = weights[r * run + t];
         }
         if let Some(ahead) = ahead {
             for row in &rows {
