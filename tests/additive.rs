@@ -214,11 +214,12 @@ proptest! {
 
     /// Score weights of every kind the folded form treats apart: zeros,
     /// magnitudes under and just over its floor (2^-40, which lowers the
-    /// range limit to about 15), and weights of several units, over inputs
-    /// inside and far past that limit.
+    /// range limit to about 3.5), and weights of several units, over inputs
+    /// inside, near (10: pairs of terms up to the guard's 2^61) and far
+    /// past that limit.
     #[test]
     fn unusual_score_weights_match_the_reference(
-        (mut case, w_v) in (prop_oneof![Just(3.0f32), Just(30.0), Just(1e4)].prop_flat_map(arb_case), prop::collection::vec(
+        (mut case, w_v) in (prop_oneof![Just(3.0f32), Just(10.0), Just(30.0), Just(1e4)].prop_flat_map(arb_case), prop::collection::vec(
             prop_oneof![Just(0.0f32), Just(-0.0), Just(3e-13), Just(-2e-12), Just(1e-20), -0.5f32..0.5, -4.0f32..4.0],
             40,
         ))

@@ -18,18 +18,29 @@
 //! One Zen 3 core (avx2, 2026-12-03), `benches/alternate.sh -r 9` against
 //! the earlier form: `add-long` 1.05×, `add-batch` 1.00× (its projections
 //! dominate). Four keys share each loaded `C` and `D` vector
-//! (`KEY_BLOCK`).
+//! (`KEY_BLOCK`), and two vectors of terms share one reciprocal
+//! (`pair_sum`: `1/x + 1/y = (x + y)/(x·y)`). Against one reciprocal a
+//! term, on one Zen 4 core (2026-12-05): `cargo bench --bench kernels --
+//! additive_score_tile` 11.41 → 13.05 G terms/s at H = 256 (1.14×) and
+//! 7.09 → 7.59 at one query (1.07×); `benches/alternate.sh -r 5`,
+//! avx512: `add-long` 1.066×, `add-decode` 1.024–1.057×, `add-batch`
+//! within noise (its projections dominate); avx2 on the same core (`-r
+//! 3`): `add-long` 1.062×, `add-decode` 1.00×. Four sums reduced at once
+//! (`reduce_add4`'s shared shuffles) measured no faster on top of it.
 //!
 //! Weights below [`WEIGHT_FLOOR`] in magnitude (zeros among them) are left
 //! out of the folded sum: their lanes take `C = DROPPED`, `D = 0`, whose
-//! term is `2^-100` (the padding past `H` is the same), where the exact
-//! term is below `|w_h|`. The sum `Σ w_h` keeps them.
+//! term is `2^-60` (the padding past `H` is the same); paired with a
+//! kept lane `y` it adds nothing to `1/y`, and the exact term is below
+//! `|w_h|`. The sum `Σ w_h` keeps them.
 //!
-//! The guard: the folded form is exact only while `C + D·B` stays inside
-//! the reciprocal's domain `[2^-126, 2^126]`. [`fold_weights`] derives from
-//! the largest `|C_h|` the bound on `|a_h|` and `|b_jh|` that keeps it
-//! there, at most [`EXP_PRODUCT_LIMIT`] (22; about 20.5 for weights near
-//! 0.01, and at least 14.7 for any weight above the floor). A query or key
+//! The guard: the folded form is exact only while the product of two
+//! terms' `C + D·B` stays inside the reciprocal's domain `[2^-126, 2^126]`,
+//! so each within `[2^-63, 2^61]` (`|C_h| ≥ 2^-63` below
+//! [`WEIGHT_CEILING`]). [`fold_weights`] derives from the largest `|C_h|`
+//! the bound on `|a_h|` and `|b_jh|` that keeps it there, at most
+//! [`EXP_PRODUCT_LIMIT`] (10; about 9.2 for weights near 0.01, and at
+//! least 3.4 for any weight above the floor). A query or key
 //! past it (saturated or hostile inputs, up to ±1e30), and every pair when a
 //! weight is NaN or above [`WEIGHT_CEILING`], takes the direct `Σ w·tanh(a +
 //! b)` instead, so the result is always what tanh gives: finite for finite
@@ -41,7 +52,7 @@ use crate::simd::F32Vector;
 use crate::simd::vector::{load_partial, store_partial};
 
 /// The largest `|a_h|`, `|b_h|` for which the folded form is ever used.
-pub(crate) const EXP_PRODUCT_LIMIT: f32 = 22.0;
+pub(crate) const EXP_PRODUCT_LIMIT: f32 = 10.0;
 
 /// Weights smaller in magnitude are left out of the folded sum.
 pub(crate) const WEIGHT_FLOOR: f32 = 1.0 / (1u64 << 40) as f32;
@@ -50,8 +61,10 @@ pub(crate) const WEIGHT_FLOOR: f32 = 1.0 / (1u64 << 40) as f32;
 pub(crate) const WEIGHT_CEILING: f32 = (1u64 << 63) as f32;
 
 /// `C` of the lanes left out, and of the padding: with `D = 0` their term
-/// is `2^-100`, a normal number, so no lane ever computes with subnormals.
-const DROPPED: f32 = (1u128 << 100) as f32;
+/// is `2^-60`, a normal number, so no lane ever computes with subnormals;
+/// a power of two, so that a pair of it and a kept term `y` (`|y| <
+/// 2^35`) gives `1/y` exactly; and at most `2^61`, the guard's bound.
+const DROPPED: f32 = (1u64 << 60) as f32;
 
 /// Keys scored together: each loaded `C` and `D` vector serves this many
 /// keys, and their sums are independent chains, so the adds' latency hides
@@ -102,8 +115,8 @@ pub(crate) fn exp_of_double_row<V: F32Vector>(x: &[f32], exp_2x: &mut [f32]) -> 
 
 /// Writes `C_h = 1/w_h` (`DROPPED` below [`WEIGHT_FLOOR`]) to
 /// `reciprocal` and returns the largest `|a_h|`, `|b_h|` for which the
-/// folded form stays in the reciprocal's domain: `|C + D·B| ≤ C_max·(1 +
-/// e^{4L}) ≤ 2^126` for `C_max = max |C_h|` (at least 1), capped at
+/// folded form stays in the pairs' domain: `|C + D·B| ≤ C_max·(1 +
+/// e^{4L}) ≤ 2^61` for `C_max = max |C_h|` (at least 1), capped at
 /// [`EXP_PRODUCT_LIMIT`]; `-inf` when a weight is NaN or past
 /// [`WEIGHT_CEILING`], so that every pair takes the direct sum. Once per
 /// call: `H` divisions.
@@ -120,8 +133,8 @@ pub(crate) fn fold_weights(w: &[f32], reciprocal: &mut [f32]) -> f32 {
     if !usable {
         return f32::NEG_INFINITY;
     }
-    // 2^125 leaves a factor 2 for the `1 +` and the roundings.
-    let headroom = libm::logf((1u128 << 125) as f32 / largest) / 4.0;
+    // 2^60 leaves a factor 2 for the `1 +` and the roundings.
+    let headroom = libm::logf((1u64 << 60) as f32 / largest) / 4.0;
     EXP_PRODUCT_LIMIT.min(headroom)
 }
 
@@ -213,34 +226,48 @@ pub(crate) fn score_keys<V: F32Vector>(
 }
 
 /// `Σ_h 1 / (C_h + D_h·B_jh)` for `N` keys at once, one accumulator each.
-/// The tail is padded like the dropped lanes: `C = DROPPED`, `D = B = 0`.
+///
+/// Two vectors of terms share one reciprocal: `1/x + 1/y = (x + y)·(1/(x·y))`
+/// ([`pair_sum`]). The tail is padded like the dropped lanes (`C =
+/// DROPPED`, `D = B = 0`), and an odd last vector is paired with a whole
+/// vector of that padding.
 #[inline(always)]
 fn sum_over_keys<V: F32Vector, const N: usize>(reciprocal: &[f32], folded: &[f32], keys: [&[f32]; N]) -> [f32; N] {
     let n = folded.len();
-    // Re-slicing proves the lengths the unsafe loads rely on.
+    // Re-slicing proves the lengths the unsafe loads rely on (a plain loop:
+    // a closure here may be left out of line, outside the backend's features).
     let reciprocal = &reciprocal[..n];
-    let keys = keys.map(|k| &k[..n]);
+    let mut rows = keys;
+    for row in rows.iter_mut() {
+        *row = &row[..n];
+    }
     let mut acc = [V::splat(0.0); N];
-    let term = |c: V, d: V, b: V, acc: V| acc.add(d.mul_add(b, c).recip());
     let mut i = 0;
-    while i + V::LANES <= n {
-        // SAFETY: i + LANES <= n, and every slice holds n values.
+    while i + 2 * V::LANES <= n {
+        // SAFETY: i + 2·LANES <= n, and every slice holds n values.
         unsafe {
-            let (cv, dv) = (V::load(reciprocal.as_ptr().add(i)), V::load(folded.as_ptr().add(i)));
-            for (acc, key) in acc.iter_mut().zip(&keys) {
-                *acc = term(cv, dv, V::load(key.as_ptr().add(i)), *acc);
+            let (c0, d0) = (V::load(reciprocal.as_ptr().add(i)), V::load(folded.as_ptr().add(i)));
+            let (c1, d1) = (V::load(reciprocal.as_ptr().add(i + V::LANES)), V::load(folded.as_ptr().add(i + V::LANES)));
+            for (acc, key) in acc.iter_mut().zip(&rows) {
+                let x = d0.mul_add(V::load(key.as_ptr().add(i)), c0);
+                let y = d1.mul_add(V::load(key.as_ptr().add(i + V::LANES)), c1);
+                *acc = pair_sum(x, y, *acc);
             }
         }
-        i += V::LANES;
+        i += 2 * V::LANES;
     }
     if i < n {
-        let rest = n - i;
-        // SAFETY: rest < LANES values remain in each slice from i on.
+        let (first, second) = ((n - i).min(V::LANES), (n - i).saturating_sub(V::LANES));
+        // SAFETY: first + second = n - i values remain in each slice from i on.
         unsafe {
-            let cv = load_partial::<V>(reciprocal.as_ptr().add(i), rest, DROPPED);
-            let dv = load_partial::<V>(folded.as_ptr().add(i), rest, 0.0);
-            for (acc, key) in acc.iter_mut().zip(&keys) {
-                *acc = term(cv, dv, load_partial::<V>(key.as_ptr().add(i), rest, 0.0), *acc);
+            let c0 = load_partial::<V>(reciprocal.as_ptr().add(i), first, DROPPED);
+            let d0 = load_partial::<V>(folded.as_ptr().add(i), first, 0.0);
+            let c1 = load_partial::<V>(reciprocal.as_ptr().add(i + first), second, DROPPED);
+            let d1 = load_partial::<V>(folded.as_ptr().add(i + first), second, 0.0);
+            for (acc, key) in acc.iter_mut().zip(&rows) {
+                let x = d0.mul_add(load_partial::<V>(key.as_ptr().add(i), first, 0.0), c0);
+                let y = d1.mul_add(load_partial::<V>(key.as_ptr().add(i + first), second, 0.0), c1);
+                *acc = pair_sum(x, y, *acc);
             }
         }
     }
@@ -251,6 +278,19 @@ fn sum_over_keys<V: F32Vector, const N: usize>(reciprocal: &[f32], folded: &[f32
         *sum = acc.reduce_add();
     }
     sums
+}
+
+/// `acc + 1/x + 1/y`, as `acc + (x + y)·(1/(x·y))`: one reciprocal (an
+/// estimate and a Newton step) for two terms, where the FMA pipes carried
+/// the reciprocal's three operations for each. With `|x|`, `|y|` in
+/// `[2^-63, 2^61]` ([`fold_weights`]' guard) the product stays normal and
+/// the sum finite. The rounding is that of a division: `x + y` is exact
+/// when the two nearly cancel (Sterbenz), so the pair is accurate to a few
+/// ulp of its own value, as the two reciprocals were; and a padding lane
+/// (`DROPPED`, a power of two far above the other) gives `1/y` exactly.
+#[inline(always)]
+fn pair_sum<V: F32Vector>(x: V, y: V, acc: V) -> V {
+    x.add(y).mul_add(x.mul(y).recip(), acc)
 }
 
 /// `Σ_h w_h · tanh(a_h + b_h)`, for a query or key past the exp-product
