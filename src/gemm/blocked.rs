@@ -16,8 +16,32 @@ use crate::simd::{F32Vector, MAX_TILE_WIDTH, WithSimd};
 /// Depth of one packed panel.
 const KC: usize = 64;
 
-/// `C ← α·A·B + β·C` for views already checked by [`super::gemm`].
-pub(crate) struct BlockedGemm {
+/// Which rows of A and C a product computes: runs of consecutive rows, in
+/// order, each within `0..m`. Every panel of B is packed once and serves
+/// all of them; a row gets the same operations whichever run it is in.
+pub(crate) trait RowRuns: Copy {
+    /// How many runs.
+    fn count(&self) -> usize;
+    /// Run `r`'s rows.
+    fn run(&self, r: usize) -> core::ops::Range<usize>;
+}
+
+/// All `m` rows, as one run.
+#[derive(Clone, Copy)]
+pub(crate) struct AllRows(pub usize);
+
+impl RowRuns for AllRows {
+    fn count(&self) -> usize {
+        1
+    }
+    fn run(&self, _: usize) -> core::ops::Range<usize> {
+        0..self.0
+    }
+}
+
+/// `C ← α·A·B + β·C` for views already checked by [`super::gemm`], on the
+/// rows `runs` names (the other rows of C are left alone).
+pub(crate) struct BlockedGemm<R: RowRuns> {
     pub m: usize,
     pub n: usize,
     pub k: usize,
@@ -26,14 +50,15 @@ pub(crate) struct BlockedGemm {
     pub b: Strided,
     pub beta: f32,
     pub c: StridedMut,
+    pub runs: R,
 }
 
-impl WithSimd for BlockedGemm {
+impl<R: RowRuns> WithSimd for BlockedGemm<R> {
     type Output = ();
 
     #[inline(always)]
     fn run<V: F32Vector>(self) {
-        let BlockedGemm { m, n, k, alpha, a, b, beta, c } = self;
+        let BlockedGemm { m, n, k, alpha, a, b, beta, c, runs } = self;
         let width = tile_width::<V>();
         // A single row with B's rows contiguous (a GEMV, such as one decoding
         // step's product) goes through one-row tiles of 8, 4, 2 and 1
@@ -41,7 +66,8 @@ impl WithSimd for BlockedGemm {
         // sums as the tile has vectors, so the widest that fits keeps the
         // FMA units busy. The columns left over (fewer than a vector) take
         // the loop below.
-        let wide_cols = if m == 1 && b.cs == 1 { one_row_tiles::<V>(n, k, alpha, a, b, beta, c) } else { 0 };
+        let one_row = m == 1 && runs.count() == 1 && runs.run(0) == (0..1);
+        let wide_cols = if one_row && b.cs == 1 { one_row_tiles::<V>(n, k, alpha, a, b, beta, c) } else { 0 };
         if wide_cols == n {
             // All done above: skip zeroing the 8 KiB panel, which a decoding
             // step's many small products would otherwise pay each call.
@@ -60,14 +86,18 @@ impl WithSimd for BlockedGemm {
                     pack_panel::<V>(&b, (p0, kc), (j0, cols), width, &mut panel);
                     Panel::rows::<V>(panel.as_ptr(), width)
                 };
-                let mut i = 0;
-                while i < m {
-                    let a_block = Strided { ptr: a.ptr.wrapping_add(i * a.rs + p0 * a.cs), ..a };
-                    let c_block = StridedMut { ptr: c.ptr.wrapping_add(i * c.rs + j0 * c.cs), ..c };
-                    // SAFETY: rows i..m (tile_rows never passes them), depth p0..p0+kc and
-                    // columns j0..j0+cols lie inside the checked views; the panel (packed, or
-                    // B in place when all `width` columns are inside it) holds kc rows.
-                    i += unsafe { tile_rows::<V>(m - i, kc, a_block, b_panel, c_block, cols, alpha, beta) };
+                for r in 0..runs.count() {
+                    let rows = runs.run(r);
+                    let (mut i, end) = (rows.start, rows.end.min(m));
+                    while i < end {
+                        let a_block = Strided { ptr: a.ptr.wrapping_add(i * a.rs + p0 * a.cs), ..a };
+                        let c_block = StridedMut { ptr: c.ptr.wrapping_add(i * c.rs + j0 * c.cs), ..c };
+                        // SAFETY: rows i..end <= m (tile_rows never passes them), depth
+                        // p0..p0+kc and columns j0..j0+cols lie inside the checked views; the
+                        // panel (packed, or B in place when all `width` columns are inside it)
+                        // holds kc rows.
+                        i += unsafe { tile_rows::<V>(end - i, kc, a_block, b_panel, c_block, cols, alpha, beta) };
+                    }
                 }
             }
         }

@@ -16,7 +16,8 @@ pub use view::{MatMut, MatRef};
 use crate::error::Error;
 use crate::kernels::matmul_tile::{Strided, StridedMut};
 use crate::simd;
-use blocked::BlockedGemm;
+pub(crate) use blocked::RowRuns;
+use blocked::{AllRows, BlockedGemm};
 
 /// Products whose `k·n` (the size of B) is at least this go to
 /// `matrixmultiply` when `alloc` is on; below it, its packing costs more
@@ -40,7 +41,7 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'
         large(alpha, a, b, beta, c);
         return Ok(());
     }
-    blocked(alpha, (m, n, k), a, b, beta, c);
+    blocked(alpha, (m, n, k), a, b, beta, c, AllRows(m));
     Ok(())
 }
 
@@ -51,7 +52,24 @@ pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'
 /// parallel layer may still split rows.
 pub(crate) fn gemm_own(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'_>) -> Result<(), Error> {
     let Some(dims) = checked_dims(&a, &b, &mut c, beta)? else { return Ok(()) };
-    blocked(alpha, dims, a, b, beta, c);
+    blocked(alpha, dims, a, b, beta, c, AllRows(dims.0));
+    Ok(())
+}
+
+/// [`gemm_own`] on the rows of A and C that `runs` names, B's panels
+/// packed once for all of them (the other rows of C are not written). Each
+/// row gets [`gemm_own`]'s bits. For the key rows some query scores, when
+/// the rows past a batch entry's valid lengths are not needed.
+pub(crate) fn gemm_own_rows(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    mut c: MatMut<'_>,
+    runs: impl RowRuns,
+) -> Result<(), Error> {
+    let Some(dims) = checked_dims(&a, &b, &mut c, beta)? else { return Ok(()) };
+    blocked(alpha, dims, a, b, beta, c, runs);
     Ok(())
 }
 
@@ -86,7 +104,15 @@ fn checked_dims(
     Ok(Some((m, n, k)))
 }
 
-fn blocked(alpha: f32, (m, n, k): (usize, usize, usize), a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) {
+fn blocked(
+    alpha: f32,
+    (m, n, k): (usize, usize, usize),
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+    runs: impl RowRuns,
+) {
     simd::dispatch(BlockedGemm {
         m,
         n,
@@ -96,6 +122,7 @@ fn blocked(alpha: f32, (m, n, k): (usize, usize, usize), a: MatRef<'_>, b: MatRe
         b: strided(&b),
         beta,
         c: StridedMut { ptr: c.data.as_mut_ptr(), rs: c.row_stride, cs: c.col_stride },
+        runs,
     });
 }
 

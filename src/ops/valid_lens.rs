@@ -39,6 +39,26 @@ impl<'a> ValidLens<'a> {
         if len == 0 && keys > 0 { None } else { Some(len.min(keys)) }
     }
 
+    /// Leading keys some query row of batch entry `b` scores: the longest
+    /// valid length among its rows (0 for the uniform "nothing valid" rows,
+    /// which score no key). Keys past it are never scored.
+    pub(crate) fn scored(self, b: usize, queries: usize, keys: usize) -> usize {
+        match self {
+            ValidLens::All => keys,
+            ValidLens::PerBatch(l) => l[b].min(keys),
+            ValidLens::PerQuery(l) => l[b * queries..(b + 1) * queries].iter().fold(0, |m, &n| m.max(n.min(keys))),
+        }
+    }
+
+    /// The lengths of batch entries `entries` alone, for a part of the batch.
+    pub(crate) fn entries(self, entries: core::ops::Range<usize>, queries: usize) -> ValidLens<'a> {
+        match self {
+            ValidLens::All => ValidLens::All,
+            ValidLens::PerBatch(l) => ValidLens::PerBatch(&l[entries]),
+            ValidLens::PerQuery(l) => ValidLens::PerQuery(&l[entries.start * queries..entries.end * queries]),
+        }
+    }
+
     /// Leading keys some query row of batch entry `b` weighs: the longest
     /// valid length among its rows, or every key for the uniform "nothing
     /// valid" case.

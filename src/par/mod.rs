@@ -13,7 +13,7 @@
 
 use crate::Error;
 use crate::ops::TILE_QUERIES;
-use crate::ops::additive::CacheRows;
+use crate::ops::additive::{CacheRows, ScoredKeys};
 use crate::ops::nothing_to_write;
 use crate::ops::sdpa::{STREAM_MAX_QUERIES, SdpaCall};
 use crate::ops::{
@@ -86,7 +86,7 @@ pub fn additive(
         return Ok(());
     }
     let mut buffer = zeroed(KeyCache::buffer_len(shape.batch, shape.keys, attn.hidden(), attn.query_dim())?);
-    let cache = key_cache(attn, shape, keys, values, &mut buffer)?;
+    let cache = cache_on_threads(attn, shape, keys, values, &mut buffer, Some(valid_lens))?;
     additive_cached(attn, &cache, shape.queries, queries, valid_lens, out, weights)
 }
 
@@ -111,21 +111,46 @@ pub fn key_cache<'a>(
     values: &'a [f32],
     buffer: &'a mut [f32],
 ) -> Result<KeyCache<'a>, Error> {
+    cache_on_threads(attn, shape, keys, values, buffer, None)
+}
+
+/// A key cache filled on the pool's threads, all of it or (with
+/// `scored_by`, for one call) the keys those lengths score, split in
+/// blocks of whole batch entries. One thread fills it in one pass, which
+/// packs `W_k`'s panels once.
+fn cache_on_threads<'a>(
+    attn: &AdditiveAttention<'a>,
+    shape: &AttentionShape,
+    keys: &[f32],
+    values: &'a [f32],
+    buffer: &'a mut [f32],
+    scored_by: Option<ValidLens<'_>>,
+) -> Result<KeyCache<'a>, Error> {
     let (hidden, key_dim) = attn.key_projection_dims();
-    attn.key_cache_with(shape, keys, values, buffer, |rows| {
+    attn.key_cache_with(shape, keys, values, buffer, scored_by, |rows| {
         let n = rows.magnitude.len();
-        if hidden == 0 || key_dim == 0 || work(&[n, hidden, key_dim]) < PARALLEL_MIN_WORK {
+        let threads = rayon::current_num_threads();
+        if threads == 1 || hidden == 0 || key_dim == 0 || work(&[n, hidden, key_dim]) < PARALLEL_MIN_WORK {
             return attn.fill_cache_rows(rows);
         }
-        // About four tasks per thread: each task's GEMM packs its W_k panels.
-        let block = n.div_ceil(4 * rayon::current_num_threads()).max(KEY_ROW_BLOCK);
-        let CacheRows { keys, b, exp_2b, magnitude } = rows;
+        // About four tasks per thread: each task's GEMM packs its W_k
+        // panels. A task takes whole units: rows, or scored batch entries.
+        let CacheRows { keys, b, exp_2b, magnitude, scored } = rows;
+        let unit = scored.map_or(1, |s| s.keys.max(1));
+        let per_task = (n / unit).div_ceil(4 * threads).max(KEY_ROW_BLOCK.div_ceil(unit));
+        let block = per_task * unit;
         let tasks: Vec<_> = keys
             .chunks(block * key_dim)
             .zip(b.chunks_mut(block * hidden))
             .zip(exp_2b.chunks_mut(block * hidden))
             .zip(magnitude.chunks_mut(block))
-            .map(|(((keys, b), exp_2b), magnitude)| CacheRows { keys, b, exp_2b, magnitude })
+            .enumerate()
+            .map(|(t, (((keys, b), exp_2b), magnitude))| {
+                let first = t * per_task;
+                let entries = first..first + magnitude.len() / unit;
+                let scored = scored.map(|s| ScoredKeys { lens: s.lens.entries(entries, s.queries), ..s });
+                CacheRows { keys, b, exp_2b, magnitude, scored }
+            })
             .collect();
         run_tasks(tasks, |rows| attn.fill_cache_rows(rows))
     })
