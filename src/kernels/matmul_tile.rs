@@ -92,6 +92,27 @@ pub(crate) unsafe fn tile<V: F32Vector, const MR: usize, const NV: usize>(
             }
         }
     }
+    if c.cs == 1 && cols == width && alpha == 1.0 && (beta == 0.0 || beta == 1.0) {
+        // The same, with the factors of 1 left out (`x·1 = x`: the same
+        // bits): projections and `P·V` products, and every depth block
+        // after a blocked product's first, which adds onto C. A separate
+        // loop: a second branch inside the one below kept the accumulators
+        // in memory, a store after every FMA (2026-12-05, one Zen 4 core:
+        // `add-batch` and `seq2seq-token-b64` ran 0.5×); this one ran
+        // `add-batch` 1.03× and the rest within noise (`benches/alternate.sh
+        // -r 3`).
+        for (i, acc_row) in acc.iter().enumerate() {
+            for (v, acc_v) in acc_row.iter().enumerate() {
+                // SAFETY: row i < MR, columns v·LANES..(v + 1)·LANES <= cols are in C.
+                unsafe {
+                    let dst = c.ptr.add(i * c.rs + v * V::LANES);
+                    let value = if beta == 0.0 { *acc_v } else { acc_v.add(V::load(dst)) };
+                    value.store(dst);
+                }
+            }
+        }
+        return;
+    }
     if c.cs == 1 && cols == width {
         // A full tile of row-contiguous C: whole vectors in and out.
         let (alpha, beta_v) = (V::splat(alpha), V::splat(beta));
