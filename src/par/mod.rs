@@ -177,18 +177,26 @@ pub fn additive_cached(
         let mut ws = vec![0.0; attn.cached_workspace_len(&shape, weights.is_some())?];
         return attn.forward_cached(cache, nq, queries, valid_lens, out, weights, &mut ws);
     }
-    // Tasks of about QUERY_BLOCK query rows: query blocks of one batch entry,
-    // or (for short query runs, such as decoding) several whole entries.
+    // Tasks of whole batch entries, or of about QUERY_BLOCK query rows of
+    // one when the batch is short, or (for short query runs, such as
+    // decoding) several whole entries.
     // Short query runs group whole entries, but into at least two tasks per
     // thread when the batch allows. Grouping never changes a bit.
-    let per_thread = shape.batch.div_ceil(2 * rayon::current_num_threads());
+    let threads = rayon::current_num_threads();
+    let per_thread = shape.batch.div_ceil(2 * threads);
     let batches_per_task = QUERY_BLOCK.div_ceil(nq.max(1)).min(per_thread).max(1);
+    // With two entries or more per thread, a task takes whole entries:
+    // smaller blocks would each pack their entry's values again and run
+    // their last rows in a short tile. Against 16-row blocks on one Zen 4
+    // core (2026-12-05, `benches/alternate.sh -r 5`): `add-batch` 1.028×
+    // and `add-long` 1.040× on one thread, 1.041× and 1.033× on two.
+    let query_block = if shape.batch >= 2 * threads { nq } else { QUERY_BLOCK };
     let blocks: Vec<Block> = if nq >= QUERY_BLOCK {
         (0..shape.batch)
             .flat_map(|b| {
                 (0..nq)
-                    .step_by(QUERY_BLOCK)
-                    .map(move |q0| Block { batches: b..b + 1, queries: q0..(q0 + QUERY_BLOCK).min(nq) })
+                    .step_by(query_block)
+                    .map(move |q0| Block { batches: b..b + 1, queries: q0..(q0 + query_block).min(nq) })
             })
             .collect()
     } else {
