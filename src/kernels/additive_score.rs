@@ -18,15 +18,17 @@
 //! One Zen 3 core (avx2, 2026-12-03), `benches/alternate.sh -r 9` against
 //! the earlier form: `add-long` 1.05×, `add-batch` 1.00× (its projections
 //! dominate). Four keys share each loaded `C` and `D` vector
-//! (`KEY_BLOCK`), and two vectors of terms share one reciprocal
-//! (`pair_sum`: `1/x + 1/y = (x + y)/(x·y)`). Against one reciprocal a
-//! term, on one Zen 4 core (2026-12-05): `cargo bench --bench kernels --
-//! additive_score_tile` 11.41 → 13.05 G terms/s at H = 256 (1.14×) and
-//! 7.09 → 7.59 at one query (1.07×); `benches/alternate.sh -r 5`,
-//! avx512: `add-long` 1.066×, `add-decode` 1.024–1.057×, `add-batch`
-//! within noise (its projections dominate); avx2 on the same core (`-r
-//! 3`): `add-long` 1.062×, `add-decode` 1.00×. Four sums reduced at once
-//! (`reduce_add4`'s shared shuffles) measured no faster on top of it.
+//! (`KEY_BLOCK`), and two vectors of terms share one quotient (`pair_sum`:
+//! `1/x + 1/y = (x + y)/(x·y)`), a division on AMD and other cores and a
+//! reciprocal estimate on Intel's ([`reciprocal_estimate_pays`]). The pairs
+//! against one reciprocal a term, both by estimate, on one Zen 4 core
+//! (2026-12-05): `cargo bench --bench kernels -- additive_score_tile`
+//! 11.41 → 13.05 G terms/s at H = 256 (1.14×) and 7.09 → 7.59 at one
+//! query (1.07×); `benches/alternate.sh -r 5`, avx512: `add-long` 1.066×,
+//! `add-decode` 1.024–1.057×, `add-batch` within noise (its projections
+//! dominate); avx2 on the same core (`-r 3`): `add-long` 1.062×,
+//! `add-decode` 1.00×. Four sums reduced at once (`reduce_add4`'s shared
+//! shuffles) measured no faster on top of it.
 //!
 //! Weights below [`WEIGHT_FLOOR`] in magnitude (zeros among them) are left
 //! out of the folded sum: their lanes take `C = DROPPED`, `D = 0`, whose
@@ -35,7 +37,8 @@
 //! `|w_h|`. The sum `Σ w_h` keeps them.
 //!
 //! The guard: the folded form is exact only while the product of two
-//! terms' `C + D·B` stays inside the reciprocal's domain `[2^-126, 2^126]`,
+//! terms' `C + D·B` stays normal, inside `[2^-126, 2^126]` (the estimate's
+//! domain),
 //! so each within `[2^-63, 2^61]` (`|C_h| ≥ 2^-63` below
 //! [`WEIGHT_CEILING`]). [`fold_weights`] derives from the largest `|C_h|`
 //! the bound on `|a_h|` and `|b_jh|` that keeps it there, at most
@@ -50,6 +53,7 @@ use crate::math::exp::exp;
 use crate::math::tanh::tanh;
 use crate::simd::F32Vector;
 use crate::simd::vector::{load_partial, store_partial};
+use crate::simd::vendor::{Vendor, vendor};
 
 /// The largest `|a_h|`, `|b_h|` for which the folded form is ever used.
 pub(crate) const EXP_PRODUCT_LIMIT: f32 = 10.0;
@@ -201,6 +205,37 @@ pub(crate) fn score_keys<V: F32Vector>(
     w: ScoreWeights<'_>,
     out: &mut [f32],
 ) {
+    if reciprocal_estimate_pays() {
+        score_keys_by::<V, true>(query, (b, exp_2b, key_magnitude), w, out);
+    } else {
+        score_keys_by::<V, false>(query, (b, exp_2b, key_magnitude), w, out);
+    }
+}
+
+/// Whether a pair's `(x + y)/(x·y)` should multiply by a reciprocal
+/// estimate (`vrcp14ps` and a Newton step) rather than divide: on Intel
+/// cores only. On one Zen 4 core (2026-12-05) the division ran faster and
+/// is correctly rounded: `cargo bench --bench kernels --
+/// additive_score_tile` 12.53 → 13.87 G terms/s at H = 256 and 7.46 →
+/// 7.81 at one query; `benches/alternate.sh -r 5` `add-long` 1.085×,
+/// `add-batch` 1.038×, `add-decode` 1.024× on avx512, and 1.072×,
+/// 1.044×, 1.037× on avx2. Intel's cores divide 512-bit vectors at a
+/// fraction of that rate (unmeasured here), so they keep the estimate;
+/// so does nothing else (without AVX the reciprocal is a division anyway).
+/// One answer per core, so serial and parallel runs keep the same bits.
+fn reciprocal_estimate_pays() -> bool {
+    vendor() == Vendor::Intel
+}
+
+/// [`score_keys`] with the pairs' quotient by reciprocal estimate
+/// (`ESTIMATE`) or by division.
+#[inline(always)]
+pub(crate) fn score_keys_by<V: F32Vector, const ESTIMATE: bool>(
+    query: ProjectedQuery<'_>,
+    (b, exp_2b, key_magnitude): (&[f32], &[f32], &[f32]),
+    w: ScoreWeights<'_>,
+    out: &mut [f32],
+) {
     let h = w.w.len();
     let in_range = |j: usize| query.in_range && key_magnitude[j] <= w.limit;
     let product_form = |sum: f32| w.sum - 2.0 * sum;
@@ -208,7 +243,7 @@ pub(crate) fn score_keys<V: F32Vector>(
     while j < out.len() {
         if j + KEY_BLOCK <= out.len() && (j..j + KEY_BLOCK).all(in_range) {
             let keys = core::array::from_fn(|r| &exp_2b[(j + r) * h..(j + r + 1) * h]);
-            let sums = sum_over_keys::<V, KEY_BLOCK>(w.reciprocal, query.folded, keys);
+            let sums = sum_over_keys::<V, KEY_BLOCK, ESTIMATE>(w.reciprocal, query.folded, keys);
             for (s, sum) in out[j..j + KEY_BLOCK].iter_mut().zip(sums) {
                 *s = product_form(sum);
             }
@@ -217,7 +252,7 @@ pub(crate) fn score_keys<V: F32Vector>(
         }
         let key = j * h..(j + 1) * h;
         out[j] = if in_range(j) {
-            product_form(sum_over_keys::<V, 1>(w.reciprocal, query.folded, [&exp_2b[key]])[0])
+            product_form(sum_over_keys::<V, 1, ESTIMATE>(w.reciprocal, query.folded, [&exp_2b[key]])[0])
         } else {
             direct_sum::<V>(w.w, query.a, &b[key])
         };
@@ -227,12 +262,16 @@ pub(crate) fn score_keys<V: F32Vector>(
 
 /// `Σ_h 1 / (C_h + D_h·B_jh)` for `N` keys at once, one accumulator each.
 ///
-/// Two vectors of terms share one reciprocal: `1/x + 1/y = (x + y)·(1/(x·y))`
+/// Two vectors of terms share one quotient: `1/x + 1/y = (x + y)/(x·y)`
 /// ([`pair_sum`]). The tail is padded like the dropped lanes (`C =
 /// DROPPED`, `D = B = 0`), and an odd last vector is paired with a whole
 /// vector of that padding.
 #[inline(always)]
-fn sum_over_keys<V: F32Vector, const N: usize>(reciprocal: &[f32], folded: &[f32], keys: [&[f32]; N]) -> [f32; N] {
+fn sum_over_keys<V: F32Vector, const N: usize, const ESTIMATE: bool>(
+    reciprocal: &[f32],
+    folded: &[f32],
+    keys: [&[f32]; N],
+) -> [f32; N] {
     let n = folded.len();
     // Re-slicing proves the lengths the unsafe loads rely on (a plain loop:
     // a closure here may be left out of line, outside the backend's features).
@@ -251,7 +290,7 @@ fn sum_over_keys<V: F32Vector, const N: usize>(reciprocal: &[f32], folded: &[f32
             for (acc, key) in acc.iter_mut().zip(&rows) {
                 let x = d0.mul_add(V::load(key.as_ptr().add(i)), c0);
                 let y = d1.mul_add(V::load(key.as_ptr().add(i + V::LANES)), c1);
-                *acc = pair_sum(x, y, *acc);
+                *acc = pair_sum::<V, ESTIMATE>(x, y, *acc);
             }
         }
         i += 2 * V::LANES;
@@ -267,7 +306,7 @@ fn sum_over_keys<V: F32Vector, const N: usize>(reciprocal: &[f32], folded: &[f32
             for (acc, key) in acc.iter_mut().zip(&rows) {
                 let x = d0.mul_add(load_partial::<V>(key.as_ptr().add(i), first, 0.0), c0);
                 let y = d1.mul_add(load_partial::<V>(key.as_ptr().add(i + first), second, 0.0), c1);
-                *acc = pair_sum(x, y, *acc);
+                *acc = pair_sum::<V, ESTIMATE>(x, y, *acc);
             }
         }
     }
@@ -280,17 +319,18 @@ fn sum_over_keys<V: F32Vector, const N: usize>(reciprocal: &[f32], folded: &[f32
     sums
 }
 
-/// `acc + 1/x + 1/y`, as `acc + (x + y)·(1/(x·y))`: one reciprocal (an
-/// estimate and a Newton step) for two terms, where the FMA pipes carried
-/// the reciprocal's three operations for each. With `|x|`, `|y|` in
+/// `acc + 1/x + 1/y`, as `acc + (x + y)/(x·y)`: one quotient for two
+/// terms, by division or (`ESTIMATE`) by a reciprocal estimate and a
+/// Newton step ([`reciprocal_estimate_pays`]), where the estimate took
+/// three operations of the FMA pipes for each term. With `|x|`, `|y|` in
 /// `[2^-63, 2^61]` ([`fold_weights`]' guard) the product stays normal and
-/// the sum finite. The rounding is that of a division: `x + y` is exact
-/// when the two nearly cancel (Sterbenz), so the pair is accurate to a few
-/// ulp of its own value, as the two reciprocals were; and a padding lane
-/// (`DROPPED`, a power of two far above the other) gives `1/y` exactly.
+/// the sum finite. `x + y` is exact when the two nearly cancel (Sterbenz),
+/// so the pair is accurate to an ulp or two of its own value; and a padding
+/// lane (`DROPPED`, a power of two far above the other) gives `1/y`
+/// exactly.
 #[inline(always)]
-fn pair_sum<V: F32Vector>(x: V, y: V, acc: V) -> V {
-    x.add(y).mul_add(x.mul(y).recip(), acc)
+fn pair_sum<V: F32Vector, const ESTIMATE: bool>(x: V, y: V, acc: V) -> V {
+    if ESTIMATE { x.add(y).mul_add(x.mul(y).recip(), acc) } else { acc.add(x.add(y).div(x.mul(y))) }
 }
 
 /// `Σ_h w_h · tanh(a_h + b_h)`, for a query or key past the exp-product
@@ -319,4 +359,98 @@ fn direct_sum<V: F32Vector>(w: &[f32], a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.reduce_add()
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::{ProjectedQuery, ScoreWeights, exp_of_double_row, fold_query, fold_weights, score_keys_by};
+    use crate::simd::{Backend, F32Vector, WithSimd, dispatch_on};
+    use std::vec;
+    use std::vec::Vec;
+
+    /// One query's scores against `keys` rows of `b`, by either quotient.
+    struct Scores<'a> {
+        a: &'a [f32],
+        b: &'a [f32],
+        w: &'a [f32],
+        estimate: bool,
+    }
+
+    impl WithSimd for Scores<'_> {
+        type Output = Vec<f32>;
+
+        fn run<V: F32Vector>(self) -> Vec<f32> {
+            let h = self.w.len();
+            let mut reciprocal = vec![0.0; h];
+            let limit = fold_weights(self.w, &mut reciprocal);
+            let mut folded = vec![0.0; h];
+            let in_range = exp_of_double_row::<V>(self.a, &mut folded) <= limit;
+            fold_query::<V>(&mut folded, &reciprocal);
+            let keys = self.b.len() / h;
+            let mut exp_2b = vec![0.0; keys * h];
+            let magnitude: Vec<f32> = (0..keys)
+                .map(|j| exp_of_double_row::<V>(&self.b[j * h..(j + 1) * h], &mut exp_2b[j * h..(j + 1) * h]))
+                .collect();
+            let query = ProjectedQuery { a: self.a, folded: &folded, in_range };
+            let w = ScoreWeights { w: self.w, sum: self.w.iter().sum(), reciprocal: &reciprocal, limit };
+            let mut out = vec![0.0; keys];
+            if self.estimate {
+                score_keys_by::<V, true>(query, (self.b, &exp_2b, &magnitude), w, &mut out);
+            } else {
+                score_keys_by::<V, false>(query, (self.b, &exp_2b, &magnitude), w, &mut out);
+            }
+            out
+        }
+    }
+
+    /// Both quotients, on every backend this CPU has (whatever its maker,
+    /// which picks one of them in calls), match `Σ w·tanh(a + b)` in f64:
+    /// odd widths (pairs of a vector and padding, or of two partial ones),
+    /// blocks of four keys and single ones, dropped weights, and inputs up
+    /// to and past the folded form's limit.
+    #[test]
+    fn both_quotients_match_the_direct_sum() {
+        let mut state = 0x9E37_79B9_u32;
+        let mut uniform = move |s: f32| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            ((state >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * s
+        };
+        for h in [1, 7, 16, 17, 31, 32, 33, 40, 64, 100] {
+            for spread in [1.0f32, 4.0, 9.5, 30.0] {
+                let w: Vec<f32> = (0..h)
+                    .map(|i| {
+                        if i % 11 == 3 {
+                            0.0
+                        } else if i % 13 == 5 {
+                            1e-13
+                        } else {
+                            uniform(0.3)
+                        }
+                    })
+                    .collect();
+                let a: Vec<f32> = (0..h).map(|_| uniform(spread)).collect();
+                let keys = 9;
+                let b: Vec<f32> = (0..keys * h).map(|_| uniform(spread)).collect();
+                let scale: f64 = w.iter().map(|&x| f64::from(x.abs())).sum::<f64>() + 1e-3;
+                for backend in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+                    for estimate in [false, true] {
+                        let got = dispatch_on(backend, Scores { a: &a, b: &b, w: &w, estimate });
+                        for (j, &s) in got.iter().enumerate() {
+                            let want: f64 = (0..h)
+                                .map(|i| f64::from(w[i]) * (f64::from(a[i]) + f64::from(b[j * h + i])).tanh())
+                                .sum();
+                            let err = (f64::from(s) - want).abs();
+                            assert!(
+                                err <= 2e-6 * scale,
+                                "{backend:?}, estimate {estimate}, H {h}, spread {spread}: key {j} {s} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
