@@ -32,6 +32,9 @@ pub(crate) struct CacheRows<'k> {
     /// `None`: every row is filled. `Some`: the rows are whole batch
     /// entries, and only the keys their query rows score are filled.
     pub scored: Option<ScoredKeys<'k>>,
+    /// `W_kᵀ` packed into panels, when the cache had room for them
+    /// ([`AdditiveAttention::key_cache_with`]).
+    pub w_k_panels: Option<&'k [f32]>,
 }
 
 /// The keys a call with known valid lengths scores, in each batch entry of
@@ -183,6 +186,16 @@ impl<'p> AdditiveAttention<'p> {
     /// depend on that row alone. With `scored_by` (already checked against
     /// the shape), only the keys those lengths score are filled, for a
     /// cache that serves one call.
+    ///
+    /// While the rows are filled, the room for `W_qᵀ`'s panels holds
+    /// `W_kᵀ`'s when they fit (`key_dim ≤ query_dim`, as in d2l's models
+    /// and the `add-*` workloads): the key projection is then one product
+    /// over the whole depth, where the blocked GEMM's 64-deep blocks wrote
+    /// C once per block. On one Zen 4 core (2026-12-05,
+    /// `benches/alternate.sh -r 5` and `-r 7`) `add-batch` ran 1.033× and
+    /// 1.037× faster, the other `add-*` and `seq2seq-*` within noise. Whether
+    /// they fit depends on the dimensions alone, so every cache of a model
+    /// (cached calls, uncached ones, parallel ones) gets the same bits.
     pub(crate) fn key_cache_with<'a>(
         &self,
         shape: &AttentionShape,
@@ -206,7 +219,14 @@ impl<'p> AdditiveAttention<'p> {
         let (exp_2b, rest) = rest.split_at_mut(projected);
         let (magnitude, w_q_panels) = rest.split_at_mut(sizes.key_rows);
         let scored = scored_by.map(|lens| ScoredKeys { keys: shape.keys, queries: shape.queries, lens });
-        fill(CacheRows { keys, b: &mut *b, exp_2b: &mut *exp_2b, magnitude: &mut *magnitude, scored })?;
+        let w_k_len = packed_len(self.key_dim, self.hidden).ok_or(Error::Overflow { arg: "W_k" })?;
+        let w_k_panels = if w_k_len <= w_q_panels.len() {
+            pack_transposed(&Rows::new(self.w_k, &[], self.key_dim), self.hidden, &mut w_q_panels[..w_k_len]);
+            Some(&w_q_panels[..w_k_len])
+        } else {
+            None
+        };
+        fill(CacheRows { keys, b: &mut *b, exp_2b: &mut *exp_2b, magnitude: &mut *magnitude, scored, w_k_panels })?;
         // W_q is `hidden × query_dim`; the product wants `W_qᵀ` panels.
         pack_transposed(&Rows::new(self.w_q, &[], self.query_dim), self.hidden, w_q_panels);
         Ok(KeyCache {
@@ -230,8 +250,13 @@ impl<'p> AdditiveAttention<'p> {
     pub(crate) fn fill_cache_rows(&self, rows: CacheRows<'_>) -> Result<(), Error> {
         let runs = FilledRows { rows: rows.magnitude.len(), scored: rows.scored };
         let (x, n, h) = (rows.keys, runs.rows, self.hidden);
-        let (a, w) = (MatRef::new(x, n, self.key_dim), MatRef::new(self.w_k, h, self.key_dim).t());
-        gemm_own_rows(1.0, a, w, 0.0, MatMut::new(rows.b, n, h), runs)?;
+        if let Some(panels) = rows.w_k_panels {
+            expect_len("keys", n * self.key_dim, x.len())?;
+            simd::dispatch(ProjectRuns { x, panels, key_dim: self.key_dim, hidden: h, runs, out: &mut *rows.b });
+        } else {
+            let (a, w) = (MatRef::new(x, n, self.key_dim), MatRef::new(self.w_k, h, self.key_dim).t());
+            gemm_own_rows(1.0, a, w, 0.0, MatMut::new(rows.b, n, h), runs)?;
+        }
         simd::dispatch(KeyExpProducts { b: rows.b, exp_2b: rows.exp_2b, magnitude: rows.magnitude, hidden: h, runs });
         Ok(())
     }
@@ -420,6 +445,44 @@ impl KeyCache<'_> {
 /// 16 KiB more of it at the demo model's sizes.
 fn project(x: &[f32], rows: usize, in_dim: usize, w: &[f32], hidden: usize, out: &mut [f32]) -> Result<(), Error> {
     gemm_own(1.0, MatRef::new(x, rows, in_dim), MatRef::new(w, hidden, in_dim).t(), 0.0, MatMut::new(out, rows, hidden))
+}
+
+/// `out = x·W_kᵀ` on the rows `runs` names, `W_kᵀ` packed in `panels`
+/// (`key_dim × hidden`): the whole depth in one product, one backend entry.
+struct ProjectRuns<'a> {
+    x: &'a [f32],
+    panels: &'a [f32],
+    key_dim: usize,
+    hidden: usize,
+    runs: FilledRows<'a>,
+    out: &'a mut [f32],
+}
+
+impl WithSimd for ProjectRuns<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: F32Vector>(self) {
+        let (d, h) = (self.key_dim, self.hidden);
+        for r in 0..self.runs.count() {
+            let rows = self.runs.run(r);
+            PanelProduct {
+                m: rows.len(),
+                n: h,
+                kc: d,
+                alpha: 1.0,
+                a: &self.x[rows.start * d..rows.end * d],
+                a_strides: (d, 1),
+                packed: self.panels,
+                packed_rows: d,
+                k0: 0,
+                beta: 0.0,
+                c: &mut self.out[rows.start * h..rows.end * h],
+                c_row_stride: h,
+            }
+            .run::<V>();
+        }
+    }
 }
 
 /// Each filled key row's `e^{2b}` and magnitude, in one pass on one backend.

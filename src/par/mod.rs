@@ -135,7 +135,7 @@ fn cache_on_threads<'a>(
         }
         // About four tasks per thread: each task's GEMM packs its W_k
         // panels. A task takes whole units: rows, or scored batch entries.
-        let CacheRows { keys, b, exp_2b, magnitude, scored } = rows;
+        let CacheRows { keys, b, exp_2b, magnitude, scored, w_k_panels } = rows;
         let unit = scored.map_or(1, |s| s.keys.max(1));
         let per_task = (n / unit).div_ceil(4 * threads).max(KEY_ROW_BLOCK.div_ceil(unit));
         let block = per_task * unit;
@@ -149,7 +149,7 @@ fn cache_on_threads<'a>(
                 let first = t * per_task;
                 let entries = first..first + magnitude.len() / unit;
                 let scored = scored.map(|s| ScoredKeys { lens: s.lens.entries(entries, s.queries), ..s });
-                CacheRows { keys, b, exp_2b, magnitude, scored }
+                CacheRows { keys, b, exp_2b, magnitude, scored, w_k_panels }
             })
             .collect();
         run_tasks(tasks, |rows| attn.fill_cache_rows(rows))
