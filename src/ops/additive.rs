@@ -434,15 +434,15 @@ impl KeyCache<'_> {
     }
 }
 
-/// `out (rows × hidden) = x (rows × in_dim) · Wᵀ`, `W` being `(hidden, in_dim)`.
+/// `out (rows × hidden) = x (rows × in_dim) · Wᵀ`, `W` being `(hidden, in_dim)`:
+/// the queries of an attention whose `W_q` is not the cache's.
 ///
 /// On our blocked GEMM (`gemm_own`) in every build, not `matrixmultiply`:
-/// it packs `Wᵀ` a panel at a time on the stack, so the key cache needs no
-/// room for a packed `W_k`. On one Zen 4 core (2026-12-04,
-/// `benches/alternate.sh -r 5`) against `matrixmultiply`: `add-batch`
-/// 1.06×, `add-decode` 1.05×, `add-long` 1.00×; `W_kᵀ` packed once into
-/// panels in the cache buffer measured the same (1.06×, 1.03×, 1.01×) for
-/// 16 KiB more of it at the demo model's sizes.
+/// it packs `Wᵀ` a panel at a time on the stack. On one Zen 4 core
+/// (2026-12-04, `benches/alternate.sh -r 5`), as the key projection then,
+/// against `matrixmultiply`: `add-batch` 1.06×, `add-decode` 1.05×,
+/// `add-long` 1.00×. (The key projection now reads `W_kᵀ` packed over the
+/// whole depth when the cache has room: [`AdditiveAttention::key_cache_with`].)
 fn project(x: &[f32], rows: usize, in_dim: usize, w: &[f32], hidden: usize, out: &mut [f32]) -> Result<(), Error> {
     gemm_own(1.0, MatRef::new(x, rows, in_dim), MatRef::new(w, hidden, in_dim).t(), 0.0, MatMut::new(out, rows, hidden))
 }
