@@ -11,7 +11,9 @@
 //! the end `o / l` is the softmax-weighted output, and `l = 0` marks a row
 //! that saw no key at all (fully masked: PyTorch gives zeros).
 
+use crate::math::exp::exp2_nonpositive;
 use crate::math::reduce;
+use crate::simd::vector::{MAX_LANES, load_partial, store_partial};
 use crate::simd::{F32Vector, WithSimd};
 
 /// Updates `rows` query rows with one tile of scores.
@@ -35,26 +37,52 @@ impl WithSimd for OnlineSoftmaxTile<'_> {
     #[inline(always)]
     fn run<V: F32Vector>(self) {
         let rows = self.max.len();
-        for i in 0..rows {
-            let s = &mut self.scores[i * self.stride..i * self.stride + self.cols];
-            let tile_max = reduce::max::<V>(s);
-            let new_max = if tile_max > self.max[i] || tile_max.is_nan() { tile_max } else { self.max[i] };
-            if new_max == f32::NEG_INFINITY {
-                // Every key so far is masked: nothing to add.
-                s.fill(0.0);
-                continue;
+        let mut r0 = 0;
+        while r0 < rows {
+            // A vector of rows at a time: their new maxima, then all their
+            // rescale factors `2^{m − m'}` in one vector exponential, where
+            // one `libm::exp2f` call a row took about 2 % of `sdpa-512`,
+            // `sdpa-512-bf16` and `sdpa-causal-2048` (`perf record -e
+            // cpu-clock`, one Zen 4 core, 2026-12-05). Against those calls
+            // (`benches/alternate.sh -r 5`): `sdpa-512` 1.008×,
+            // `sdpa-causal-2048` 1.012×, `sdpa-512-bf16` 1.025×.
+            let n = (rows - r0).min(V::LANES);
+            let mut new_max = [0.0f32; MAX_LANES];
+            for (k, new_max) in new_max[..n].iter_mut().enumerate() {
+                let i = r0 + k;
+                let tile_max = reduce::max::<V>(&self.scores[i * self.stride..i * self.stride + self.cols]);
+                *new_max = if tile_max > self.max[i] || tile_max.is_nan() { tile_max } else { self.max[i] };
             }
-            // Skipping this `expf` when the maximum stays (1, exactly) was
-            // no faster on one Zen 4 core (2026-12-04, `benches/alternate.sh
-            // -r 5`: `sdpa-512` 0.98×, `sdpa-512-bf16` 0.99×).
-            let correction = libm::exp2f(self.max[i] - new_max);
-            let tile_sum = reduce::exp2_shifted_sum::<V>(s, new_max);
-            self.sum[i] = self.sum[i] * correction + tile_sum;
-            self.max[i] = new_max;
-            if correction != 1.0 {
-                let o = &mut self.out[i * self.out_stride..i * self.out_stride + self.out_cols];
-                reduce::scale::<V>(o, correction);
+            let mut correction = [0.0f32; MAX_LANES];
+            // SAFETY: n <= LANES values from r0 on in max, and in new_max and
+            // correction (MAX_LANES each). `m − m'` is at most 0, or NaN, or
+            // -inf − -inf = NaN for a row still fully masked, which is skipped.
+            unsafe {
+                let old = load_partial::<V>(self.max[r0..].as_ptr(), n, 0.0);
+                let new = load_partial::<V>(new_max.as_ptr(), n, 0.0);
+                store_partial(exp2_nonpositive(old.sub(new)), correction.as_mut_ptr(), n);
             }
+            for k in 0..n {
+                let (i, new_max, correction) = (r0 + k, new_max[k], correction[k]);
+                let s = &mut self.scores[i * self.stride..i * self.stride + self.cols];
+                if new_max == f32::NEG_INFINITY {
+                    // Every key so far is masked: nothing to add.
+                    s.fill(0.0);
+                    continue;
+                }
+                // Skipping the rescale factor when the maximum stays (1,
+                // exactly) was no faster on one Zen 4 core (2026-12-04,
+                // `benches/alternate.sh -r 5`: `sdpa-512` 0.98×,
+                // `sdpa-512-bf16` 0.99×).
+                let tile_sum = reduce::exp2_shifted_sum::<V>(s, new_max);
+                self.sum[i] = self.sum[i] * correction + tile_sum;
+                self.max[i] = new_max;
+                if correction != 1.0 {
+                    let o = &mut self.out[i * self.out_stride..i * self.out_stride + self.out_cols];
+                    reduce::scale::<V>(o, correction);
+                }
+            }
+            r0 += n;
         }
     }
 }
