@@ -41,9 +41,9 @@ impl WithSimd for OnlineSoftmaxTile<'_> {
         while r0 < rows {
             // A vector of rows at a time: their new maxima, then all their
             // rescale factors `2^{m − m'}` in one vector exponential, where
-            // one `libm::exp2f` call a row took about 2 % of `sdpa-512`,
-            // `sdpa-512-bf16` and `sdpa-causal-2048` (`perf record -e
-            // cpu-clock`, one Zen 4 core, 2026-12-05). Against those calls
+            // one `libm::exp2f` call a row took 2.6 % of `sdpa-512-bf16`'s
+            // samples (`perf record -e cpu-clock`, one Zen 4 core,
+            // 2026-12-05). Against those calls
             // (`benches/alternate.sh -r 5`): `sdpa-512` 1.008×,
             // `sdpa-causal-2048` 1.012×, `sdpa-512-bf16` 1.025×.
             let n = (rows - r0).min(V::LANES);
