@@ -51,6 +51,7 @@ impl<'a> ValidLens<'a> {
     }
 
     /// The lengths of batch entries `entries` alone, for a part of the batch.
+    #[cfg(feature = "std")]
     pub(crate) fn entries(self, entries: core::ops::Range<usize>, queries: usize) -> ValidLens<'a> {
         match self {
             ValidLens::All => ValidLens::All,

@@ -221,12 +221,11 @@ pub fn additive_cached(
         let Block { batches, queries: q } = block;
         let sub = cache.batches(batches.clone())?;
         let lens = match valid_lens {
-            ValidLens::All => ValidLens::All,
-            ValidLens::PerBatch(l) => ValidLens::PerBatch(&l[batches.clone()]),
             ValidLens::PerQuery(l) if batches.len() == 1 => {
                 ValidLens::PerQuery(&l[batches.start * nq + q.start..batches.start * nq + q.end])
             }
-            ValidLens::PerQuery(l) => ValidLens::PerQuery(&l[batches.start * nq..batches.end * nq]),
+            // Several entries take all their query rows.
+            lens => lens.entries(batches.clone(), nq),
         };
         let rows = if batches.len() == 1 {
             batches.start * nq + q.start..batches.start * nq + q.end
