@@ -301,20 +301,8 @@ impl<'p> AdditiveAttention<'p> {
             None => &mut rest[..sizes.weights],
         };
         if core::ptr::eq(cache.w_q, self.w_q) {
-            simd::dispatch(PanelProduct {
-                m: sizes.query_rows,
-                n: self.hidden,
-                kc: self.query_dim,
-                alpha: 1.0,
-                a: queries,
-                a_strides: (self.query_dim, 1),
-                packed: cache.w_q_panels,
-                packed_rows: self.query_dim,
-                k0: 0,
-                beta: 0.0,
-                c: &mut *a,
-                c_row_stride: self.hidden,
-            });
+            let (rows, dim) = (sizes.query_rows, self.query_dim);
+            simd::dispatch(projection((queries, rows, dim), cache.w_q_panels, (&mut *a, self.hidden)));
         } else {
             project(queries, sizes.query_rows, self.query_dim, self.w_q, self.hidden, a)?;
         }
@@ -447,6 +435,30 @@ fn project(x: &[f32], rows: usize, in_dim: usize, w: &[f32], hidden: usize, out:
     gemm_own(1.0, MatRef::new(x, rows, in_dim), MatRef::new(w, hidden, in_dim).t(), 0.0, MatMut::new(out, rows, hidden))
 }
 
+/// `out (rows × hidden) = x (rows × in_dim) · Wᵀ`, `Wᵀ` packed in `panels`
+/// (`in_dim × hidden`): a projection whose weights were packed once, the
+/// whole depth in one product.
+fn projection<'a>(
+    (x, rows, in_dim): (&'a [f32], usize, usize),
+    panels: &'a [f32],
+    (out, hidden): (&'a mut [f32], usize),
+) -> PanelProduct<'a> {
+    PanelProduct {
+        m: rows,
+        n: hidden,
+        kc: in_dim,
+        alpha: 1.0,
+        a: x,
+        a_strides: (in_dim, 1),
+        packed: panels,
+        packed_rows: in_dim,
+        k0: 0,
+        beta: 0.0,
+        c: out,
+        c_row_stride: hidden,
+    }
+}
+
 /// `out = x·W_kᵀ` on the rows `runs` names, `W_kᵀ` packed in `panels`
 /// (`key_dim × hidden`): the whole depth in one product, one backend entry.
 struct ProjectRuns<'a> {
@@ -466,21 +478,8 @@ impl WithSimd for ProjectRuns<'_> {
         let (d, h) = (self.key_dim, self.hidden);
         for r in 0..self.runs.count() {
             let rows = self.runs.run(r);
-            PanelProduct {
-                m: rows.len(),
-                n: h,
-                kc: d,
-                alpha: 1.0,
-                a: &self.x[rows.start * d..rows.end * d],
-                a_strides: (d, 1),
-                packed: self.panels,
-                packed_rows: d,
-                k0: 0,
-                beta: 0.0,
-                c: &mut self.out[rows.start * h..rows.end * h],
-                c_row_stride: h,
-            }
-            .run::<V>();
+            let x = &self.x[rows.start * d..rows.end * d];
+            projection((x, rows.len(), d), self.panels, (&mut self.out[rows.start * h..rows.end * h], h)).run::<V>();
         }
     }
 }
