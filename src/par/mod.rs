@@ -116,8 +116,9 @@ pub fn key_cache<'a>(
 
 /// A key cache filled on the pool's threads, all of it or (with
 /// `scored_by`, for one call) the keys those lengths score, split in
-/// blocks of whole batch entries. One thread fills it in one pass, which
-/// packs `W_k`'s panels once.
+/// blocks of whole batch entries. One thread fills it in one pass (where
+/// `W_kᵀ` has no room to be packed once for all tasks, a pass packs it
+/// panel by panel).
 fn cache_on_threads<'a>(
     attn: &AdditiveAttention<'a>,
     shape: &AttentionShape,
@@ -133,8 +134,9 @@ fn cache_on_threads<'a>(
         if threads == 1 || hidden == 0 || key_dim == 0 || work(&[n, hidden, key_dim]) < PARALLEL_MIN_WORK {
             return attn.fill_cache_rows(rows);
         }
-        // About four tasks per thread: each task's GEMM packs its W_k
-        // panels. A task takes whole units: rows, or scored batch entries.
+        // About four tasks per thread, sharing `W_kᵀ`'s packed panels (or
+        // each packing its own where they have no room). A task takes whole
+        // units: rows, or scored batch entries.
         let CacheRows { keys, b, exp_2b, magnitude, scored, w_k_panels } = rows;
         let unit = scored.map_or(1, |s| s.keys.max(1));
         let per_task = (n / unit).div_ceil(4 * threads).max(KEY_ROW_BLOCK.div_ceil(unit));
