@@ -23,6 +23,7 @@ pub struct SdpaTile {
     v: Vec<f32>,
     packed: (Vec<f32>, Vec<f32>),
     scratch: Vec<f32>,
+    q_tile: Vec<f32>,
     out: Vec<f32>,
 }
 
@@ -53,6 +54,7 @@ impl SdpaTile {
             v: v.to_vec(),
             packed,
             scratch: vec![0.0; TILE_QUERIES * TILE_KEYS + 2 * TILE_QUERIES],
+            q_tile: vec![0.0; TILE_QUERIES * e],
             out: vec![0.0; TILE_QUERIES * ev],
         })
     }
@@ -72,7 +74,8 @@ impl SdpaTile {
         self.out.fill(0.0);
         let state = TileState { tile, max, sum };
         let packed = (&self.packed.0[..], &self.packed.1[..]);
-        simd::dispatch(KeyTileStep { head: &head, head_query: &self.q, state, packed, out: &mut self.out });
+        let q = head.f32_tile_queries(0..TILE_QUERIES, &mut self.q_tile);
+        simd::dispatch(KeyTileStep { head: &head, q, state, packed, out: &mut self.out });
         (&self.out, &self.scratch[TILE_QUERIES * TILE_KEYS + TILE_QUERIES..])
     }
 }
@@ -80,7 +83,7 @@ impl SdpaTile {
 /// One full query tile against one full key tile, on one backend.
 struct KeyTileStep<'h, 'a> {
     head: &'h Head<'a, f32>,
-    head_query: &'h [f32],
+    q: TileQueries<'h>,
     state: TileState<'h>,
     packed: (&'h [f32], &'h [f32]),
     out: &'h mut [f32],
@@ -92,8 +95,7 @@ impl WithSimd for KeyTileStep<'_, '_> {
     #[inline(always)]
     fn run<V: F32Vector>(mut self) {
         let (rows, keys) = (0..TILE_QUERIES, 0..TILE_KEYS);
-        let q = self.head_query;
-        self.head.key_tile::<V>((rows, TileQueries::F32(q)), keys, &mut self.state, self.packed, TILE_KEYS, self.out);
+        self.head.key_tile::<V>((rows, self.q), keys, &mut self.state, self.packed, TILE_KEYS, self.out);
     }
 }
 
