@@ -681,27 +681,24 @@ int simd_attention_additive_forward_cached(const struct simd_attention_additive_
 
 /**
  * Additive attention without a cache (`AdditiveAttention::forward`, which
- * builds one in the workspace): `queries` `(B, Q, query_dim)` over `keys`
- * `(B, K, key_dim)` and `values` `(B, K, value_dim)`, writing `out` `(B,
- * Q, value_dim)` and, unless `weights` is `NULL`, the weights `(B, Q, K)`.
- * `valid_lens` as for `simd_attention_additive_forward_cached`;
+ * builds one in the workspace): `inputs.queries` `(B, Q, query_dim)` over
+ * `inputs.keys` `(B, K, key_dim)` and `inputs.values` `(B, K,
+ * value_dim)`, writing `out` `(B, Q, value_dim)` and, unless `weights` is
+ * `NULL`, the weights `(B, Q, K)`. The inputs come in one named struct,
+ * as every other operator's do, so keys and values cannot be swapped by
+ * position. `valid_lens` as for `simd_attention_additive_forward_cached`;
  * `workspace` holds `simd_attention_additive_workspace_len` floats.
  *
  * # Safety
  * `params` as for `simd_attention_additive_key_cache`; each other pointer
- * must be `NULL` (refused unless its length is 0; for `valid_lens` and
- * `weights`, none) or valid for its length: inputs for reads, `out`,
- * `weights` and `workspace` for reads and writes. No buffer may be
- * written by another thread during the call.
+ * (the inputs' among them) must be `NULL` (refused unless its length is
+ * 0; for `valid_lens` and `weights`, none) or valid for its length:
+ * inputs for reads, `out`, `weights` and `workspace` for reads and
+ * writes. No buffer may be written by another thread during the call.
  */
 int simd_attention_additive_forward(const struct simd_attention_additive_params *params,
                                     struct simd_attention_shape shape,
-                                    const float *queries,
-                                    size_t queries_len,
-                                    const float *keys,
-                                    size_t keys_len,
-                                    const float *values,
-                                    size_t values_len,
+                                    struct simd_attention_inputs inputs,
                                     const struct simd_attention_mask *valid_lens,
                                     float *out,
                                     size_t out_len,

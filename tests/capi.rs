@@ -327,7 +327,9 @@ impl Call for ForwardCall {
         let ((o, ol), (w, wl), (ws, wsl)) = (self.out, self.weights, self.workspace);
         // SAFETY: as the caller promises.
         unsafe {
-            simd_attention_additive_forward(params, shape, q, ql, k, kl, v, vl, valid_lens, o, ol, w, wl, ws, wsl)
+            let inputs =
+                simd_attention_inputs { queries: q, queries_len: ql, keys: k, keys_len: kl, values: v, values_len: vl };
+            simd_attention_additive_forward(params, shape, inputs, valid_lens, o, ol, w, wl, ws, wsl)
         }
     }
 }

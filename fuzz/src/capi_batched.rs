@@ -201,12 +201,7 @@ pub fn capi_batched(data: &[u8]) {
             _ => simd_attention_additive_forward(
                 additive_ptr,
                 s,
-                inputs.queries,
-                inputs.queries_len,
-                inputs.keys,
-                inputs.keys_len,
-                inputs.values,
-                inputs.values_len,
+                inputs,
                 mask_ptr,
                 o,
                 out_len,

@@ -371,29 +371,26 @@ pub unsafe extern "C" fn simd_attention_additive_forward_cached(
 }
 
 /// Additive attention without a cache (`AdditiveAttention::forward`, which
-/// builds one in the workspace): `queries` `(B, Q, query_dim)` over `keys`
-/// `(B, K, key_dim)` and `values` `(B, K, value_dim)`, writing `out` `(B,
-/// Q, value_dim)` and, unless `weights` is `NULL`, the weights `(B, Q, K)`.
-/// `valid_lens` as for `simd_attention_additive_forward_cached`;
+/// builds one in the workspace): `inputs.queries` `(B, Q, query_dim)` over
+/// `inputs.keys` `(B, K, key_dim)` and `inputs.values` `(B, K,
+/// value_dim)`, writing `out` `(B, Q, value_dim)` and, unless `weights` is
+/// `NULL`, the weights `(B, Q, K)`. The inputs come in one named struct,
+/// as every other operator's do, so keys and values cannot be swapped by
+/// position. `valid_lens` as for `simd_attention_additive_forward_cached`;
 /// `workspace` holds `simd_attention_additive_workspace_len` floats.
 ///
 /// # Safety
 /// `params` as for `simd_attention_additive_key_cache`; each other pointer
-/// must be `NULL` (refused unless its length is 0; for `valid_lens` and
-/// `weights`, none) or valid for its length: inputs for reads, `out`,
-/// `weights` and `workspace` for reads and writes. No buffer may be
-/// written by another thread during the call.
+/// (the inputs' among them) must be `NULL` (refused unless its length is
+/// 0; for `valid_lens` and `weights`, none) or valid for its length:
+/// inputs for reads, `out`, `weights` and `workspace` for reads and
+/// writes. No buffer may be written by another thread during the call.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn simd_attention_additive_forward(
     params: *const simd_attention_additive_params,
     shape: simd_attention_shape,
-    queries: *const f32,
-    queries_len: usize,
-    keys: *const f32,
-    keys_len: usize,
-    values: *const f32,
-    values_len: usize,
+    inputs: simd_attention_inputs,
     valid_lens: *const simd_attention_mask,
     out: *mut f32,
     out_len: usize,
@@ -402,7 +399,6 @@ pub unsafe extern "C" fn simd_attention_additive_forward(
     workspace: *mut f32,
     workspace_len: usize,
 ) -> c_int {
-    let inputs = simd_attention_inputs { queries, queries_len, keys, keys_len, values, values_len };
     let outputs = [(out, out_len), (weights, weights_len), (workspace, workspace_len)];
     run(|| {
         // SAFETY: `params` as the caller promises.

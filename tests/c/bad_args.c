@@ -266,11 +266,12 @@ static void additive(void) {
     fill(buffer, N_WS);
     FWD(", workspace inside the cache buffer", SIMD_ATTENTION_ERROR_ALIASING, a.o.ws = buffer);
 #undef FWD
-    rc = simd_attention_additive_forward(&params, shape, queries, 4, keys, 6, values, 6, NULL, out, 4, weights, 6,
-                                         NULL, 0);
+    simd_attention_inputs inputs = {.queries = queries, .queries_len = 4, .keys = keys, .keys_len = 6,
+                                     .values = values, .values_len = 6};
+    rc = simd_attention_additive_forward(&params, shape, inputs, NULL, out, 4, weights, 6, NULL, 0);
     refused("additive: uncached forward, empty workspace", rc, SIMD_ATTENTION_ERROR_LENGTH);
-    rc = simd_attention_additive_forward(&params, shape, queries, 4, keys, 6, NULL, 6, NULL, out, 4, weights, 6, ws,
-                                         N_WS);
+    inputs.values = NULL;
+    rc = simd_attention_additive_forward(&params, shape, inputs, NULL, out, 4, weights, 6, ws, N_WS);
     refused("additive: uncached forward, values NULL", rc, SIMD_ATTENTION_ERROR_NULL);
 }
 

@@ -167,8 +167,10 @@ static void additive_case(const char *dir, const char *name) {
 
     out3 = nan_filled(to.count), w3 = nan_filled(tw.count);
     for (size_t i = 0; i < ws_full_len; i++) ws[i] = NAN;
-    rc = simd_attention_additive_forward(&params, shape, queries, tq.count, keys, tk.count, values, tv.count,
-                                         has_lens ? &mask : NULL, out3, to.count, w3, tw.count, ws, ws_full_len);
+    simd_attention_inputs inputs = {.queries = queries, .queries_len = tq.count, .keys = keys, .keys_len = tk.count,
+                                     .values = values, .values_len = tv.count};
+    rc = simd_attention_additive_forward(&params, shape, inputs, has_lens ? &mask : NULL, out3, to.count, w3,
+                                         tw.count, ws, ws_full_len);
     expect_same_bits(&g, "uncached output against cached", rc, out3, out, to.count);
     expect_same_bits(&g, "uncached weights against cached", rc, w3, weights, tw.count);
 done:
