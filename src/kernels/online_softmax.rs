@@ -73,7 +73,9 @@ impl WithSimd for OnlineSoftmaxTile<'_> {
                 // Skipping the rescale factor when the maximum stays (1,
                 // exactly) was no faster on one Zen 4 core (2026-12-04,
                 // `benches/alternate.sh -r 5`: `sdpa-512` 0.98×,
-                // `sdpa-512-bf16` 0.99×).
+                // `sdpa-512-bf16` 0.99×). Nor was keeping the sum as a vector
+                // of lane sums, reduced once a row is done (2026-12-05, `-r
+                // 7`: `sdpa-512` 0.994×, `sdpa-causal-2048` 0.996×).
                 let tile_sum = reduce::exp2_shifted_sum::<V>(s, new_max);
                 self.sum[i] = self.sum[i] * correction + tile_sum;
                 self.max[i] = new_max;

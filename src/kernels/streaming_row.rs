@@ -176,7 +176,10 @@ const DOT_ACCUMULATORS: usize = 2;
 /// made f32, f16 and bf16 slower (no hints ran them 1.28×, 1.06× and
 /// 1.07× faster), and on Zen 4 (avx512, 2026-12-04, `-r 5`) no hints ran
 /// f32 1.90×, bf16 1.56× and f16 1.54× faster. So the kernel hints on
-/// Intel cores only ([`hints_help`]), whatever the backend.
+/// Intel cores only ([`hints_help`]), whatever the backend. Hinting only
+/// the first two lines of each run's next 4 KiB page (where hardware
+/// prefetchers stop) was slower on Zen 4 too (2026-12-05, `-r 5`): f32
+/// 0.96×, bf16 0.85×, q8 0.91×.
 const PREFETCH_AHEAD: usize = 2048;
 
 /// Rows of `width` values of `T` that make [`PREFETCH_AHEAD`] bytes, or
@@ -327,6 +330,13 @@ fn dots<V: F32Vector, T: Element, const R: usize>(a: &[f32], b: [Row<'_, T>; R])
 /// keys. Each column is summed in a fixed order (one fused multiply-add per
 /// key) that depends only on the chunk's length, so the column blocking
 /// never changes a bit. `dst` stays in L1 while the rows stream past.
+///
+/// Summing the columns in registers instead (passes of 8 vectors over the
+/// chunk's rows, no load and store of `dst` a step) read each step's rows
+/// one whole row after another rather than vector by vector across the
+/// runs: on one Zen 4 core (2026-12-05, `benches/alternate.sh -r 5`)
+/// `sdpa-decode` ran 0.79×, bf16 0.97×, f16 0.92× and q8 1.01× (and
+/// `decode_in_cache/q8` 1.04×), so `dst` stays in memory.
 #[inline(always)]
 fn weighted_rows<V: F32Vector, T: Element>(weights: &[f32], values: &Rows<'_, T>, col: usize, dst: &mut [f32]) {
     assert!(col + dst.len() <= values.width(), "weighted_rows: columns past the rows");

@@ -117,7 +117,10 @@ impl HeadQuery<'_> {
         // value under a masked key now reaches only the rows of groups whose
         // last row sees it. Measured together with the base-2 softmax
         // ([`SCORE_UNITS`]); alone (`benches/alternate.sh -r 7`, a noisy
-        // hour) its median was 1.00×, no gain the noise could resolve.
+        // hour) its median was 1.00×, no gain the noise could resolve. The
+        // same row groups for `Q·Kᵀ`, each with a tile only as many vectors
+        // wide as its keys need, ran 0.995× (2026-12-05, `-r 5`), so the
+        // score product stays whole.
         let whole = self.visible(rows.start) >= keys.end;
         let group = if whole { n.max(1) } else { V::TILE_ROWS };
         for g0 in (0..n).step_by(group) {
