@@ -94,8 +94,6 @@ const KEY_BLOCK: usize = 4;
 pub(crate) fn exp_of_double_row<V: F32Vector>(x: &[f32], exp_2x: &mut [f32]) -> f32 {
     let n = x.len();
     let exp_2x = &mut exp_2x[..n];
-    let infinity = V::splat(f32::INFINITY);
-    let magnitude = |v: V| V::select(v.is_nan(), infinity, v.abs());
     let mut largest = V::splat(0.0);
     let mut i = 0;
     while i + V::LANES <= n {
@@ -103,7 +101,7 @@ pub(crate) fn exp_of_double_row<V: F32Vector>(x: &[f32], exp_2x: &mut [f32]) -> 
         unsafe {
             let v = V::load(x.as_ptr().add(i));
             exp(v.add(v)).store(exp_2x.as_mut_ptr().add(i));
-            largest = largest.max(magnitude(v));
+            largest = largest.max(lane_magnitude(v));
         }
         i += V::LANES;
     }
@@ -114,8 +112,34 @@ pub(crate) fn exp_of_double_row<V: F32Vector>(x: &[f32], exp_2x: &mut [f32]) -> 
         unsafe {
             let v = load_partial::<V>(x.as_ptr().add(i), rest, 0.0);
             store_partial(exp(v.add(v)), exp_2x.as_mut_ptr().add(i), rest);
-            largest = largest.max(magnitude(v));
+            largest = largest.max(lane_magnitude(v));
         }
+    }
+    largest.reduce_max()
+}
+
+/// `|x|` per lane, `+inf` where a lane is NaN: what the limit test compares.
+#[inline(always)]
+fn lane_magnitude<V: F32Vector>(v: V) -> V {
+    V::select(v.is_nan(), V::splat(f32::INFINITY), v.abs())
+}
+
+/// `max_h |x_h|` of a row (`+inf` when a lane is NaN), the magnitude
+/// [`exp_of_double_row`] returns, for a row whose exponentials are at hand
+/// (`bench_kernels`' score tile).
+#[cfg(feature = "std")]
+#[inline(always)]
+pub(crate) fn row_magnitude<V: F32Vector>(x: &[f32]) -> f32 {
+    let mut largest = V::splat(0.0);
+    let mut chunks = x.chunks_exact(V::LANES);
+    for chunk in &mut chunks {
+        // SAFETY: chunk holds exactly LANES values.
+        largest = largest.max(lane_magnitude(unsafe { V::load(chunk.as_ptr()) }));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        // SAFETY: rest.len() < LANES readable values; the padding lanes are 0.
+        largest = largest.max(lane_magnitude(unsafe { load_partial::<V>(rest.as_ptr(), rest.len(), 0.0) }));
     }
     largest.reduce_max()
 }
