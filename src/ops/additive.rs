@@ -251,7 +251,7 @@ impl<'p> AdditiveAttention<'p> {
         let runs = FilledRows { rows: rows.magnitude.len(), scored: rows.scored };
         let (x, n, h) = (rows.keys, runs.rows, self.hidden);
         if let Some(panels) = rows.w_k_panels {
-            expect_len("keys", n * self.key_dim, x.len())?;
+            expect_len("keys", checked_mul("keys", n, self.key_dim)?, x.len())?;
             simd::dispatch(ProjectRuns { x, panels, key_dim: self.key_dim, hidden: h, runs, out: &mut *rows.b });
         } else {
             let (a, w) = (MatRef::new(x, n, self.key_dim), MatRef::new(self.w_k, h, self.key_dim).t());
