@@ -60,7 +60,8 @@ enum Command {
         tokens: Vec<String>,
     },
     /// Measure this core's roofline and time the standard workloads against it (add-decode, add-batch,
-    /// add-long, sdpa-512, sdpa-causal-2048, sdpa-decode, seq2seq-token-b1, seq2seq-token-b64).
+    /// add-long, sdpa-512, sdpa-causal-2048, sdpa-decode, seq2seq-token-b1, seq2seq-token-b64, and
+    /// with K and V stored narrower: sdpa-decode-bf16, sdpa-decode-f16, sdpa-decode-q8, sdpa-512-bf16).
     Bench {
         /// Comma-separated workloads to run (default: all; an empty list, `--workload ,`, measures the roofline alone).
         #[arg(long)]
