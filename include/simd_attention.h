@@ -22,6 +22,12 @@
 #define SIMD_ATTENTION_KEY_CACHE_WORDS 32
 
 /**
+ * The most GRU layers a model may have (the encoder's and the decoder's
+ * each): the C entry points hold them in fixed arrays, without a heap.
+ */
+#define SIMD_ATTENTION_SEQ2SEQ_MAX_LAYERS 8
+
+/**
  * The status codes every entry point returns (as an `int`): 0 on success,
  * negative on a refused call, after which no output has been written.
  */
@@ -479,6 +485,181 @@ typedef struct simd_attention_sdpa_shape {
 } simd_attention_sdpa_shape;
 
 /**
+ * How a weight matrix is laid out: one of the `SIMD_ATTENTION_LAYOUT_*`
+ * values.
+ */
+typedef uint32_t simd_attention_layout;
+
+/**
+ * A weight matrix, borrowed: `len` floats in the given layout.
+ */
+typedef struct simd_attention_weight {
+  /**
+   * The values.
+   */
+  const float *data;
+  /**
+   * Floats at `data`.
+   */
+  size_t len;
+  /**
+   * A `SIMD_ATTENTION_LAYOUT_*` value.
+   */
+  simd_attention_layout layout;
+} simd_attention_weight;
+
+/**
+ * One GRU layer (PyTorch's `weight_ih_l{n}`, `weight_hh_l{n}`,
+ * `bias_ih_l{n}`, `bias_hh_l{n}`), borrowed: `weight_ih` `(3·hidden,
+ * input)`, `weight_hh` `(3·hidden, hidden)` (or their transposes), the
+ * biases `3·hidden` floats each.
+ */
+typedef struct simd_attention_gru_layer {
+  /**
+   * The input-to-hidden weights.
+   */
+  struct simd_attention_weight weight_ih;
+  /**
+   * The hidden-to-hidden weights.
+   */
+  struct simd_attention_weight weight_hh;
+  /**
+   * `3·hidden` floats.
+   */
+  const float *bias_ih;
+  /**
+   * Floats at `bias_ih`.
+   */
+  size_t bias_ih_len;
+  /**
+   * `3·hidden` floats.
+   */
+  const float *bias_hh;
+  /**
+   * Floats at `bias_hh`.
+   */
+  size_t bias_hh_len;
+  /**
+   * Input width: the embedding width for the encoder's first layer,
+   * `hidden + embedding` for the decoder's, `hidden` above.
+   */
+  size_t input;
+  /**
+   * Hidden width, the same for every layer.
+   */
+  size_t hidden;
+} simd_attention_gru_layer;
+
+/**
+ * The parameters of a d2l `Seq2SeqEncoder` and `Seq2SeqAttentionDecoder`
+ * pair, borrowed. The vocabulary size is the dense layer's bias length.
+ */
+typedef struct simd_attention_seq2seq_params {
+  /**
+   * `encoder.embedding.weight`, `(vocab, embedding)` floats.
+   */
+  const float *encoder_embedding;
+  /**
+   * Floats at `encoder_embedding`.
+   */
+  size_t encoder_embedding_len;
+  /**
+   * `encoder.rnn.rnn.*`: `num_layers` layers, bottom first.
+   */
+  const struct simd_attention_gru_layer *encoder_layers;
+  /**
+   * `decoder.embedding.weight`, `(vocab, embedding)` floats.
+   */
+  const float *decoder_embedding;
+  /**
+   * Floats at `decoder_embedding`.
+   */
+  size_t decoder_embedding_len;
+  /**
+   * `decoder.rnn.*`: `num_layers` layers, bottom first.
+   */
+  const struct simd_attention_gru_layer *decoder_layers;
+  /**
+   * Layers of the encoder and of the decoder, 1 to
+   * `SIMD_ATTENTION_SEQ2SEQ_MAX_LAYERS`.
+   */
+  size_t num_layers;
+  /**
+   * `decoder.attention.*`, with `hidden`, `query_dim` and `key_dim`
+   * all the GRU's hidden width.
+   */
+  struct simd_attention_additive_params attention;
+  /**
+   * `decoder.dense.weight`, `(vocab, hidden)` or its transpose.
+   */
+  struct simd_attention_weight dense_weight;
+  /**
+   * `decoder.dense.bias`, `vocab` floats.
+   */
+  const float *dense_bias;
+  /**
+   * Floats at `dense_bias`.
+   */
+  size_t dense_bias_len;
+} simd_attention_seq2seq_params;
+
+/**
+ * The sources to decode: `batch` rows of `src_len` token ids (padded, as
+ * d2l pads them) and each row's valid length, which masks the attention.
+ */
+typedef struct simd_attention_sources {
+  /**
+   * `(batch, src_len)` token ids, each below the vocabulary size.
+   */
+  const size_t *tokens;
+  /**
+   * Ids at `tokens`.
+   */
+  size_t tokens_len;
+  /**
+   * `(batch,)` valid lengths (one past `src_len` masks nothing).
+   */
+  const size_t *valid_lens;
+  /**
+   * Lengths at `valid_lens`.
+   */
+  size_t valid_lens_len;
+  /**
+   * Sources.
+   */
+  size_t batch;
+  /**
+   * Tokens per source.
+   */
+  size_t src_len;
+} simd_attention_sources;
+
+/**
+ * How to decode: d2l's `predict_step` runs `num_steps` steps from `bos`
+ * with no early stop (`stop_at_eos = 0`). With `stop_at_eos` non-zero
+ * decoding stops once every sequence has produced `eos`, and the
+ * positions after a sequence's `eos` hold `eos` and zero weights.
+ */
+typedef struct simd_attention_decode_options {
+  /**
+   * Decoding steps: tokens per sequence.
+   */
+  size_t num_steps;
+  /**
+   * The first input token (`<bos>`), below the vocabulary size.
+   */
+  size_t bos;
+  /**
+   * The stop token (`<eos>`), used when `stop_at_eos` is non-zero.
+   */
+  size_t eos;
+  /**
+   * 0: run every step; non-zero: stop early at `eos`.
+   */
+  uint32_t stop_at_eos;
+} simd_attention_decode_options;
+
+/**
  * The shape of a score tensor: `batch × queries` rows of `keys` scores.
  */
 typedef struct simd_attention_score_shape {
@@ -534,6 +715,19 @@ typedef struct simd_attention_score_shape {
  * `0..=i + S - L`, a decoder's `L` new queries against `S` cached keys.
  */
 #define SIMD_ATTENTION_MASK_CAUSAL_LOWER_RIGHT 6
+
+/**
+ * PyTorch's layout, `(out_features, in_features)`: each output's weights
+ * contiguous, as a `state_dict` stores them.
+ */
+#define SIMD_ATTENTION_LAYOUT_ROWS 0
+
+/**
+ * Transposed, `(in_features, out_features)`: each decoding step's
+ * products then read the matrix in place, which suits few rows (a
+ * decoder at small batch). Transpose once, when the model is stored.
+ */
+#define SIMD_ATTENTION_LAYOUT_COLUMNS 1
 
 /**
  * `float` values.
@@ -962,6 +1156,45 @@ int simd_attention_sdpa(struct simd_attention_sdpa_shape shape,
                         size_t weights_len,
                         float *workspace,
                         size_t workspace_len);
+
+/**
+ * The workspace floats `simd_attention_seq2seq_greedy_decode` needs for
+ * `batch` sources of `src_len` tokens, written to `*len`.
+ *
+ * # Safety
+ * `params` as for `simd_attention_seq2seq_greedy_decode`; `len` must be
+ * `NULL` (refused) or valid for writing one `size_t`.
+ */
+int simd_attention_seq2seq_workspace_len(const struct simd_attention_seq2seq_params *params,
+                                         size_t batch,
+                                         size_t src_len,
+                                         size_t *len);
+
+/**
+ * Greedy decoding of `sources` with the model: writes `tokens` `(batch,
+ * num_steps)` and, if requested, the attention weights `(batch,
+ * num_steps, src_len)` (`weights = NULL` with length 0: not requested).
+ * As d2l's `predict_step`: the encoder runs over every source position,
+ * padding included; each step attends with the previous top-layer state
+ * over the encoder's outputs, masked by the valid lengths, and feeds the
+ * argmax token (the first maximum) back.
+ *
+ * # Safety
+ * `params` must be `NULL` (refused) or point to a descriptor whose layer
+ * arrays hold `num_layers` descriptors; each buffer must be `NULL` with
+ * length 0 (empty) or valid for its length: the parameters and sources
+ * for reads, the outputs for reads and writes. No buffer may be written
+ * by another thread during the call.
+ */
+int simd_attention_seq2seq_greedy_decode(const struct simd_attention_seq2seq_params *params,
+                                         struct simd_attention_sources sources,
+                                         struct simd_attention_decode_options options,
+                                         size_t *tokens,
+                                         size_t tokens_len,
+                                         float *weights,
+                                         size_t weights_len,
+                                         float *workspace,
+                                         size_t workspace_len);
 
 /**
  * Turns `scores` `(B, Q, K)` into attention weights, row by row, in

@@ -21,8 +21,10 @@ use simd_attention::{par, vmath};
 mod c_buffers;
 mod capi_batched;
 mod capi_kv_cache;
+mod capi_seq2seq;
 pub use capi_batched::capi_batched;
 pub use capi_kv_cache::capi_kv_cache;
+pub use capi_seq2seq::capi_seq2seq;
 
 /// A size in `0..=max`.
 pub(crate) fn size(u: &mut Unstructured<'_>, max: usize) -> usize {
@@ -636,7 +638,7 @@ mod replay {
     fn seed_corpus() {
         /// A target's corpus folder and body.
         type Target = (&'static str, fn(&[u8]));
-        let targets: [Target; 10] = [
+        let targets: [Target; 11] = [
             ("vmath", super::vmath),
             ("masked_softmax", super::masked_softmax),
             ("additive", super::additive),
@@ -647,6 +649,7 @@ mod replay {
             ("capi", super::capi),
             ("capi_kv_cache", super::capi_kv_cache),
             ("capi_batched", super::capi_batched),
+            ("capi_seq2seq", super::capi_seq2seq),
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
         for (name, run) in targets {

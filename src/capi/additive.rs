@@ -114,8 +114,9 @@ const MAGIC: usize = 0x4B43_6148;
 const _: () = assert!(size_of::<CacheRecord>() <= size_of::<simd_attention_key_cache>());
 const _: () = assert!(align_of::<CacheRecord>() <= align_of::<simd_attention_key_cache>());
 
-/// Parameters whose pointers are checked.
-struct Params {
+/// Parameters whose pointers are checked (the seq2seq decoder's
+/// attention takes them too).
+pub(super) struct Params {
     w_q: Buffer<f32>,
     w_k: Buffer<f32>,
     w_v: Buffer<f32>,
@@ -130,7 +131,11 @@ impl Params {
     /// descriptor.
     unsafe fn from_ptr(params: *const simd_attention_additive_params) -> Result<Self, simd_attention_status> {
         // SAFETY: the caller promises a readable descriptor, plain data.
-        let p = unsafe { read_one(params)? };
+        Self::new(unsafe { read_one(params)? })
+    }
+
+    /// The descriptor's pointers, checked; reads no values.
+    pub(super) fn new(p: simd_attention_additive_params) -> Result<Self, simd_attention_status> {
         Ok(Params {
             w_q: Buffer::new(p.w_q, p.w_q_len)?,
             w_k: Buffer::new(p.w_k, p.w_k_len)?,
@@ -141,7 +146,7 @@ impl Params {
         })
     }
 
-    fn bytes(&self) -> [Range<usize>; 3] {
+    pub(super) fn bytes(&self) -> [Range<usize>; 3] {
         [self.w_q.bytes(), self.w_k.bytes(), self.w_v.bytes()]
     }
 
@@ -149,7 +154,7 @@ impl Params {
     ///
     /// # Safety
     /// The three matrices must be valid for reads, unwritten for `'a`.
-    unsafe fn attention<'a>(&self) -> Result<AdditiveAttention<'a>, simd_attention_status> {
+    pub(super) unsafe fn attention<'a>(&self) -> Result<AdditiveAttention<'a>, simd_attention_status> {
         // SAFETY: checked buffers; validity is the caller's promise.
         let (w_q, w_k, w_v) = unsafe { (self.w_q.as_slice(), self.w_k.as_slice(), self.w_v.as_slice()) };
         Ok(AdditiveAttention::new(w_q, w_k, w_v, self.hidden, self.query_dim, self.key_dim)?)

@@ -49,6 +49,8 @@
 //! [`simd_attention_mha_forward`], [`simd_attention_nadaraya_watson`]),
 //! SDPA ([`simd_attention_sdpa`]), and SDPA's KV cache for decoder loops
 //! ([`simd_attention_kv_cache_append`], [`simd_attention_kv_cache_attend`]);
+//! d2l's Bahdanau seq2seq decoded greedily
+//! ([`simd_attention_seq2seq_greedy_decode`]);
 //! the batched operators' shared convention (`batched.rs`), and the buffer
 //! checks, masks and tensor descriptors they all share, have a file each.
 
@@ -65,6 +67,7 @@ mod mask;
 #[cfg(all(not(feature = "std"), target_os = "none"))]
 mod panic_handler;
 mod sdpa;
+mod seq2seq;
 mod softmax;
 mod tensor;
 
@@ -89,6 +92,12 @@ pub use mask::{
     SIMD_ATTENTION_MASK_VALID_LENS_PER_QUERY, simd_attention_mask, simd_attention_mask_kind,
 };
 pub use sdpa::{simd_attention_sdpa, simd_attention_sdpa_shape, simd_attention_sdpa_workspace_len};
+pub use seq2seq::{
+    SIMD_ATTENTION_LAYOUT_COLUMNS, SIMD_ATTENTION_LAYOUT_ROWS, SIMD_ATTENTION_SEQ2SEQ_MAX_LAYERS,
+    simd_attention_decode_options, simd_attention_gru_layer, simd_attention_layout,
+    simd_attention_seq2seq_greedy_decode, simd_attention_seq2seq_params, simd_attention_seq2seq_workspace_len,
+    simd_attention_sources, simd_attention_weight,
+};
 pub use softmax::{simd_attention_masked_softmax, simd_attention_score_shape};
 pub use tensor::{
     SIMD_ATTENTION_STORAGE_BF16, SIMD_ATTENTION_STORAGE_F16, SIMD_ATTENTION_STORAGE_F32, SIMD_ATTENTION_STORAGE_Q8,

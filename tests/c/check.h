@@ -18,5 +18,6 @@ int allclose(const float *got, const float *want, size_t n, char *why, size_t wh
 void golden_cases(const char *data_dir);
 void bad_arguments(void);
 void kv_cache_loop(void);
+void seq2seq_decode(const char *data_dir);
 
 #endif

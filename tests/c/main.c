@@ -1,5 +1,6 @@
 /* The C API's test program: golden cases through the C API, then the
- * bad-argument codes, then a decoder loop on a KV cache. Usage: capi_test
+ * bad-argument codes, then a decoder loop on a KV cache, then the seq2seq
+ * model's greedy decode. Usage: capi_test
  * <golden dir>. Exits 1 on any failed check. */
 #include <math.h>
 #include <stdarg.h>
@@ -43,6 +44,7 @@ int main(int argc, char **argv) {
     golden_cases(argv[1]);
     bad_arguments();
     kv_cache_loop();
+    seq2seq_decode(argv[1]);
     printf("tests/c: %d/%d checks passed\n", checks_run - checks_failed, checks_run);
     return checks_failed ? 1 : 0;
 }
