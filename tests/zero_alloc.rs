@@ -305,4 +305,72 @@ fn seq2seq_decoding() {
         encoder[0].step(batch, &x, &mut h, &mut gru_ws).unwrap();
         model.greedy_decode(batch, src_len, &src, &lens, options, &mut tokens, Some(&mut weights), &mut ws).unwrap();
     });
+
+    // The same decode through the C API, whose layers sit in fixed arrays.
+    #[cfg(feature = "capi")]
+    {
+        use simd_attention::capi::*;
+        let weight = |v: &[f32]| simd_attention_weight { data: v.as_ptr(), len: v.len(), layout: 0 };
+        let layer = |i: usize, input: usize| simd_attention_gru_layer {
+            weight_ih: weight(&p[i][..gates * input]),
+            weight_hh: weight(&p[i + 1][..gates * hidden]),
+            bias_ih: p[i + 2].as_ptr(),
+            bias_ih_len: gates,
+            bias_hh: p[i + 3].as_ptr(),
+            bias_hh_len: gates,
+            input,
+            hidden,
+        };
+        let (c_encoder, c_decoder) = ([layer(0, embed)], [layer(4, hidden + embed)]);
+        let params = simd_attention_seq2seq_params {
+            encoder_embedding: table.as_ptr(),
+            encoder_embedding_len: table.len(),
+            encoder_layers: c_encoder.as_ptr(),
+            decoder_embedding: table.as_ptr(),
+            decoder_embedding_len: table.len(),
+            decoder_layers: c_decoder.as_ptr(),
+            num_layers: 1,
+            attention: simd_attention_additive_params {
+                w_q: w_q.as_ptr(),
+                w_q_len: w_q.len(),
+                w_k: w_k.as_ptr(),
+                w_k_len: w_k.len(),
+                w_v: w_v.as_ptr(),
+                w_v_len: w_v.len(),
+                hidden,
+                query_dim: hidden,
+                key_dim: hidden,
+            },
+            dense_weight: weight(&dense_w),
+            dense_bias: dense_b.as_ptr(),
+            dense_bias_len: dense_b.len(),
+        };
+        let sources = simd_attention_sources {
+            tokens: src.as_ptr(),
+            tokens_len: src.len(),
+            valid_lens: lens.as_ptr(),
+            valid_lens_len: lens.len(),
+            batch,
+            src_len,
+        };
+        let c_options = simd_attention_decode_options { num_steps: 9, bos: 1, eos: 2, stop_at_eos: 1 };
+        let (mut c_tokens, mut c_weights) = (vec![0; tokens.len()], vec![0.0; weights.len()]);
+        let rc = assert_no_alloc("seq2seq through C", || {
+            // SAFETY: live buffers of the lengths given.
+            unsafe {
+                simd_attention_seq2seq_greedy_decode(
+                    &params,
+                    sources,
+                    c_options,
+                    c_tokens.as_mut_ptr(),
+                    c_tokens.len(),
+                    c_weights.as_mut_ptr(),
+                    c_weights.len(),
+                    ws.as_mut_ptr(),
+                    ws.len(),
+                )
+            }
+        });
+        assert_eq!((rc, &c_tokens), (0, &tokens), "the C decode");
+    }
 }
