@@ -5,10 +5,12 @@
 
 mod common;
 use common::{Rng, backends};
+use simd_attention::io::StoredTensor;
 use simd_attention::ops::{
     AdditiveAttention, Attention, AttentionInputs, AttentionShape, BilinearAttention, DotProductAttention, Linear,
     MhaDims, MultiHeadAttention, ScaledDotProductAttention, SdpaInputs, SdpaMask, SdpaShape, ValidLens,
 };
+use simd_attention::storage::{Storage, Stored};
 use simd_attention::{par, simd::with_backend};
 
 fn random(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
@@ -220,6 +222,32 @@ fn sdpa_decode_split_keys_equals_serial() {
         // Over two chunks of 4096 keys, the last part-masked.
         let s = SdpaShape { batch, q_heads, kv_heads, q_len, kv_len: 9100, qk_dim: 128, v_dim: 100 };
         check_sdpa(s, 4, |i| i % 7 != 3 && i < 8900);
+    }
+}
+
+/// q8 decoding over two chunks, at a common value width (128) and an odd
+/// one (100): split-K gives the serial bits.
+#[test]
+fn sdpa_q8_decode_split_keys_equals_serial() {
+    for v_dim in [128, 100] {
+        let s = SdpaShape { batch: 1, q_heads: 2, kv_heads: 1, q_len: 1, kv_len: 9100, qk_dim: 64, v_dim };
+        let mut rng = Rng(9);
+        let q = random(&mut rng, 2 * 64, 1.0);
+        let k = StoredTensor::from_f32(&random(&mut rng, 9100 * 64, 1.0), 64, Storage::Q8).unwrap();
+        let v = StoredTensor::from_f32(&random(&mut rng, 9100 * v_dim, 1.0), v_dim, Storage::Q8).unwrap();
+        let op = ScaledDotProductAttention::default();
+        let inputs =
+            SdpaInputs { query: Stored::F32(&q), key: k.as_stored(), value: v.as_stored(), mask: SdpaMask::None };
+        check(
+            &format!("q8 decode, Ev {v_dim}"),
+            2 * v_dim,
+            2 * 9100,
+            |out, w| {
+                let mut ws = vec![0.0; op.workspace_len(&s, w.is_some()).unwrap()];
+                op.forward(&s, inputs, out, w, &mut ws).unwrap()
+            },
+            |out, w| par::sdpa(&op, &s, inputs, out, w).unwrap(),
+        );
     }
 }
 

@@ -269,3 +269,66 @@ fn non_finite_half_values_propagate_as_in_the_reference() {
         }
     }
 }
+
+/// q8 decoding at the common head widths (64, 128, 256) and an odd one
+/// (96), over key counts whose runs end mid-step and mid-chunk, with
+/// scattered masks and peaked softmaxes: the f64 reference on every
+/// backend. Then scales the quantizer never writes but the format allows:
+/// a negative one, and a block of zeros (scale 0).
+#[test]
+fn q8_decode_matches_the_reference_at_common_head_widths() {
+    let mut rng = common::Rng(29);
+    let shapes = [(64, 1029), (128, 4096), (128, 37), (256, 4100), (96, 100), (128, 8208)];
+    for (case_index, (ev, kv_len)) in shapes.into_iter().enumerate() {
+        for variant in 0..4 {
+            let shape = SdpaShape { batch: 1, q_heads: 2, kv_heads: 1, q_len: 1, kv_len, qk_dim: 16, v_dim: ev };
+            let peak = if variant == 1 { 6.0 } else { 1.0 };
+            let mut v = |n: usize, k: f32| (0..n).map(|_| (rng.unit() * 4.0 - 2.0) * k).collect::<Vec<f32>>();
+            let (query, key, value) = (v(2 * 16, peak), v(kv_len * 16, 1.0), v(kv_len * ev, 1.0));
+            let mut value = StoredTensor::from_f32(&value, ev, Storage::Q8).unwrap();
+            if let StoredTensor::Q8 { values, scales } = &mut value {
+                match variant {
+                    // A negative scale (its values negated: the same numbers).
+                    2 => {
+                        scales[5] = -scales[5];
+                        let width = ev.div_ceil(32);
+                        let (row, block) = (5 / width, 5 % width);
+                        for q in &mut values[row * ev + 32 * block..(row * ev + 32 * block + 32).min((row + 1) * ev)] {
+                            *q = q.saturating_neg();
+                        }
+                    }
+                    // A block of zeros, as the quantizer stores one.
+                    3 => {
+                        scales[7] = 0.0;
+                    }
+                    _ => {}
+                }
+            }
+            let mask = if variant == 0 && case_index % 2 == 0 {
+                MaskData::Keep((0..kv_len).map(|j| j % 11 != 4).collect(), 1, 1)
+            } else {
+                MaskData::None
+            };
+            let case = Case {
+                shape,
+                query: StoredTensor::F32(query),
+                key: StoredTensor::from_f32(&key, 16, Storage::Q8).unwrap(),
+                value,
+                mask,
+                scale: None,
+            };
+            let want = case.reference();
+            for backend in backends() {
+                let (flash, direct) = with_backend(backend, || case.run()).unwrap();
+                for (path, got) in [("decode", &flash), ("weights", &direct)] {
+                    for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g as f64 - w).abs() <= 5e-5 + 1e-4 * w.abs(),
+                            "Ev {ev}, S {kv_len}, variant {variant}, {path} on {backend}: out[{i}] {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

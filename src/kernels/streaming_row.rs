@@ -337,6 +337,17 @@ fn dots<V: F32Vector, T: Element, const R: usize>(a: &[f32], b: [Row<'_, T>; R])
 /// runs: on one Zen 4 core (2026-12-05, `benches/alternate.sh -r 5`)
 /// `sdpa-decode` ran 0.79×, bf16 0.97×, f16 0.92× and q8 1.01× (and
 /// `decode_in_cache/q8` 1.04×), so `dst` stays in memory.
+///
+/// Nor did q8 gain from integer sums (2026-12-05, one Zen 4 core): AVX-512
+/// VNNI's `vpdpbusd` over each step's 4 rows, their bytes transposed so a
+/// lane held one column's 4 values, with the coefficients `w·s` in 24-bit
+/// fixed point as three byte limbs (exact int32 sums; 4.7e-8 from the f64
+/// reference at S = 4096, E = 128, where this pass is at 2.5e-7).
+/// `decode_in_cache/q8` ran 12.96 µs against 12.73, and `sdpa-decode-q8`
+/// in memory 0.77× (`benches/alternate.sh -r 5`); reading both 64-column
+/// halves of a row each step, 15.4 µs and 0.72×. The unpacks that
+/// transpose the rows and the `vpdpbusd` themselves cost about what the
+/// sign extensions, conversions and FMAs do here.
 #[inline(always)]
 fn weighted_rows<V: F32Vector, T: Element>(weights: &[f32], values: &Rows<'_, T>, col: usize, dst: &mut [f32]) {
     assert!(col + dst.len() <= values.width(), "weighted_rows: columns past the rows");
