@@ -355,17 +355,7 @@ impl Additive {
         let shape = simd_attention_shape { batch: 2, queries: 3, keys: 13, query_dim: 5, key_dim: 6, value_dim: 4 };
         let (b, qd, kd) = (shape.batch, shape.query_dim, shape.key_dim);
         let (w_q, w_k, w_v) = (random(&mut rng, hidden * qd), random(&mut rng, hidden * kd), random(&mut rng, hidden));
-        let params = simd_attention_additive_params {
-            w_q: w_q.as_ptr(),
-            w_q_len: w_q.len(),
-            w_k: w_k.as_ptr(),
-            w_k_len: w_k.len(),
-            w_v: w_v.as_ptr(),
-            w_v_len: w_v.len(),
-            hidden,
-            query_dim: qd,
-            key_dim: kd,
-        };
+        let params = simd_attention_additive_params::over(&w_q, &w_k, &w_v, hidden, qd, kd);
         Additive {
             queries: random(&mut rng, b * shape.queries * qd),
             keys: random(&mut rng, b * shape.keys * kd),

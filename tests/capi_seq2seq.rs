@@ -46,8 +46,7 @@ impl Matrix {
     }
 
     fn c(&self, layout: simd_attention_layout) -> simd_attention_weight {
-        let values = self.values(layout);
-        simd_attention_weight { data: values.as_ptr(), len: values.len(), layout }
+        simd_attention_weight::over(self.values(layout), layout)
     }
 }
 
@@ -142,17 +141,7 @@ impl Model {
             decoder_embedding_len: self.decoder_embedding.len(),
             decoder_layers: layers.1.as_ptr(),
             num_layers: layers.0.len(),
-            attention: simd_attention_additive_params {
-                w_q: self.w_q.as_ptr(),
-                w_q_len: self.w_q.len(),
-                w_k: self.w_k.as_ptr(),
-                w_k_len: self.w_k.len(),
-                w_v: self.w_v.as_ptr(),
-                w_v_len: self.w_v.len(),
-                hidden: h,
-                query_dim: h,
-                key_dim: h,
-            },
+            attention: simd_attention_additive_params::over(&self.w_q, &self.w_k, &self.w_v, h, h, h),
             dense_weight: self.dense_weight.c(layout),
             dense_bias: self.dense_bias.as_ptr(),
             dense_bias_len: self.dense_bias.len(),
@@ -237,14 +226,7 @@ impl Sources {
     }
 
     fn c(&self) -> simd_attention_sources {
-        simd_attention_sources {
-            tokens: self.tokens.as_ptr(),
-            tokens_len: self.tokens.len(),
-            valid_lens: self.lens.as_ptr(),
-            valid_lens_len: self.lens.len(),
-            batch: self.batch,
-            src_len: self.src_len,
-        }
+        simd_attention_sources::over(&self.tokens, &self.lens, self.batch, self.src_len)
     }
 }
 

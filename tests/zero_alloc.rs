@@ -310,7 +310,7 @@ fn seq2seq_decoding() {
     #[cfg(feature = "capi")]
     {
         use simd_attention::capi::*;
-        let weight = |v: &[f32]| simd_attention_weight { data: v.as_ptr(), len: v.len(), layout: 0 };
+        let weight = |v: &[f32]| simd_attention_weight::over(v, SIMD_ATTENTION_LAYOUT_ROWS);
         let layer = |i: usize, input: usize| simd_attention_gru_layer {
             weight_ih: weight(&p[i][..gates * input]),
             weight_hh: weight(&p[i + 1][..gates * hidden]),
@@ -330,29 +330,12 @@ fn seq2seq_decoding() {
             decoder_embedding_len: table.len(),
             decoder_layers: c_decoder.as_ptr(),
             num_layers: 1,
-            attention: simd_attention_additive_params {
-                w_q: w_q.as_ptr(),
-                w_q_len: w_q.len(),
-                w_k: w_k.as_ptr(),
-                w_k_len: w_k.len(),
-                w_v: w_v.as_ptr(),
-                w_v_len: w_v.len(),
-                hidden,
-                query_dim: hidden,
-                key_dim: hidden,
-            },
+            attention: simd_attention_additive_params::over(&w_q, &w_k, &w_v, hidden, hidden, hidden),
             dense_weight: weight(&dense_w),
             dense_bias: dense_b.as_ptr(),
             dense_bias_len: dense_b.len(),
         };
-        let sources = simd_attention_sources {
-            tokens: src.as_ptr(),
-            tokens_len: src.len(),
-            valid_lens: lens.as_ptr(),
-            valid_lens_len: lens.len(),
-            batch,
-            src_len,
-        };
+        let sources = simd_attention_sources::over(&src, &lens, batch, src_len);
         let c_options = simd_attention_decode_options { num_steps: 9, bos: 1, eos: 2, stop_at_eos: 1 };
         let (mut c_tokens, mut c_weights) = (vec![0; tokens.len()], vec![0.0; weights.len()]);
         let rc = assert_no_alloc("seq2seq through C", || {

@@ -10,7 +10,7 @@
 //! accepted one gives the tokens and weight bits of the Rust
 //! `Seq2Seq::greedy_decode` over the same slices.
 
-use crate::{c_len, same_bits, size, values};
+use crate::{c_len, refused, same_bits, size, values};
 use arbitrary::Unstructured;
 use simd_attention::capi::*;
 use simd_attention::models::{DecodeOptions, GruLayer, Seq2Seq, Weight};
@@ -34,7 +34,7 @@ impl Matrix {
     }
 
     fn c(&self) -> simd_attention_weight {
-        simd_attention_weight { data: self.values.as_ptr(), len: self.values.len(), layout: self.layout }
+        simd_attention_weight::over(&self.values, self.layout)
     }
 
     fn rust(&self) -> Weight<'_> {
@@ -126,17 +126,7 @@ pub fn capi_seq2seq(data: &[u8]) {
         // A count past the limit points at no more layers than are stored:
         // the call must refuse it before reading them.
         num_layers: layers,
-        attention: simd_attention_additive_params {
-            w_q: w_q.as_ptr(),
-            w_q_len: w_q.len(),
-            w_k: w_k.as_ptr(),
-            w_k_len: w_k.len(),
-            w_v: w_v.as_ptr(),
-            w_v_len: w_v.len(),
-            hidden,
-            query_dim: hidden,
-            key_dim: hidden,
-        },
+        attention: simd_attention_additive_params::over(&w_q, &w_k, &w_v, hidden, hidden, hidden),
         dense_weight: dense_weight.c(),
         dense_bias: dense_bias.as_ptr(),
         dense_bias_len: dense_bias.len(),
@@ -150,14 +140,7 @@ pub fn capi_seq2seq(data: &[u8]) {
     let src: Vec<usize> = (0..tokens_len).map(|_| size(&mut u, vocab)).collect();
     let lens_len = c_len(&mut u, batch);
     let lens: Vec<usize> = (0..lens_len).map(|_| size(&mut u, src_len + 1)).collect();
-    let sources = simd_attention_sources {
-        tokens: src.as_ptr(),
-        tokens_len: src.len(),
-        valid_lens: lens.as_ptr(),
-        valid_lens_len: lens.len(),
-        batch,
-        src_len,
-    };
+    let sources = simd_attention_sources::over(&src, &lens, batch, src_len);
     let options = simd_attention_decode_options {
         num_steps: size(&mut u, 5),
         bos: size(&mut u, vocab),
@@ -202,9 +185,7 @@ pub fn capi_seq2seq(data: &[u8]) {
             ws_len,
         )
     };
-    assert!(rc <= 0, "status {rc}");
-    assert!(!simd_attention_status_message(rc).is_null());
-    if rc != 0 {
+    if refused(rc) {
         assert!(tokens.iter().all(|&t| t == UNWRITTEN), "a refused call (status {rc}) wrote tokens");
         assert!(weights.iter().chain(&ws).all(|&v| v == 7.0), "a refused call (status {rc}) wrote");
         return;

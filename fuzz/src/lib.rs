@@ -441,6 +441,14 @@ pub(crate) fn c_len(u: &mut Unstructured<'_>, needed: usize) -> usize {
     }
 }
 
+/// Whether a C call was refused, after checking its status: 0, or a
+/// negative code that has a message.
+pub(crate) fn refused(rc: core::ffi::c_int) -> bool {
+    assert!(rc <= 0, "status {rc}");
+    assert!(!simd_attention::capi::simd_attention_status_message(rc).is_null());
+    rc != 0
+}
+
 /// A pointer to `buf`, or now and then `NULL`.
 pub(crate) fn c_ptr<T>(u: &mut Unstructured<'_>, buf: &[T]) -> *const T {
     if u.ratio(1u8, 64).unwrap_or(false) { core::ptr::null() } else { buf.as_ptr() }
@@ -615,9 +623,7 @@ pub fn capi(data: &[u8]) {
             ws_len,
         )
     };
-    assert!(rc <= 0, "status {rc}");
-    assert!(!simd_attention_status_message(rc).is_null());
-    if rc != 0 {
+    if refused(rc) {
         assert!(out.iter().chain(&weights).all(|&v| v == 7.0), "a refused call (status {rc}) wrote");
         return;
     }

@@ -62,6 +62,25 @@ pub struct simd_attention_additive_params {
     pub key_dim: usize,
 }
 
+impl simd_attention_additive_params {
+    /// The descriptor of three borrowed matrices, for Rust callers (tests,
+    /// fuzz targets): pointers and lengths taken from the slices, which
+    /// must outlive every call that reads the descriptor.
+    pub fn over(w_q: &[f32], w_k: &[f32], w_v: &[f32], hidden: usize, query_dim: usize, key_dim: usize) -> Self {
+        simd_attention_additive_params {
+            w_q: w_q.as_ptr(),
+            w_q_len: w_q.len(),
+            w_k: w_k.as_ptr(),
+            w_k_len: w_k.len(),
+            w_v: w_v.as_ptr(),
+            w_v_len: w_v.len(),
+            hidden,
+            query_dim,
+            key_dim,
+        }
+    }
+}
+
 /// Machine words (`size_t`) in a `simd_attention_key_cache` handle.
 pub const SIMD_ATTENTION_KEY_CACHE_WORDS: usize = 32;
 

@@ -50,6 +50,14 @@ pub struct simd_attention_weight {
     pub layout: simd_attention_layout,
 }
 
+impl simd_attention_weight {
+    /// The descriptor of a borrowed matrix, for Rust callers: the slice must
+    /// outlive every call that reads it.
+    pub fn over(values: &[f32], layout: simd_attention_layout) -> Self {
+        simd_attention_weight { data: values.as_ptr(), len: values.len(), layout }
+    }
+}
+
 /// One GRU layer (PyTorch's `weight_ih_l{n}`, `weight_hh_l{n}`,
 /// `bias_ih_l{n}`, `bias_hh_l{n}`), borrowed: `weight_ih` `(3·hidden,
 /// input)`, `weight_hh` `(3·hidden, hidden)` (or their transposes), the
@@ -124,6 +132,22 @@ pub struct simd_attention_sources {
     pub batch: usize,
     /// Tokens per source.
     pub src_len: usize,
+}
+
+impl simd_attention_sources {
+    /// The descriptor of borrowed sources, for Rust callers: `tokens`
+    /// `(batch, src_len)` and `valid_lens` `(batch,)`, which must outlive
+    /// every call that reads it.
+    pub fn over(tokens: &[usize], valid_lens: &[usize], batch: usize, src_len: usize) -> Self {
+        simd_attention_sources {
+            tokens: tokens.as_ptr(),
+            tokens_len: tokens.len(),
+            valid_lens: valid_lens.as_ptr(),
+            valid_lens_len: valid_lens.len(),
+            batch,
+            src_len,
+        }
+    }
 }
 
 /// How to decode: d2l's `predict_step` runs `num_steps` steps from `bos`
