@@ -332,3 +332,64 @@ fn q8_decode_matches_the_reference_at_common_head_widths() {
         }
     }
 }
+
+/// q8 keys at the widths the decode scores in int32 where the CPU has
+/// AVX-512 VNNI (`kernels::q8_key_pass`: 64, 128, 192 and 256) and one it
+/// leaves to the f32 pass (96), over key counts that fill whole groups of
+/// 16 rows, end mid-group and cross a chunk: the f64 reference on every
+/// backend. The queries: ordinary, peaked, with a block of zeros beside a
+/// block a thousand times smaller, scaled down to 2⁻⁸³ (still in fixed
+/// point) and to 2⁻¹¹⁰ (the f32 pass). The keys: bytes at -128 and 127,
+/// a negative scale and a block of zeros.
+#[test]
+fn q8_keys_match_the_reference_at_the_integer_pass_widths() {
+    let mut rng = common::Rng(31);
+    let shapes = [(64, 1029), (128, 4100), (128, 16), (128, 37), (192, 100), (256, 515), (96, 100)];
+    for (e, kv_len) in shapes {
+        for variant in 0..6 {
+            let shape = SdpaShape { batch: 1, q_heads: 2, kv_heads: 1, q_len: 1, kv_len, qk_dim: e, v_dim: 24 };
+            let mut v = |n: usize, k: f32| (0..n).map(|_| (rng.unit() * 4.0 - 2.0) * k).collect::<Vec<f32>>();
+            let mut query = v(2 * e, if variant == 1 { 6.0 } else { 1.0 });
+            let (key, value) = (v(kv_len * e, 1.0), v(kv_len * 24, 1.0));
+            match variant {
+                2 => {
+                    query[..32].fill(0.0);
+                    query[32..64].iter_mut().for_each(|q| *q *= 1e-3);
+                }
+                3 => query.iter_mut().for_each(|q| *q *= 2f32.powi(-83)),
+                4 => query.iter_mut().for_each(|q| *q *= 2f32.powi(-110)),
+                _ => {}
+            }
+            let mut key = StoredTensor::from_f32(&key, e, Storage::Q8).unwrap();
+            if let (5, StoredTensor::Q8 { values, scales }) = (variant, &mut key) {
+                for (j, q) in values.iter_mut().enumerate() {
+                    if j % 7 == 0 {
+                        *q = if j % 2 == 0 { -128 } else { 127 };
+                    }
+                }
+                scales[3] = -scales[3];
+                scales[10] = 0.0;
+            }
+            let case = Case {
+                shape,
+                query: StoredTensor::F32(query),
+                key,
+                value: StoredTensor::from_f32(&value, 24, Storage::Q8).unwrap(),
+                mask: MaskData::None,
+                scale: None,
+            };
+            let want = case.reference();
+            for backend in backends() {
+                let (flash, direct) = with_backend(backend, || case.run()).unwrap();
+                for (path, got) in [("decode", &flash), ("weights", &direct)] {
+                    for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g as f64 - w).abs() <= 5e-5 + 1e-4 * w.abs(),
+                            "E {e}, S {kv_len}, variant {variant}, {path} on {backend}: out[{i}] {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -7,6 +7,8 @@ pub(crate) mod bf16_pair_tile;
 pub(crate) mod matmul_tile;
 pub(crate) mod online_softmax;
 pub(crate) mod packed_panels;
+#[cfg(simd_attention_x86_backends)]
+pub(crate) mod q8_key_pass;
 pub(crate) mod softmax;
 pub(crate) mod streaming_row;
 

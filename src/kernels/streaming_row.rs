@@ -13,6 +13,8 @@
 //! threads and folds them in the same order, gives the same bits as a
 //! serial one.
 
+#[cfg(simd_attention_x86_backends)]
+use crate::kernels::q8_key_pass;
 use crate::math::reduce;
 use crate::simd::prefetch::hints_help;
 use crate::simd::vector::{load_partial, store_partial};
@@ -198,6 +200,11 @@ fn rows_ahead<T: Element>(width: usize) -> Option<usize> {
 /// more cache lines in flight than one, which is what decoding, bound by
 /// the read bandwidth, needs. Each score gets the same operations whether
 /// its row is read with others or alone.
+///
+/// q8 keys of 64, 128, 192 or 256 values go to `kernels::q8_key_pass`
+/// instead on the AVX-512 backend of an AMD core with AVX-512 VNNI, which
+/// multiplies their bytes in int32 against the query in 21-bit fixed point
+/// (its docs give the rounding and the figures).
 #[inline(always)]
 fn dot_rows<V: F32Vector, T: Element>(query: &[f32], keys: &Rows<'_, T>, scale: f32, scores: &mut [f32]) {
     let e = query.len();
@@ -205,6 +212,13 @@ fn dot_rows<V: F32Vector, T: Element>(query: &[f32], keys: &Rows<'_, T>, scale: 
         // An empty product is 0, unscaled, as in `gemm` (with E = 0 the
         // default scale 1/√E is infinite).
         scores.fill(0.0);
+        return;
+    }
+    #[cfg(simd_attention_x86_backends)]
+    if V::I8_DOT
+        && let Some(keys) = keys.q8_parts()
+        && q8_key_pass::scores(query, keys, scale, scores)
+    {
         return;
     }
     match V::DECODE_STREAMS {

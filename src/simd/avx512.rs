@@ -52,6 +52,7 @@ impl F32Vector for __m512 {
     /// `streaming_row::CHUNK_KEYS`).
     const DECODE_STREAMS: usize = 4;
     const BF16_DOT: bool = true;
+    const I8_DOT: bool = true;
 
     #[inline(always)]
     unsafe fn load(ptr: *const f32) -> Self {

@@ -41,6 +41,11 @@ pub(crate) trait F32Vector: Copy {
     /// comparison runs its own instructions alone.
     #[cfg(simd_attention_x86_backends)]
     const BF16_DOT: bool = false;
+    /// Whether this backend may score the decode's q8 keys with AVX-512
+    /// VNNI (`kernels::q8_key_pass`) where the CPU has it and it pays: only
+    /// the AVX-512 backend, as for [`BF16_DOT`](Self::BF16_DOT).
+    #[cfg(simd_attention_x86_backends)]
+    const I8_DOT: bool = false;
 
     /// Loads `LANES` values from `ptr`, which need not be aligned.
     ///

@@ -23,6 +23,11 @@ pub(crate) trait Element: Copy + Send + Sync + 'static {
     /// # Safety
     /// `ptr..ptr + V::LANES` must be valid for reads.
     unsafe fn load_unscaled<V: F32Vector>(ptr: *const Self) -> V;
+    /// The values as int8, for q8 (`None` for the float types).
+    #[cfg(simd_attention_x86_backends)]
+    fn as_i8(_values: &[Self]) -> Option<&[i8]> {
+        None
+    }
     /// `V::LANES` values from `ptr`, widened: the unscaled values, times
     /// `scale` for q8.
     ///
@@ -92,6 +97,10 @@ impl Element for f16 {
 
 impl Element for i8 {
     const SCALED: bool = true;
+    #[cfg(simd_attention_x86_backends)]
+    fn as_i8(values: &[i8]) -> Option<&[i8]> {
+        Some(values)
+    }
     #[inline(always)]
     fn widen(self, scale: f32) -> f32 {
         f32::from(self) * scale
@@ -116,6 +125,13 @@ impl<'a, T: Element> Rows<'a, T> {
     /// Rows of `width` values; `scales` as the type needs (empty unless q8).
     pub(crate) fn new(values: &'a [T], scales: &'a [f32], width: usize) -> Self {
         Rows { values, scales, width }
+    }
+
+    /// q8's values and scales as they lie, for kernels that read the int8
+    /// values themselves (`None` for the float types).
+    #[cfg(simd_attention_x86_backends)]
+    pub(crate) fn q8_parts(&self) -> Option<(&'a [i8], &'a [f32])> {
+        T::as_i8(self.values).map(|values| (values, self.scales))
     }
 
     /// Values per row.
