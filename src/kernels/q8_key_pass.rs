@@ -43,11 +43,10 @@ use core::sync::atomic::{AtomicU8, Ordering};
 const BYTES: usize = 64;
 /// The widest key row taken: 4 vectors, whose digits stay in registers.
 const MAX_VECTORS: usize = 4;
-/// Rows summed together.
-const GROUP: usize = 16;
-/// The runs of the chunk read together, `GROUP / RUNS` consecutive rows of each.
+/// The runs of a chunk read together, and the rows of each read in a
+/// group: 16 rows, as [`group`] sums them.
 const RUNS: usize = 4;
-const STEPS: usize = GROUP / RUNS;
+const STEPS: usize = 4;
 
 /// Whether the decode should score q8 keys here: the CPU has AVX-512F and
 /// AVX-512 VNNI and is an AMD core (the only core it was measured on: see
@@ -171,14 +170,16 @@ struct Prepared<const Z: usize> {
     /// Lane `i` of vector `z` takes block `2z + i/8`'s scale.
     spread: [__m512i; Z],
     powers: __m512,
-    /// The score's factor.
-    scale: __m512,
 }
 
-/// All `n` rows, 16 at a time: 4 consecutive rows from each of the
-/// chunk's 4 runs (so several streams of lines are in flight, as in the
-/// f32 pass; 2 and 8 runs read `sdpa-decode-q8` 1.26× and 1.33× slower on
-/// one Zen 4 core), then the rows left over.
+/// All `n` rows, 16 at a time: one row from each of the chunk's 4 runs
+/// in each of 4 steps (so several streams of lines are in flight, as in
+/// the f32 pass; 2 runs of 8 steps and 8 runs of 2 read `sdpa-decode-q8`
+/// 1.26× and 1.33× slower on one Zen 4 core), then the rows left over, 16
+/// at a time with the last repeated. A variant that scattered every
+/// group's scores one by one, its 16 rows written out rather than looped,
+/// ran as fast in cache and 1.2× slower in memory (`benches/alternate.sh
+/// -r 9`).
 ///
 /// # Safety
 /// `keys` holds `n` rows of `64·Z` bytes and `scales` `n` rows of `2·Z`
@@ -192,7 +193,6 @@ unsafe fn chunk<const Z: usize>(d: &QueryDigits, keys: *const i8, scales: *const
         spread: [_mm512_setzero_si512(); Z],
         // SAFETY: 16 values.
         powers: unsafe { _mm512_loadu_ps(d.powers.as_ptr()) },
-        scale: _mm512_set1_ps(scale),
     };
     for z in 0..Z {
         // SAFETY: each array holds 64 bytes or 16 lanes.
@@ -205,50 +205,71 @@ unsafe fn chunk<const Z: usize>(d: &QueryDigits, keys: *const i8, scales: *const
         let (lo, hi) = (2 * z as i32, 2 * z as i32 + 1);
         p.spread[z] = _mm512_set_epi32(hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo);
     }
+    let row_bytes = BYTES * Z;
+    let row_scales = 2 * Z;
+    let scale_lanes = _mm512_set1_ps(scale);
     let run = n / RUNS;
-    let mut rows = [0usize; GROUP];
+    let mut rows = [0usize; RUNS * STEPS];
     let mut t = 0;
+    // Lane `4r + s` of a group's sums is row `s` of run `r` (see `reduce_rows`).
     while t + STEPS <= run {
-        for r in 0..RUNS {
-            for s in 0..STEPS {
+        for s in 0..STEPS {
+            for r in 0..RUNS {
                 rows[s * RUNS + r] = r * run + t + s;
             }
         }
         // SAFETY: every row is below RUNS·run <= n.
-        unsafe { score_group::<Z>(&p, (keys, scales), &rows, GROUP, scores) };
+        let sums = unsafe { _mm512_mul_ps(group::<Z>(&p, keys, scales, (row_bytes, row_scales), &rows), scale_lanes) };
+        let mut lanes = [0.0f32; 16];
+        // SAFETY: 16 values.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), sums) };
+        for r in 0..RUNS {
+            scores[r * run + t..r * run + t + STEPS].copy_from_slice(&lanes[r * STEPS..r * STEPS + STEPS]);
+        }
         t += STEPS;
     }
     // The rows left: the last steps of each run, then those past the runs.
+    let mut left = [0usize; RUNS * STEPS];
     let mut count = 0;
-    for j in (0..RUNS).flat_map(|r| r * run + t..(r + 1) * run).chain(RUNS * run..n) {
-        rows[count] = j;
+    let rest = (0..RUNS).flat_map(|r| r * run + t..(r + 1) * run).chain(RUNS * run..n);
+    for j in rest {
+        left[count] = j;
         count += 1;
-        if count == GROUP || j + 1 == n {
+        if count == left.len() {
             // SAFETY: every row is below n.
-            unsafe { score_group::<Z>(&p, (keys, scales), &rows, count, scores) };
+            unsafe { finish::<Z>(&p, keys, scales, (row_bytes, row_scales), &left, count, scale, scores) };
             count = 0;
         }
     }
+    if count > 0 {
+        // SAFETY: as above.
+        unsafe { finish::<Z>(&p, keys, scales, (row_bytes, row_scales), &left, count, scale, scores) };
+    }
 }
 
-/// Writes the scores of the first `count` rows of `rows` (the others
-/// repeat the last).
+/// Scores the first `count` rows of `rows` (the others repeat the last).
 ///
 /// # Safety
 /// As [`chunk`], with every row below `n`.
-#[inline(always)]
-unsafe fn score_group<const Z: usize>(
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn finish<const Z: usize>(
     p: &Prepared<Z>,
-    (keys, scales): (*const i8, *const f32),
-    rows: &[usize; GROUP],
+    keys: *const i8,
+    scales: *const f32,
+    sizes: (usize, usize),
+    rows: &[usize; 16],
     count: usize,
+    scale: f32,
     scores: &mut [f32],
 ) {
     let mut padded = *rows;
     padded[count..].fill(rows[count - 1]);
-    let mut lanes = [0.0f32; GROUP];
-    // SAFETY: every row is below n; 16 values in `lanes`.
-    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), _mm512_mul_ps(group::<Z>(p, keys, scales, &padded), p.scale)) };
+    // SAFETY: every row is below n.
+    let sums = unsafe { _mm512_mul_ps(group::<Z>(p, keys, scales, sizes, &padded), _mm512_set1_ps(scale)) };
+    let mut lanes = [0.0f32; 16];
+    // SAFETY: 16 values.
+    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), sums) };
     for (i, &row) in rows.iter().enumerate().take(count) {
         scores[row] = lanes[4 * (i % 4) + i / 4];
     }
@@ -260,37 +281,28 @@ unsafe fn score_group<const Z: usize>(
 /// # Safety
 /// As [`chunk`], with every row below `n`.
 #[inline(always)]
-unsafe fn group<const Z: usize>(p: &Prepared<Z>, keys: *const i8, scales: *const f32, rows: &[usize; GROUP]) -> __m512 {
-    // Written out, not looped: a loop kept the quarters on the stack, 1.2×
-    // slower in cache.
-    // SAFETY: the caller's guarantees.
-    unsafe {
-        reduce_steps([
-            quarter::<Z>(p, keys, scales, &rows[0..4]),
-            quarter::<Z>(p, keys, scales, &rows[4..8]),
-            quarter::<Z>(p, keys, scales, &rows[8..12]),
-            quarter::<Z>(p, keys, scales, &rows[12..16]),
-        ])
+unsafe fn group<const Z: usize>(
+    p: &Prepared<Z>,
+    keys: *const i8,
+    scales: *const f32,
+    (row_bytes, row_scales): (usize, usize),
+    rows: &[usize; 16],
+) -> __m512 {
+    // SAFETY: the caller's CPU has AVX-512F.
+    let zero = unsafe { _mm512_setzero_ps() };
+    let mut by_step = [zero; STEPS];
+    for (s, sums) in by_step.iter_mut().enumerate() {
+        let mut lanes = [zero; RUNS];
+        for (r, lanes) in lanes.iter_mut().enumerate() {
+            let j = rows[s * RUNS + r];
+            // SAFETY: row j < n.
+            *lanes = unsafe { row_lanes::<Z>(p, keys.add(j * row_bytes), scales.add(j * row_scales)) };
+        }
+        // SAFETY: as above.
+        *sums = unsafe { reduce_rows(lanes) };
     }
-}
-
-/// [`reduce_rows`] of four rows.
-///
-/// # Safety
-/// As [`chunk`], with every row below `n`.
-#[inline(always)]
-unsafe fn quarter<const Z: usize>(p: &Prepared<Z>, keys: *const i8, scales: *const f32, rows: &[usize]) -> __m512 {
-    // SAFETY: the caller's guarantees.
-    unsafe {
-        let row = |j: usize| (keys.add(j * BYTES * Z), scales.add(j * 2 * Z));
-        let (r0, r1, r2, r3) = (row(rows[0]), row(rows[1]), row(rows[2]), row(rows[3]));
-        reduce_rows([
-            row_lanes::<Z>(p, r0.0, r0.1),
-            row_lanes::<Z>(p, r1.0, r1.1),
-            row_lanes::<Z>(p, r2.0, r2.1),
-            row_lanes::<Z>(p, r3.0, r3.1),
-        ])
-    }
+    // SAFETY: as above.
+    unsafe { reduce_steps(by_step) }
 }
 
 /// One row's products as 16 lanes whose sum is the dot product.
