@@ -270,6 +270,23 @@ fn non_finite_half_values_propagate_as_in_the_reference() {
     }
 }
 
+/// Both paths of `case` on every backend, within the golden tolerance of
+/// the f64 reference.
+fn assert_near_reference(case: &Case, label: &str) {
+    let want = case.reference();
+    for backend in backends() {
+        let (flash, direct) = with_backend(backend, || case.run()).unwrap();
+        for (path, got) in [("decode", &flash), ("weights", &direct)] {
+            for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g as f64 - w).abs() <= 5e-5 + 1e-4 * w.abs(),
+                    "{label}, {path} on {backend}: out[{i}] {g} vs {w}"
+                );
+            }
+        }
+    }
+}
+
 /// q8 decoding at the common head widths (64, 128, 256) and an odd one
 /// (96), over key counts whose runs end mid-step and mid-chunk, with
 /// scattered masks and peaked softmaxes: the f64 reference on every
@@ -317,18 +334,7 @@ fn q8_decode_matches_the_reference_at_common_head_widths() {
                 mask,
                 scale: None,
             };
-            let want = case.reference();
-            for backend in backends() {
-                let (flash, direct) = with_backend(backend, || case.run()).unwrap();
-                for (path, got) in [("decode", &flash), ("weights", &direct)] {
-                    for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
-                        assert!(
-                            (g as f64 - w).abs() <= 5e-5 + 1e-4 * w.abs(),
-                            "Ev {ev}, S {kv_len}, variant {variant}, {path} on {backend}: out[{i}] {g} vs {w}"
-                        );
-                    }
-                }
-            }
+            assert_near_reference(&case, &format!("Ev {ev}, S {kv_len}, variant {variant}"));
         }
     }
 }
@@ -378,18 +384,7 @@ fn q8_keys_match_the_reference_at_the_integer_pass_widths() {
                 mask: MaskData::None,
                 scale: None,
             };
-            let want = case.reference();
-            for backend in backends() {
-                let (flash, direct) = with_backend(backend, || case.run()).unwrap();
-                for (path, got) in [("decode", &flash), ("weights", &direct)] {
-                    for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
-                        assert!(
-                            (g as f64 - w).abs() <= 5e-5 + 1e-4 * w.abs(),
-                            "E {e}, S {kv_len}, variant {variant}, {path} on {backend}: out[{i}] {g} vs {w}"
-                        );
-                    }
-                }
-            }
+            assert_near_reference(&case, &format!("E {e}, S {kv_len}, variant {variant}"));
         }
     }
 }

@@ -25,9 +25,9 @@
 //! first half, so a tile finds its four strips where the f32 tile would.
 
 use crate::kernels::packed_panels::STRIP;
+use crate::simd::asked_once::AskedOnce;
 use crate::simd::vendor::{Vendor, vendor};
 use core::arch::x86_64::*;
-use core::sync::atomic::{AtomicU8, Ordering};
 
 /// Query rows per microkernel call: 6 × 4 accumulators, 4 key vectors and a
 /// broadcast are 29 of the 32 registers, as for the f32 tile.
@@ -41,16 +41,8 @@ pub(crate) const TILE_KEYS: usize = STRIPS * STRIP;
 /// AVX-512F and AVX-512 BF16 and is an AMD core (see the module docs).
 /// Asked once, then one relaxed atomic load.
 pub(crate) fn pays() -> bool {
-    /// 0: not asked yet; 1: yes; 2: no.
-    static ANSWER: AtomicU8 = AtomicU8::new(0);
-    match ANSWER.load(Ordering::Relaxed) {
-        0 => {
-            let yes = cpu_has_bf16_dot() && vendor() == Vendor::Amd;
-            ANSWER.store(if yes { 1 } else { 2 }, Ordering::Relaxed);
-            yes
-        }
-        answer => answer == 1,
-    }
+    static ANSWER: AskedOnce = AskedOnce::new();
+    ANSWER.get(|| cpu_has_bf16_dot() && vendor() == Vendor::Amd)
 }
 
 #[cold]

@@ -44,10 +44,10 @@
 //! so the query keeps its 21 bits. Intel cores were not measured and keep
 //! the f32 pass ([`pays`]).
 
+use crate::simd::asked_once::AskedOnce;
 use crate::simd::vendor::{Vendor, vendor};
 use crate::storage::Q8_BLOCK;
 use core::arch::x86_64::*;
-use core::sync::atomic::{AtomicU8, Ordering};
 
 /// Key values per vector: 64 bytes, two q8 blocks.
 const BYTES: usize = 64;
@@ -62,16 +62,8 @@ const STEPS: usize = 4;
 /// AVX-512 VNNI and is an AMD core (the only cores it was measured on: see
 /// the module docs). Asked once, then one relaxed atomic load.
 pub(crate) fn pays() -> bool {
-    /// 0: not asked yet; 1: yes; 2: no.
-    static ANSWER: AtomicU8 = AtomicU8::new(0);
-    match ANSWER.load(Ordering::Relaxed) {
-        0 => {
-            let yes = cpu_has_vnni() && vendor() == Vendor::Amd;
-            ANSWER.store(if yes { 1 } else { 2 }, Ordering::Relaxed);
-            yes
-        }
-        answer => answer == 1,
-    }
+    static ANSWER: AskedOnce = AskedOnce::new();
+    ANSWER.get(|| cpu_has_vnni() && vendor() == Vendor::Amd)
 }
 
 #[cold]

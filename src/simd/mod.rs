@@ -8,6 +8,8 @@
 //! `cargo build --release` runs AVX2 or AVX-512 where the CPU has it.
 
 #[cfg(simd_attention_x86_backends)]
+pub(crate) mod asked_once;
+#[cfg(simd_attention_x86_backends)]
 mod avx2;
 #[cfg(simd_attention_x86_backends)]
 mod avx512;
