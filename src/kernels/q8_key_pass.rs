@@ -12,7 +12,7 @@
 //! Each 32-value block `b` of the query (the blocks of the keys' scales) is
 //! scaled by a power of two `2^e_b` that puts its largest magnitude in
 //! `[2¹⁹, 2²⁰)` and rounded to an integer `q̂_j`, |q̂_j| ≤ 2²⁰: 21 bits, so
-//! `|q_j − q̂_j·2^{−e_b}| ≤ 2^{−21}·2·max_b|q|`, against f32's `2^{−24}·|q_j|`.
+//! `|q_j − q̂_j·2^{−e_b}| ≤ 2^{−20}·max_b|q|`, against f32's `2^{−24}·|q_j|`.
 //! Each `q̂_j` is written as three signed digits, `q̂ = d₂·2¹⁶ + d₁·2⁸ +
 //! d₀` with `d₁, d₀ ∈ [−128, 127]` and `|d₂| ≤ 16`.
 //!
@@ -239,13 +239,13 @@ unsafe fn chunk<const Z: usize>(d: &QueryDigits, keys: *const i8, scales: *const
         count += 1;
         if count == left.len() {
             // SAFETY: every row is below n.
-            unsafe { finish::<Z>(&p, keys, scales, (row_bytes, row_scales), &left, count, scale, scores) };
+            unsafe { score_leftover_rows::<Z>(&p, keys, scales, (row_bytes, row_scales), &left, count, scale, scores) };
             count = 0;
         }
     }
     if count > 0 {
         // SAFETY: as above.
-        unsafe { finish::<Z>(&p, keys, scales, (row_bytes, row_scales), &left, count, scale, scores) };
+        unsafe { score_leftover_rows::<Z>(&p, keys, scales, (row_bytes, row_scales), &left, count, scale, scores) };
     }
 }
 
@@ -255,7 +255,7 @@ unsafe fn chunk<const Z: usize>(d: &QueryDigits, keys: *const i8, scales: *const
 /// As [`chunk`], with every row below `n`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512vnni")]
-unsafe fn finish<const Z: usize>(
+unsafe fn score_leftover_rows<const Z: usize>(
     p: &Prepared<Z>,
     keys: *const i8,
     scales: *const f32,
@@ -336,6 +336,28 @@ unsafe fn row_lanes<const Z: usize>(p: &Prepared<Z>, keys: *const i8, scales: *c
     }
 }
 
+/// `shuffle(a, b, LO) + shuffle(a, b, HI)` by whole 128-bit quarters: one
+/// halving of [`reduce_rows`].
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[inline(always)]
+unsafe fn add_quarters<const LO: i32, const HI: i32>(a: __m512, b: __m512) -> __m512 {
+    // SAFETY: the caller's CPU has AVX-512F.
+    unsafe { _mm512_add_ps(_mm512_shuffle_f32x4::<LO>(a, b), _mm512_shuffle_f32x4::<HI>(a, b)) }
+}
+
+/// `shuffle(a, b, LO) + shuffle(a, b, HI)` within each quarter: one
+/// halving of [`reduce_steps`].
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[inline(always)]
+unsafe fn add_within_quarters<const LO: i32, const HI: i32>(a: __m512, b: __m512) -> __m512 {
+    // SAFETY: the caller's CPU has AVX-512F.
+    unsafe { _mm512_add_ps(_mm512_shuffle_ps::<LO>(a, b), _mm512_shuffle_ps::<HI>(a, b)) }
+}
+
 /// Four rows' lanes summed by the first two halvings of the fixed order
 /// (`x_i + x_{i+8}`, then `+4`): quarter `r` holds row `r`'s four sums.
 ///
@@ -346,16 +368,10 @@ unsafe fn reduce_rows(rows: [__m512; 4]) -> __m512 {
     // SAFETY: the caller's CPU has AVX-512F.
     unsafe {
         // [a.q0, a.q1, b.q0, b.q1] + [a.q2, a.q3, b.q2, b.q3]: rows a and b's x_i + x_{i+8}.
-        let a = _mm512_add_ps(
-            _mm512_shuffle_f32x4::<0b01_00_01_00>(rows[0], rows[1]),
-            _mm512_shuffle_f32x4::<0b11_10_11_10>(rows[0], rows[1]),
-        );
-        let b = _mm512_add_ps(
-            _mm512_shuffle_f32x4::<0b01_00_01_00>(rows[2], rows[3]),
-            _mm512_shuffle_f32x4::<0b11_10_11_10>(rows[2], rows[3]),
-        );
+        let a = add_quarters::<0b01_00_01_00, 0b11_10_11_10>(rows[0], rows[1]);
+        let b = add_quarters::<0b01_00_01_00, 0b11_10_11_10>(rows[2], rows[3]);
         // [a.q0, a.q2, b.q0, b.q2] + [a.q1, a.q3, b.q1, b.q3].
-        _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(a, b), _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b))
+        add_quarters::<0b10_00_10_00, 0b11_01_11_01>(a, b)
     }
 }
 
@@ -369,16 +385,10 @@ unsafe fn reduce_steps(steps: [__m512; 4]) -> __m512 {
     // SAFETY: the caller's CPU has AVX-512F.
     unsafe {
         // Within each quarter: [g0 + g2, g1 + g3, h0 + h2, h1 + h3].
-        let c0 = _mm512_add_ps(
-            _mm512_shuffle_ps::<0b01_00_01_00>(steps[0], steps[1]),
-            _mm512_shuffle_ps::<0b11_10_11_10>(steps[0], steps[1]),
-        );
-        let c1 = _mm512_add_ps(
-            _mm512_shuffle_ps::<0b01_00_01_00>(steps[2], steps[3]),
-            _mm512_shuffle_ps::<0b11_10_11_10>(steps[2], steps[3]),
-        );
+        let c0 = add_within_quarters::<0b01_00_01_00, 0b11_10_11_10>(steps[0], steps[1]);
+        let c1 = add_within_quarters::<0b01_00_01_00, 0b11_10_11_10>(steps[2], steps[3]);
         // [m0 + m1, m2 + m3, n0 + n1, n2 + n3].
-        _mm512_add_ps(_mm512_shuffle_ps::<0b10_00_10_00>(c0, c1), _mm512_shuffle_ps::<0b11_01_11_01>(c0, c1))
+        add_within_quarters::<0b10_00_10_00, 0b11_01_11_01>(c0, c1)
     }
 }
 
